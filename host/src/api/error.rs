@@ -1,0 +1,206 @@
+//! RFC 9457 problem responses: the one error type every handler returns.
+//!
+//! Each problem carries a stable `code` (clients switch on it) and, when one input field
+//! is at fault, `field`. Domain errors map here; nothing below the API knows about HTTP.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthError;
+use crate::runtime::trust::TrustError;
+use crate::runtime::{CallError, LifecycleError};
+use crate::store::StoreError;
+
+/// An `application/problem+json` body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// `about:blank`: the `code` says what happened.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `invalid-field`, `plugin-not-found`.
+    pub code: String,
+    /// The offending input field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error on its way to becoming a problem response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// 422 for a value that parsed but is not acceptable.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", detail).field(field)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid bearer token is required: log in with POST /api/v1/auth/login",
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            kind: "about:blank".into(),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code.to_owned(),
+            field: self.field,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", e.to_string())
+            }
+            AuthError::InvalidToken => ApiError::unauthorized(),
+            AuthError::Store(e) => e.into(),
+            AuthError::Hashing(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<TrustError> for ApiError {
+    fn from(e: TrustError) -> Self {
+        let detail = e.to_string();
+        match e {
+            TrustError::UnsignedRefused => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsigned-package", detail).field("signature")
+            }
+            TrustError::UnknownKey(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-signing-key", detail)
+                    .field("signature.keyId")
+            }
+            TrustError::BadSignature(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", detail).field("signature")
+            }
+            TrustError::Invalid { field, message } => ApiError::invalid(field, message),
+            TrustError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        let detail = e.to_string();
+        match e {
+            CallError::NotEnabled(_) => ApiError::new(StatusCode::CONFLICT, "plugin-not-enabled", detail),
+            CallError::Timeout { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "plugin-timeout", detail),
+            CallError::Trap { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "plugin-trapped", detail),
+            CallError::OutputTooLarge { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "plugin-output-too-large", detail)
+            }
+            CallError::Host { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin-unavailable", detail),
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        use LifecycleError as E;
+        let detail = e.to_string();
+        let unprocessable = |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone());
+        match e {
+            E::NotFound(_) => ApiError::not_found("plugin-not-found", detail),
+            E::AlreadyInstalled(_) => ApiError::new(StatusCode::CONFLICT, "plugin-exists", detail),
+            E::NotEnabled(_) => ApiError::new(StatusCode::CONFLICT, "plugin-not-enabled", detail),
+            E::Manifest(m) => ApiError::invalid(m.field, m.message).with_code("invalid-manifest"),
+            E::Invalid { field, message } => ApiError::invalid(field, message),
+            E::Compile(_) => unprocessable("component-invalid").field("component"),
+            E::WorldMismatch { .. } => unprocessable("world-mismatch").field("component"),
+            E::MetaMismatch { field, .. } => unprocessable("meta-mismatch").field(format!("manifest.{field}")),
+            E::Ungranted(u) => unprocessable("ungranted-import").field(format!("grants ({})", u.import)),
+            E::Trust(t) => t.into(),
+            E::VersionConflict { .. } => ApiError::new(StatusCode::CONFLICT, "version-conflict", detail),
+            E::UnknownVersion { .. } => unprocessable("unknown-version").field("version"),
+            E::AlreadyActive(_) => ApiError::new(StatusCode::CONFLICT, "already-active", detail),
+            E::NothingToRollBack(_) => ApiError::new(StatusCode::CONFLICT, "no-previous-version", detail),
+            E::Invoke(crate::runtime::worlds::InvokeError::UnknownFunction { .. }) => {
+                unprocessable("unknown-function").field("function")
+            }
+            E::Invoke(crate::runtime::worlds::InvokeError::InvalidInput { field, message }) => {
+                ApiError::invalid(field, message)
+            }
+            E::Call(c) => c.into(),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl ApiError {
+    fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+}

@@ -1,0 +1,96 @@
+//! A small REST client for the admin CLI: bearer token, problem+json errors as messages.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A failed request, rendered for a terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach {server}: {source}")]
+    Unreachable { server: String, source: reqwest::Error },
+    #[error("{detail} (HTTP {status}, code {code}{})", .field.as_deref().map(|f| format!(", field {f}")).unwrap_or_default())]
+    Problem {
+        status: u16,
+        code: String,
+        detail: String,
+        field: Option<String>,
+    },
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        Ok(Self {
+            http,
+            server: server.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    pub async fn send<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<Value>, ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.server));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|source| ClientError::Unreachable {
+            server: self.server.clone(),
+            source,
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            return serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| ClientError::Unexpected(format!("{e}: {text}")));
+        }
+        let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Err(ClientError::Problem {
+            status: status.as_u16(),
+            code: problem["code"].as_str().unwrap_or("unknown").to_owned(),
+            detail: problem["detail"].as_str().map(str::to_owned).unwrap_or(text),
+            field: problem["field"].as_str().map(str::to_owned),
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let value = self.send::<()>(reqwest::Method::GET, path, None).await?.unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|e| ClientError::Unexpected(e.to_string()))
+    }
+
+    pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
+        Ok(self.send(reqwest::Method::POST, path, Some(body)).await?.unwrap_or(Value::Null))
+    }
+
+    pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
+        Ok(self.send(reqwest::Method::PUT, path, Some(body)).await?.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send::<()>(reqwest::Method::DELETE, path, None).await.map(|_| ())
+    }
+}

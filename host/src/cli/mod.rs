@@ -1,0 +1,151 @@
+//! The `wharf` command line: `serve`, and admin commands that talk to a running server
+//! over REST (`--server`/`WHARF_SERVER`, `--token`/`WHARF_TOKEN`).
+
+mod client;
+mod plugin;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::runtime::HostLimits;
+use crate::serve::ServeOptions;
+
+pub use client::{Client, ClientError};
+
+#[derive(Parser)]
+#[command(name = "wharf", version, about = "Application delivery for Kubernetes, extended by WebAssembly plugins")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the admin commands send their requests.
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// Base URL of a running Wharf.
+    #[arg(long, env = "WHARF_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// Bearer token (from `wharf login`).
+    #[arg(long, env = "WHARF_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print raw JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl Remote {
+    fn client(&self) -> Result<Client, ClientError> {
+        Client::new(&self.server, self.token.clone())
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the Wharf server.
+    Serve(ServeArgs),
+    /// Logs in and prints a bearer token (use it as WHARF_TOKEN).
+    Login {
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// The password; read from WHARF_PASSWORD when not given.
+        #[arg(long, env = "WHARF_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Installs, enables, upgrades and inspects plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WHARF_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where storage and the compiled-plugin cache live.
+    #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
+    data_dir: PathBuf,
+    /// Password of the `admin` user created on first start (generated when unset).
+    #[arg(long, env = "WHARF_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Lifetime of session tokens, in seconds.
+    #[arg(long, env = "WHARF_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
+    token_ttl_secs: u64,
+    /// Concurrent plugin instances (pooling-allocator slots).
+    #[arg(long, env = "WHARF_PLUGIN_SLOTS", default_value_t = 64)]
+    plugin_slots: u32,
+    /// Ceiling on any plugin's linear memory, in MiB (also sizes each pool slot).
+    #[arg(long, env = "WHARF_PLUGIN_MEMORY_CEILING_MIB", default_value_t = 128)]
+    plugin_memory_ceiling_mib: u64,
+    /// Traps within the window that disable a plugin automatically.
+    #[arg(long, env = "WHARF_PLUGIN_TRAP_LIMIT", default_value_t = 5)]
+    plugin_trap_limit: u32,
+    /// The auto-disable window, in seconds.
+    #[arg(long, env = "WHARF_PLUGIN_TRAP_WINDOW_SECS", default_value_t = 60)]
+    plugin_trap_window_secs: u64,
+}
+
+impl ServeArgs {
+    fn into_options(self) -> ServeOptions {
+        let limits = HostLimits {
+            instance_slots: self.plugin_slots.max(1),
+            max_memory_bytes: self.plugin_memory_ceiling_mib.max(1) * 1024 * 1024,
+            trap_limit: self.plugin_trap_limit.max(1),
+            trap_window: Duration::from_secs(self.plugin_trap_window_secs.max(1)),
+            ..HostLimits::default()
+        };
+        let limits = HostLimits {
+            default_memory_bytes: limits.default_memory_bytes.min(limits.max_memory_bytes),
+            ..limits
+        };
+        ServeOptions {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            admin_password: self.admin_password.filter(|p| !p.is_empty()),
+            token_ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
+            limits,
+        }
+    }
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Serve(args) => crate::serve::run(args.into_options()).await,
+        Command::Login { username, password, remote } => login(&remote, &username, &password).await,
+        Command::Plugin { command, remote } => plugin::run(command, &remote).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    }
+}
+
+async fn login(remote: &Remote, username: &str, password: &str) -> anyhow::Result<()> {
+    let client = remote.client()?;
+    let response = client
+        .post("/api/v1/auth/login", &serde_json::json!({"username": username, "password": password}))
+        .await?;
+    if remote.json {
+        println!("{response}");
+    } else {
+        let token = response["token"].as_str().unwrap_or_default();
+        println!("{token}");
+        eprintln!(
+            "token expires at {}; use it with: export WHARF_TOKEN={token}",
+            response["expiresAt"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Wharf host: storage, identity, the HTTP surface and the WebAssembly plugin runtime.
+
+pub mod api;
+pub mod artifacts;
+pub mod auth;
+pub mod cli;
+pub mod runtime;
+pub mod serve;
+pub mod store;

@@ -1,0 +1,31 @@
+//! Host-side bindings generated from wit/: the host interfaces once, then one module per
+//! plugin world that reuses them.
+
+/// `wharf:host@0.1.0`: the traits each host interface implements.
+pub mod host {
+    wasmtime::component::bindgen!({
+        path: "../wit/host",
+        world: "imports",
+    });
+}
+
+macro_rules! world_bindings {
+    ($module:ident, $world:literal) => {
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: "../wit/plugin",
+                world: $world,
+                exports: { default: async },
+                with: { "wharf:host": crate::runtime::bindings::host::wharf::host },
+            });
+        }
+    };
+}
+
+world_bindings!(authorizer, "authorizer");
+world_bindings!(marketplace, "marketplace");
+world_bindings!(gray_router, "gray-router");
+world_bindings!(step, "pipeline-step");
+world_bindings!(artifact_policy, "artifact-policy");
+
+pub use host::wharf::host::types::HostError;

@@ -1,0 +1,161 @@
+//! The one path every plugin call takes.
+//!
+//! 1. take the plugin's current [`ActivePlugin`] (an upgrade never affects a call that
+//!    already started) and a pool slot (calls beyond the pool wait, they do not fail);
+//! 2. build a fresh `Store` with the memory limiter, fuel, and an epoch callback that
+//!    yields to the executor every tick and traps at the deadline;
+//! 3. run the caller's closure under a `tokio` timeout at the same deadline, which also
+//!    bounds time spent in host awaits such as outbound HTTP;
+//! 4. account: latency, peak memory, fuel, traps (auto-disabling a plugin that traps too
+//!    often), output size; move captured stdio into the log ring; commit kv writes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::state::PluginState;
+use super::{ActivePlugin, Runtime, WorldPre};
+
+/// The future a call closure returns: the result and its size in bytes.
+pub type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<(R, usize)>> + Send + 'a>>;
+
+/// Why a plugin call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin `{0}` is not enabled")]
+    NotEnabled(String),
+    #[error("plugin `{id}` ran past its deadline of {timeout_ms} ms and was stopped")]
+    Timeout { id: String, timeout_ms: u64 },
+    #[error("plugin `{id}` trapped: {reason}")]
+    Trap { id: String, reason: String },
+    #[error("plugin `{id}` returned {size} bytes, over its output limit of {limit} bytes")]
+    OutputTooLarge { id: String, size: usize, limit: u64 },
+    #[error("plugin `{id}` failed: {reason}")]
+    Host { id: String, reason: String },
+}
+
+/// Grace beyond the deadline for the epoch trap to land before the timeout fires.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(20);
+
+impl Runtime {
+    /// Calls into the enabled version of plugin `id`.
+    pub async fn call<R, F>(&self, id: &str, f: F) -> Result<R, CallError>
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
+    {
+        let plugin = self
+            .active(id)
+            .ok_or_else(|| CallError::NotEnabled(id.to_owned()))?;
+        self.call_version(&plugin, f).await
+    }
+
+    /// Calls into a specific version (used for install-time inspection too).
+    pub(crate) async fn call_version<R, F>(&self, plugin: &Arc<ActivePlugin>, f: F) -> Result<R, CallError>
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
+    {
+        let ctx = plugin.context.clone();
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallError::Host { id: ctx.id.clone(), reason: "runtime is shutting down".into() })?;
+        let started = Instant::now();
+        let timeout = Duration::from_millis(ctx.limits.timeout_ms);
+        let deadline = started + timeout;
+
+        let mut store = Store::new(&self.inner.engine, PluginState::new(ctx.clone()));
+        store.limiter(|state| &mut state.limiter);
+        let fuel_budget = ctx.limits.fuel.unwrap_or(u64::MAX);
+        store
+            .set_fuel(fuel_budget)
+            .map_err(|e| CallError::Host { id: ctx.id.clone(), reason: e.to_string() })?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let outcome = tokio::time::timeout(timeout + TIMEOUT_GRACE, f(&mut store, &plugin.pre)).await;
+        let elapsed = started.elapsed();
+
+        let stats = &ctx.stats;
+        stats.calls.fetch_add(1, Ordering::Relaxed);
+        stats.record_latency(elapsed);
+        stats.record_memory(store.data().limiter.peak as u64);
+        if let Ok(left) = store.get_fuel() {
+            stats.fuel_used.fetch_add(fuel_budget - left, Ordering::Relaxed);
+        }
+        metrics::histogram!("wharf_plugin_call_seconds", "plugin" => ctx.id.clone())
+            .record(elapsed.as_secs_f64());
+
+        let result = match outcome {
+            Ok(Ok((value, size))) if (size as u64) <= ctx.limits.max_output_bytes => Ok(value),
+            Ok(Ok((_, size))) => Err(CallError::OutputTooLarge {
+                id: ctx.id.clone(),
+                size,
+                limit: ctx.limits.max_output_bytes,
+            }),
+            Ok(Err(error)) if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                Err(CallError::Timeout { id: ctx.id.clone(), timeout_ms: ctx.limits.timeout_ms })
+            }
+            Ok(Err(error)) => Err(CallError::Trap { id: ctx.id.clone(), reason: trap_reason(&error) }),
+            Err(_elapsed) => {
+                Err(CallError::Timeout { id: ctx.id.clone(), timeout_ms: ctx.limits.timeout_ms })
+            }
+        };
+
+        store.data().flush_captured_output();
+        let wrote_kv = store.data().budget.wrote_kv;
+        drop(store);
+        if wrote_kv {
+            if let Err(e) = self.inner.store.commit().await {
+                tracing::error!(plugin = %ctx.id, error = %e, "committing plugin kv writes failed");
+            }
+        }
+
+        let outcome_label = match &result {
+            Ok(_) => "ok",
+            Err(CallError::Timeout { .. }) => "timeout",
+            Err(CallError::Trap { .. }) => "trap",
+            Err(_) => "error",
+        };
+        metrics::counter!("wharf_plugin_calls_total", "plugin" => ctx.id.clone(), "outcome" => outcome_label)
+            .increment(1);
+        if let Err(error) = &result {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            ctx.ring.host_line("error", &ctx.version, error.to_string());
+            if matches!(error, CallError::Timeout { .. } | CallError::Trap { .. }) {
+                if matches!(error, CallError::Timeout { .. }) {
+                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                let recent = stats.record_trap(self.inner.limits.trap_window);
+                if recent >= self.inner.limits.trap_limit {
+                    self.auto_disable(&ctx.id, &ctx.version, recent, error).await;
+                }
+            }
+        }
+        result
+    }
+}
+
+/// The first line of a trap's error chain plus the guest's own message when there is one.
+fn trap_reason(error: &wasmtime::Error) -> String {
+    let full = format!("{error:#}");
+    let mut lines = full.lines();
+    let first = lines.next().unwrap_or("unknown trap").to_owned();
+    match error.downcast_ref::<Trap>() {
+        Some(trap) if !first.contains(&trap.to_string()) => format!("{first}: {trap}"),
+        _ => first,
+    }
+}

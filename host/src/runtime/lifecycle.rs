@@ -1,0 +1,693 @@
+//! Plugin lifecycle: installed → enabled ⇄ disabled → removed, plus upgrade and rollback.
+//!
+//! Install verifies a package (manifest, digest, signature), compiles it into the cache,
+//! checks it implements its declared world and that `meta.info` agrees with the manifest.
+//! Enable resolves the admin-approved grants into a linker and a context and publishes the
+//! result; upgrade and rollback publish another version the same way, atomically. Every
+//! change is recorded as an event on the plugin and stored durably before it is answered.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use wasmtime::component::Component;
+
+use crate::store::StoreError;
+
+use super::call::CallError;
+use super::grants::{self, UngrantedImport};
+use super::http::AllowList;
+use super::kv::KvNamespace;
+use super::limits::EffectiveLimits;
+use super::manifest::{Grants, Manifest, ManifestError};
+use super::registry::{Event, PluginRecord, PluginStatus, Source, VersionRecord};
+use super::state::PluginContext;
+use super::stats::StatsView;
+use super::trust::{PackageSignature, TrustError, sha256_hex};
+use super::worlds::{self, Invocation, InvokeError, WorldPre};
+use super::{ActivePlugin, Runtime};
+
+/// A package as uploaded.
+pub struct PackageUpload {
+    pub manifest_text: String,
+    pub component: Vec<u8>,
+    pub signature: Option<PackageSignature>,
+    /// When given, the component's digest must match (pinning).
+    pub expected_sha256: Option<String>,
+}
+
+/// What an upgrade moves to.
+pub enum UpgradeTarget {
+    Package(PackageUpload),
+    Version(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("plugin `{0}` is not installed")]
+    NotFound(String),
+    #[error("plugin `{0}` is already installed; upload new versions with upgrade")]
+    AlreadyInstalled(String),
+    #[error("plugin `{0}` is not enabled")]
+    NotEnabled(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error("the component does not implement the `{world}` world its manifest declares: {detail}")]
+    WorldMismatch { world: String, detail: String },
+    #[error("meta.info says {field} is `{actual}`, the manifest says `{expected}`")]
+    MetaMismatch {
+        field: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot enable: {0}")]
+    Ungranted(#[from] UngrantedImport),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("version {version} of `{id}` is already installed with a different digest ({sha256})")]
+    VersionConflict {
+        id: String,
+        version: String,
+        sha256: String,
+    },
+    #[error("plugin `{id}` has no version {version}")]
+    UnknownVersion { id: String, version: String },
+    #[error("version {0} is already the active version")]
+    AlreadyActive(String),
+    #[error("plugin `{0}` has no previous version to roll back to")]
+    NothingToRollBack(String),
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> LifecycleError {
+    LifecycleError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// One version as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView {
+    pub version: String,
+    pub sha256: String,
+    pub source: Source,
+    pub signed_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub installed_at: OffsetDateTime,
+    pub installed_by: String,
+    pub active: bool,
+}
+
+/// Grants asked for by the active version vs approved by the admin.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantsView {
+    pub requested: Grants,
+    pub approved: Option<Grants>,
+}
+
+/// A plugin as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginView {
+    pub id: String,
+    pub status: PluginStatus,
+    pub world: super::World,
+    pub description: String,
+    pub active_version: String,
+    /// The version actually serving calls now (differs from `activeVersion` only while disabled).
+    pub serving_version: Option<String>,
+    pub manifest: Manifest,
+    pub grants: GrantsView,
+    pub limits: EffectiveLimits,
+    pub config: Value,
+    pub versions: Vec<VersionView>,
+    /// Versions rollback returns to, most recent last.
+    pub history: Vec<String>,
+    pub disabled_reason: Option<String>,
+    pub stats: StatsView,
+    pub events: Vec<Event>,
+    pub functions: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+    pub created_by: String,
+}
+
+/// A version checked and compiled, not yet stored.
+struct PreparedVersion {
+    record: VersionRecord,
+    bytes: Vec<u8>,
+}
+
+impl Runtime {
+    /// The API view of a record.
+    pub fn view(&self, record: &PluginRecord) -> PluginView {
+        let active = record.active();
+        let manifest = active.map(|v| v.manifest.clone()).unwrap_or_else(|| Manifest {
+            id: record.id.clone(),
+            version: record.active_version.clone(),
+            world: super::World::Step,
+            description: String::new(),
+            grants: Grants::default(),
+            limits: Default::default(),
+        });
+        PluginView {
+            id: record.id.clone(),
+            status: record.status,
+            world: manifest.world,
+            description: manifest.description.clone(),
+            active_version: record.active_version.clone(),
+            serving_version: self.active(&record.id).map(|p| p.version().to_owned()),
+            grants: GrantsView {
+                requested: manifest.grants.clone(),
+                approved: record.approved_grants.clone(),
+            },
+            limits: self.inner.limits.resolve(&manifest.limits),
+            config: record.settings.clone(),
+            versions: record
+                .versions
+                .iter()
+                .map(|v| VersionView {
+                    version: v.version.clone(),
+                    sha256: v.sha256.clone(),
+                    source: v.source,
+                    signed_by: v.signed_by.clone(),
+                    installed_at: v.installed_at,
+                    installed_by: v.installed_by.clone(),
+                    active: v.version == record.active_version,
+                })
+                .collect(),
+            history: record.history.clone(),
+            disabled_reason: record.disabled_reason.clone(),
+            stats: self.stats(&record.id),
+            events: record.events.clone(),
+            functions: worlds::functions(manifest.world).iter().map(|s| s.to_string()).collect(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            created_by: record.created_by.clone(),
+            manifest,
+        }
+    }
+
+    fn record(&self, id: &str) -> Result<PluginRecord, LifecycleError> {
+        self.inner
+            .registry
+            .get(id)?
+            .ok_or_else(|| LifecycleError::NotFound(id.to_owned()))
+    }
+
+    /// Loads (or compiles) the component pinned by `sha256`.
+    async fn component(&self, sha256: &str, bytes: Option<Vec<u8>>) -> Result<Component, LifecycleError> {
+        let runtime = self.clone();
+        let sha = sha256.to_owned();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let registry = runtime.inner.registry.clone();
+            runtime.inner.cache.load_or_compile(&runtime.inner.engine, &sha, || match bytes {
+                Some(b) => Ok(b),
+                None => registry
+                    .get_blob(&sha)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("the component {sha} is missing from storage")),
+            })
+        })
+        .await
+        .map_err(|e| LifecycleError::Compile(e.to_string()))?;
+        loaded.map(|(component, _)| component).map_err(LifecycleError::Compile)
+    }
+
+    /// Links `component` with `grants` into a ready-to-call plugin.
+    fn link(
+        &self,
+        id: &str,
+        manifest: &Manifest,
+        component: &Component,
+        grants: &Grants,
+        settings: Value,
+    ) -> Result<ActivePlugin, LifecycleError> {
+        let engine = &self.inner.engine;
+        grants::check_imports(engine, component, grants)?;
+        let linker = grants::linker_for(engine, grants)
+            .map_err(|e| invalid("grants", format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| invalid("component", format!("{e:#}")))?;
+        let pre = WorldPre::new(manifest.world, pre).map_err(|e| LifecycleError::WorldMismatch {
+            world: manifest.world.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+        let allow_patterns = grants.http.as_ref().map(|h| h.allow.clone()).unwrap_or_default();
+        let allow = AllowList::parse(&allow_patterns).map_err(|m| invalid("grants.http.allow", m))?;
+        let observed = self.observed(id);
+        let context = PluginContext {
+            id: id.to_owned(),
+            version: manifest.version.clone(),
+            kv: KvNamespace::new(self.inner.store.clone(), id),
+            settings: Arc::new(settings),
+            ring: observed.ring.clone(),
+            stats: observed.stats.clone(),
+            allow: Arc::new(allow),
+            limits: self.inner.limits.resolve(&manifest.limits),
+        };
+        Ok(ActivePlugin {
+            context: Arc::new(context),
+            pre,
+        })
+    }
+
+    async fn activate(
+        &self,
+        record: &PluginRecord,
+        version: &VersionRecord,
+        grants: &Grants,
+        settings: Value,
+    ) -> Result<Arc<ActivePlugin>, LifecycleError> {
+        let component = self.component(&version.sha256, None).await?;
+        Ok(Arc::new(self.link(&record.id, &version.manifest, &component, grants, settings)?))
+    }
+
+    /// Validates, verifies, compiles and inspects a package.
+    async fn prepare(
+        &self,
+        upload: PackageUpload,
+        source: Source,
+        actor: &str,
+    ) -> Result<PreparedVersion, LifecycleError> {
+        let manifest = Manifest::parse(&upload.manifest_text)?;
+        if upload.component.is_empty() {
+            return Err(invalid("component", "the component is empty"));
+        }
+        let sha256 = sha256_hex(&upload.component);
+        if let Some(expected) = &upload.expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(invalid(
+                    "sha256",
+                    format!("the component's digest is {sha256}, not the pinned {expected}"),
+                ));
+            }
+        }
+        let signed_by = match source {
+            Source::Bundled => None,
+            Source::Upload => self.inner.trust.verify(
+                &sha256,
+                &upload.manifest_text,
+                upload.signature.as_ref(),
+            )?,
+        };
+
+        let component = self.component(&sha256, Some(upload.component.clone())).await?;
+        let everything = grants::everything();
+        grants::check_imports(&self.inner.engine, &component, &everything)
+            .map_err(|e| invalid("component", e.to_string()))?;
+        let inspect = Arc::new(self.link(
+            &manifest.id,
+            &Manifest { grants: Grants::default(), ..manifest.clone() },
+            &component,
+            &everything,
+            Value::Object(Default::default()),
+        )?);
+        let info = self
+            .call_version(&inspect, |store, pre| {
+                Box::pin(async move {
+                    let info = worlds::meta_info(store, pre).await?;
+                    Ok((info, 0))
+                })
+            })
+            .await?;
+        for (field, expected, actual) in [
+            ("id", &manifest.id, &info.id),
+            ("version", &manifest.version, &info.version),
+            ("world", &manifest.world.to_string(), &info.world),
+        ] {
+            if expected != actual {
+                return Err(LifecycleError::MetaMismatch {
+                    field: field.to_owned(),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+        Ok(PreparedVersion {
+            record: VersionRecord {
+                version: manifest.version.clone(),
+                sha256,
+                manifest_text: upload.manifest_text,
+                manifest,
+                source,
+                signed_by,
+                installed_at: OffsetDateTime::now_utc(),
+                installed_by: actor.to_owned(),
+            },
+            bytes: upload.component,
+        })
+    }
+
+    /// Installs a new plugin (disabled until an admin enables it).
+    pub async fn install(&self, upload: PackageUpload, actor: &str) -> Result<PluginView, LifecycleError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        self.install_locked(upload, Source::Upload, actor).await
+    }
+
+    async fn install_locked(
+        &self,
+        upload: PackageUpload,
+        source: Source,
+        actor: &str,
+    ) -> Result<PluginView, LifecycleError> {
+        let id = Manifest::parse(&upload.manifest_text)?.id;
+        if self.inner.registry.get(&id)?.is_some() {
+            return Err(LifecycleError::AlreadyInstalled(id));
+        }
+        let prepared = self.prepare(upload, source, actor).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut record = PluginRecord {
+            id: id.clone(),
+            status: PluginStatus::Installed,
+            active_version: prepared.record.version.clone(),
+            history: Vec::new(),
+            versions: Vec::new(),
+            approved_grants: None,
+            settings: Value::Object(Default::default()),
+            disabled_reason: None,
+            events: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            created_by: actor.to_owned(),
+        };
+        record.push_event(
+            "installed",
+            actor,
+            format!("installed {} ({})", prepared.record.version, prepared.record.sha256),
+        );
+        self.inner.registry.put_blob(&prepared.record.sha256, &prepared.bytes)?;
+        record.versions.push(prepared.record);
+        self.inner.registry.save(&record).await?;
+        Ok(self.view(&record))
+    }
+
+    /// Enables the active version with the approved grants (default: what it requests).
+    pub async fn enable(
+        &self,
+        id: &str,
+        approved: Option<Grants>,
+        actor: &str,
+    ) -> Result<PluginView, LifecycleError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        self.enable_locked(id, approved, actor).await
+    }
+
+    async fn enable_locked(
+        &self,
+        id: &str,
+        approved: Option<Grants>,
+        actor: &str,
+    ) -> Result<PluginView, LifecycleError> {
+        let mut record = self.record(id)?;
+        let version = record
+            .active()
+            .cloned()
+            .ok_or_else(|| LifecycleError::UnknownVersion { id: id.into(), version: record.active_version.clone() })?;
+        let grants = approved.unwrap_or_else(|| version.manifest.grants.clone());
+        if let Some(http) = &grants.http {
+            for (i, pattern) in http.allow.iter().enumerate() {
+                super::http::AllowPattern::parse(pattern)
+                    .map_err(|m| invalid(&format!("grants.http.allow[{i}]"), m))?;
+            }
+        }
+        let plugin = match self.activate(&record, &version, &grants, record.settings.clone()).await {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                record.push_event("enable-failed", actor, error.to_string());
+                self.inner.registry.save(&record).await?;
+                return Err(error);
+            }
+        };
+        self.set_active(id, Some(plugin));
+        self.observed(id).stats.reset_trap_window();
+        record.status = PluginStatus::Enabled;
+        record.approved_grants = Some(grants);
+        record.disabled_reason = None;
+        record.push_event("enabled", actor, format!("enabled {}", version.version));
+        self.inner.registry.save(&record).await?;
+        Ok(self.view(&record))
+    }
+
+    /// Stops new calls; calls in flight finish.
+    pub async fn disable(&self, id: &str, actor: &str) -> Result<PluginView, LifecycleError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let mut record = self.record(id)?;
+        self.set_active(id, None);
+        record.status = PluginStatus::Disabled;
+        record.disabled_reason = Some(format!("disabled by {actor}"));
+        record.push_event("disabled", actor, format!("disabled {}", record.active_version));
+        self.inner.registry.save(&record).await?;
+        Ok(self.view(&record))
+    }
+
+    /// Moves to another version: a new package or one already installed.
+    pub async fn upgrade(
+        &self,
+        id: &str,
+        target: UpgradeTarget,
+        actor: &str,
+    ) -> Result<PluginView, LifecycleError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let mut record = self.record(id)?;
+        let version = match target {
+            UpgradeTarget::Version(version) => version,
+            UpgradeTarget::Package(upload) => {
+                let manifest = Manifest::parse(&upload.manifest_text)?;
+                if manifest.id != id {
+                    return Err(invalid(
+                        "manifest.id",
+                        format!("the package is `{}`, not `{id}`", manifest.id),
+                    ));
+                }
+                let sha256 = sha256_hex(&upload.component);
+                match record.version(&manifest.version) {
+                    Some(existing) if existing.sha256 != sha256 => {
+                        return Err(LifecycleError::VersionConflict {
+                            id: id.into(),
+                            version: manifest.version,
+                            sha256: existing.sha256.clone(),
+                        });
+                    }
+                    Some(existing) => existing.version.clone(),
+                    None => {
+                        let prepared = self.prepare(upload, Source::Upload, actor).await?;
+                        let version = prepared.record.version.clone();
+                        self.inner.registry.put_blob(&prepared.record.sha256, &prepared.bytes)?;
+                        record.push_event("version-added", actor, format!("added {version}"));
+                        record.versions.push(prepared.record);
+                        self.inner.registry.save(&record).await?;
+                        version
+                    }
+                }
+            }
+        };
+        self.switch_version(&mut record, &version, actor, false).await?;
+        Ok(self.view(&record))
+    }
+
+    /// Returns to the version that was active before the current one.
+    pub async fn rollback(&self, id: &str, actor: &str) -> Result<PluginView, LifecycleError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let mut record = self.record(id)?;
+        let previous = record
+            .history
+            .last()
+            .cloned()
+            .ok_or_else(|| LifecycleError::NothingToRollBack(id.to_owned()))?;
+        self.switch_version(&mut record, &previous, actor, true).await?;
+        Ok(self.view(&record))
+    }
+
+    /// Makes `version` active; when enabled, swaps the serving version atomically.
+    async fn switch_version(
+        &self,
+        record: &mut PluginRecord,
+        version: &str,
+        actor: &str,
+        rolling_back: bool,
+    ) -> Result<(), LifecycleError> {
+        if version == record.active_version {
+            return Err(LifecycleError::AlreadyActive(version.to_owned()));
+        }
+        let target = record
+            .version(version)
+            .cloned()
+            .ok_or_else(|| LifecycleError::UnknownVersion { id: record.id.clone(), version: version.to_owned() })?;
+        if record.status == PluginStatus::Enabled {
+            let grants = record.approved_grants.clone().unwrap_or_default();
+            let plugin = self.activate(record, &target, &grants, record.settings.clone()).await?;
+            self.set_active(&record.id, Some(plugin));
+        }
+        let from = std::mem::replace(&mut record.active_version, version.to_owned());
+        if rolling_back {
+            record.history.pop();
+            record.push_event("rolled-back", actor, format!("rolled back from {from} to {version}"));
+        } else {
+            record.history.push(from.clone());
+            record.push_event("upgraded", actor, format!("upgraded from {from} to {version}"));
+        }
+        self.inner.registry.save(record).await?;
+        Ok(())
+    }
+
+    /// Replaces the plugin's settings; an enabled plugin sees them on its next call.
+    pub async fn configure(&self, id: &str, settings: Value, actor: &str) -> Result<PluginView, LifecycleError> {
+        if !settings.is_object() {
+            return Err(invalid("config", "settings must be a JSON object"));
+        }
+        let _guard = self.inner.lifecycle.lock().await;
+        let mut record = self.record(id)?;
+        if let Some(current) = self.active(id) {
+            let refreshed = ActivePlugin {
+                context: Arc::new(PluginContext {
+                    settings: Arc::new(settings.clone()),
+                    ..current.context.as_ref().clone()
+                }),
+                pre: current.pre.clone(),
+            };
+            self.set_active(id, Some(Arc::new(refreshed)));
+        }
+        record.settings = settings;
+        record.push_event("configured", actor, "settings replaced");
+        self.inner.registry.save(&record).await?;
+        Ok(self.view(&record))
+    }
+
+    /// Removes the plugin, its versions and its kv namespace.
+    pub async fn uninstall(&self, id: &str, actor: &str) -> Result<(), LifecycleError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let record = self.record(id)?;
+        self.set_active(id, None);
+        self.inner.registry.remove(id).await?;
+        KvNamespace::new(self.inner.store.clone(), id).clear()?;
+        let shas: Vec<String> = record.versions.iter().map(|v| v.sha256.clone()).collect();
+        self.inner.registry.collect_blobs(&shas)?;
+        self.inner.store.commit().await?;
+        tracing::info!(plugin = id, actor, "plugin uninstalled");
+        Ok(())
+    }
+
+    /// Runs one world function from the admin console.
+    pub async fn invoke(&self, id: &str, function: &str, input: &Value) -> Result<Value, LifecycleError> {
+        let plugin = self.active(id).ok_or_else(|| LifecycleError::NotEnabled(id.to_owned()))?;
+        worlds::check_function(plugin.world(), function)?;
+        let invocation = Invocation::parse(function, input)?;
+        let output = self
+            .call_version(&plugin, move |store, pre| {
+                Box::pin(async move {
+                    let value = invocation.run(store, pre).await?;
+                    let size = value.to_string().len();
+                    Ok((value, size))
+                })
+            })
+            .await?;
+        Ok(output)
+    }
+
+    /// At start: serves every plugin that was enabled. A version that no longer loads is
+    /// disabled with the reason recorded.
+    pub async fn load_enabled(&self) -> Result<(), StoreError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        for mut record in self.inner.registry.list()? {
+            if record.status != PluginStatus::Enabled {
+                continue;
+            }
+            let Some(version) = record.active().cloned() else { continue };
+            let grants = record.approved_grants.clone().unwrap_or_default();
+            match self.activate(&record, &version, &grants, record.settings.clone()).await {
+                Ok(plugin) => self.set_active(&record.id, Some(plugin)),
+                Err(error) => {
+                    tracing::error!(plugin = %record.id, %error, "plugin failed to load; disabling it");
+                    record.status = PluginStatus::Disabled;
+                    record.disabled_reason = Some(format!("failed to load at start: {error}"));
+                    record.push_event("enable-failed", "wharf", error.to_string());
+                    self.inner.registry.save(&record).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs and enables the plugins embedded in the binary. A plugin the admin
+    /// uninstalled stays uninstalled; a newer bundled version replaces an older bundled one.
+    pub async fn install_bundled(&self, manifest_text: &str, component: &[u8]) -> Result<(), LifecycleError> {
+        let manifest = Manifest::parse(manifest_text)?;
+        let _guard = self.inner.lifecycle.lock().await;
+        if self.inner.registry.was_removed(&manifest.id)? {
+            return Ok(());
+        }
+        let upload = || PackageUpload {
+            manifest_text: manifest_text.to_owned(),
+            component: component.to_vec(),
+            signature: None,
+            expected_sha256: None,
+        };
+        let Some(mut record) = self.inner.registry.get(&manifest.id)? else {
+            self.install_locked(upload(), Source::Bundled, "wharf").await?;
+            self.enable_locked(&manifest.id, None, "wharf").await?;
+            return Ok(());
+        };
+        if record.version(&manifest.version).is_some() {
+            return Ok(());
+        }
+        let prepared = self.prepare(upload(), Source::Bundled, "wharf").await?;
+        self.inner.registry.put_blob(&prepared.record.sha256, &prepared.bytes)?;
+        record.push_event("version-added", "wharf", format!("bundled {} added", manifest.version));
+        record.versions.push(prepared.record);
+        let replace = record.active().is_some_and(|v| v.source == Source::Bundled);
+        if replace {
+            self.switch_version(&mut record, &manifest.version, "wharf", false).await?;
+        } else {
+            self.inner.registry.save(&record).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops serving a plugin that trapped too often and records why.
+    pub(super) async fn auto_disable(&self, id: &str, version: &str, traps: u32, last: &CallError) {
+        let serving_this = self.active(id).is_some_and(|p| p.version() == version);
+        if !serving_this {
+            return;
+        }
+        self.set_active(id, None);
+        let reason = format!(
+            "auto-disabled: {traps} traps within {} s (last: {last})",
+            self.inner.limits.trap_window.as_secs()
+        );
+        tracing::warn!(plugin = id, version, %reason);
+        let runtime = self.clone();
+        let id = id.to_owned();
+        // Persist outside the caller's path: the caller may hold the lifecycle lock.
+        tokio::spawn(async move {
+            let _guard = runtime.inner.lifecycle.lock().await;
+            let Ok(Some(mut record)) = runtime.inner.registry.get(&id) else { return };
+            record.status = PluginStatus::Disabled;
+            record.disabled_reason = Some(reason.clone());
+            record.push_event("auto-disabled", "wharf", reason);
+            if let Err(e) = runtime.inner.registry.save(&record).await {
+                tracing::error!(plugin = %id, error = %e, "recording an auto-disable failed");
+            }
+        });
+    }
+}

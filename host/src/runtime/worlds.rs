@@ -1,0 +1,542 @@
+//! The five plugin worlds on the host side: pre-instantiated components per world, the
+//! `meta` call every world shares, and JSON invocation of each world's functions (the
+//! admin's plugin console, `POST /api/v1/plugins/{id}/invoke`).
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use super::bindings::{artifact_policy, authorizer, gray_router, marketplace, step};
+use super::manifest::World;
+use super::state::PluginState;
+
+/// A component pre-linked and type-checked against its world.
+#[derive(Clone)]
+pub enum WorldPre {
+    Authorizer(authorizer::AuthorizerPre<PluginState>),
+    Marketplace(marketplace::MarketplacePre<PluginState>),
+    GrayRouter(gray_router::GrayRouterPre<PluginState>),
+    Step(step::PipelineStepPre<PluginState>),
+    ArtifactPolicy(artifact_policy::ArtifactPolicyPre<PluginState>),
+}
+
+impl WorldPre {
+    /// Type-checks the component's exports against `world`.
+    pub fn new(world: World, pre: InstancePre<PluginState>) -> wasmtime::Result<WorldPre> {
+        Ok(match world {
+            World::Authorizer => WorldPre::Authorizer(authorizer::AuthorizerPre::new(pre)?),
+            World::Marketplace => WorldPre::Marketplace(marketplace::MarketplacePre::new(pre)?),
+            World::GrayRouter => WorldPre::GrayRouter(gray_router::GrayRouterPre::new(pre)?),
+            World::Step => WorldPre::Step(step::PipelineStepPre::new(pre)?),
+            World::ArtifactPolicy => {
+                WorldPre::ArtifactPolicy(artifact_policy::ArtifactPolicyPre::new(pre)?)
+            }
+        })
+    }
+
+    pub fn world(&self) -> World {
+        match self {
+            WorldPre::Authorizer(_) => World::Authorizer,
+            WorldPre::Marketplace(_) => World::Marketplace,
+            WorldPre::GrayRouter(_) => World::GrayRouter,
+            WorldPre::Step(_) => World::Step,
+            WorldPre::ArtifactPolicy(_) => World::ArtifactPolicy,
+        }
+    }
+}
+
+/// What `meta.info` returned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub version: String,
+    pub description: String,
+    pub world: String,
+}
+
+macro_rules! meta_info {
+    ($pre:expr, $store:expr) => {{
+        let instance = $pre.instantiate_async(&mut *$store).await?;
+        let info = instance.wharf_plugin_meta().call_info(&mut *$store).await?;
+        PluginInfo {
+            id: info.id,
+            version: info.version,
+            description: info.description,
+            world: info.world,
+        }
+    }};
+}
+
+/// Calls `meta.info` on a fresh instance.
+pub async fn meta_info(
+    store: &mut Store<PluginState>,
+    pre: &WorldPre,
+) -> wasmtime::Result<PluginInfo> {
+    Ok(match pre {
+        WorldPre::Authorizer(p) => meta_info!(p, store),
+        WorldPre::Marketplace(p) => meta_info!(p, store),
+        WorldPre::GrayRouter(p) => meta_info!(p, store),
+        WorldPre::Step(p) => meta_info!(p, store),
+        WorldPre::ArtifactPolicy(p) => meta_info!(p, store),
+    })
+}
+
+/// Why a console invocation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("`{function}` is not a function of the {world} world; it offers: {offered}")]
+    UnknownFunction {
+        function: String,
+        world: World,
+        offered: String,
+    },
+    #[error("{field}: {message}")]
+    InvalidInput { field: String, message: String },
+}
+
+/// Functions each world offers to the console.
+pub fn functions(world: World) -> &'static [&'static str] {
+    match world {
+        World::Authorizer => &["meta.info", "authorize.check"],
+        World::Marketplace => &["meta.info", "catalog.search", "catalog.fetch"],
+        World::GrayRouter => &["meta.info", "router.validate", "router.render", "router.route"],
+        World::Step => &["meta.info", "step.describe", "step.run"],
+        World::ArtifactPolicy => &["meta.info", "policy.check-push", "policy.select-for-deletion"],
+    }
+}
+
+/// Validates a console request before any plugin code runs.
+pub fn check_function(world: World, function: &str) -> Result<(), InvokeError> {
+    if functions(world).contains(&function) {
+        Ok(())
+    } else {
+        Err(InvokeError::UnknownFunction {
+            function: function.to_owned(),
+            world,
+            offered: functions(world).join(", "),
+        })
+    }
+}
+
+fn parse<T: DeserializeOwned>(input: &Value) -> Result<T, InvokeError> {
+    serde_path_to_error::deserialize(input).map_err(|e| InvokeError::InvalidInput {
+        field: if e.path().to_string() == "." {
+            "input".to_owned()
+        } else {
+            format!("input.{}", e.path())
+        },
+        message: e.inner().to_string(),
+    })
+}
+
+/// JSON text from a plugin, parsed when it is JSON, else kept as a string.
+fn json_or_text(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// A parsed console request, ready to run against an instance.
+pub enum Invocation {
+    MetaInfo,
+    StepDescribe,
+    StepRun(step::exports::wharf::plugin::step::RunContext, String),
+    AuthorizeCheck(
+        authorizer::exports::wharf::plugin::authorize::Subject,
+        Vec<authorizer::exports::wharf::plugin::authorize::Request>,
+    ),
+    CatalogSearch(String, u32, u32),
+    CatalogFetch(String, Option<String>),
+    RouterValidate(String),
+    RouterRender(String, String),
+    RouterRoute(String, gray_router::exports::wharf::plugin::router::SampleRequest),
+    PolicyCheckPush(
+        artifact_policy::exports::wharf::plugin::policy::Artifact,
+        Option<artifact_policy::exports::wharf::plugin::policy::Artifact>,
+    ),
+    PolicySelect(String, Vec<artifact_policy::exports::wharf::plugin::policy::Artifact>),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StepRunInput {
+    #[serde(default)]
+    context: RunContextInput,
+    #[serde(default)]
+    params: Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunContextInput {
+    #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    step_id: String,
+    #[serde(default)]
+    attempt: u32,
+    state: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubjectInput {
+    id: String,
+    username: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RequestInput {
+    action: String,
+    resource: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CheckInput {
+    subject: SubjectInput,
+    requests: Vec<RequestInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SearchInput {
+    #[serde(default)]
+    query: String,
+    #[serde(default = "one")]
+    page: u32,
+    #[serde(default = "twenty")]
+    page_size: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn twenty() -> u32 {
+    20
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FetchInput {
+    app_id: String,
+    version: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RuleInput {
+    rule: Value,
+    #[serde(default)]
+    target: Value,
+    #[serde(default)]
+    sample: SampleInput,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SampleInput {
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    query: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    client_ip: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ArtifactInput {
+    repository: String,
+    reference: String,
+    digest: String,
+    #[serde(default)]
+    media_type: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    created_at: String,
+}
+
+impl From<ArtifactInput> for artifact_policy::exports::wharf::plugin::policy::Artifact {
+    fn from(a: ArtifactInput) -> Self {
+        Self {
+            repository: a.repository,
+            reference: a.reference,
+            digest: a.digest,
+            media_type: a.media_type,
+            size: a.size,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CheckPushInput {
+    candidate: ArtifactInput,
+    existing: Option<ArtifactInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SelectInput {
+    repository: String,
+    artifacts: Vec<ArtifactInput>,
+}
+
+fn json_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Invocation {
+    /// Parses `input` for `function` (already checked against the world).
+    pub fn parse(function: &str, input: &Value) -> Result<Invocation, InvokeError> {
+        use artifact_policy::exports::wharf::plugin::policy::Artifact;
+        use authorizer::exports::wharf::plugin::authorize::{Request, Subject};
+        Ok(match function {
+            "meta.info" => Invocation::MetaInfo,
+            "step.describe" => Invocation::StepDescribe,
+            "step.run" => {
+                let input: StepRunInput = parse(input)?;
+                let ctx = step::exports::wharf::plugin::step::RunContext {
+                    run_id: input.context.run_id,
+                    step_id: input.context.step_id,
+                    attempt: input.context.attempt,
+                    state: input.context.state,
+                };
+                Invocation::StepRun(ctx, json_text(&input.params))
+            }
+            "authorize.check" => {
+                let input: CheckInput = parse(input)?;
+                let subject = Subject {
+                    id: input.subject.id,
+                    username: input.subject.username,
+                    groups: input.subject.groups,
+                };
+                let requests = input
+                    .requests
+                    .into_iter()
+                    .map(|r| Request { action: r.action, resource: r.resource })
+                    .collect();
+                Invocation::AuthorizeCheck(subject, requests)
+            }
+            "catalog.search" => {
+                let input: SearchInput = parse(input)?;
+                Invocation::CatalogSearch(input.query, input.page, input.page_size)
+            }
+            "catalog.fetch" => {
+                let input: FetchInput = parse(input)?;
+                Invocation::CatalogFetch(input.app_id, input.version)
+            }
+            "router.validate" | "router.render" | "router.route" => {
+                let input: RuleInput = parse(input)?;
+                let rule = json_text(&input.rule);
+                match function {
+                    "router.validate" => Invocation::RouterValidate(rule),
+                    "router.render" => Invocation::RouterRender(rule, json_text(&input.target)),
+                    _ => Invocation::RouterRoute(
+                        rule,
+                        gray_router::exports::wharf::plugin::router::SampleRequest {
+                            headers: input.sample.headers.into_iter().collect(),
+                            query: input.sample.query.into_iter().collect(),
+                            client_ip: input.sample.client_ip,
+                        },
+                    ),
+                }
+            }
+            "policy.check-push" => {
+                let input: CheckPushInput = parse(input)?;
+                Invocation::PolicyCheckPush(input.candidate.into(), input.existing.map(Artifact::from))
+            }
+            "policy.select-for-deletion" => {
+                let input: SelectInput = parse(input)?;
+                Invocation::PolicySelect(
+                    input.repository,
+                    input.artifacts.into_iter().map(Artifact::from).collect(),
+                )
+            }
+            other => {
+                return Err(InvokeError::InvalidInput {
+                    field: "function".into(),
+                    message: format!("unknown function `{other}`"),
+                });
+            }
+        })
+    }
+
+    /// Runs the invocation on a fresh instance and renders the result as JSON.
+    pub async fn run(self, store: &mut Store<PluginState>, pre: &WorldPre) -> wasmtime::Result<Value> {
+        if let Invocation::MetaInfo = self {
+            let info = meta_info(store, pre).await?;
+            return Ok(json!(info));
+        }
+        match (self, pre) {
+            (Invocation::StepDescribe, WorldPre::Step(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let d = i.wharf_plugin_step().call_describe(&mut *store).await?;
+                Ok(json!({
+                    "kind": d.kind,
+                    "description": d.description,
+                    "paramsSchema": json_or_text(d.params_schema),
+                }))
+            }
+            (Invocation::StepRun(ctx, params), WorldPre::Step(p)) => {
+                use step::exports::wharf::plugin::step::{Outcome, StepError};
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i.wharf_plugin_step().call_run(&mut *store, &ctx, &params).await?;
+                Ok(match result {
+                    Ok(Outcome::Done(outputs)) => json!({"outcome": "done", "outputs": json_or_text(outputs)}),
+                    Ok(Outcome::Pending(p)) => json!({
+                        "outcome": "pending", "state": p.state, "recheckAfterMs": p.recheck_after_ms,
+                    }),
+                    Ok(Outcome::Failed(reason)) => json!({"outcome": "failed", "reason": reason}),
+                    Err(StepError::InvalidParams(violations)) => json!({"error": {
+                        "kind": "invalid-params",
+                        "violations": violations.into_iter()
+                            .map(|v| json!({"field": v.field, "message": v.message}))
+                            .collect::<Vec<_>>(),
+                    }}),
+                    Err(StepError::Internal(message)) => {
+                        json!({"error": {"kind": "internal", "message": message}})
+                    }
+                })
+            }
+            (Invocation::AuthorizeCheck(subject, requests), WorldPre::Authorizer(p)) => {
+                use authorizer::exports::wharf::plugin::authorize::{AuthorizeError, Decision};
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_authorize()
+                    .call_check(&mut *store, &subject, &requests)
+                    .await?;
+                Ok(match result {
+                    Ok(decisions) => json!({"decisions": decisions.into_iter().map(|d| match d {
+                        Decision::Allow => json!({"allow": true}),
+                        Decision::Deny(reason) => json!({"allow": false, "reason": reason}),
+                    }).collect::<Vec<_>>()}),
+                    Err(AuthorizeError::InvalidRequest(m)) => json!({"error": {"kind": "invalid-request", "message": m}}),
+                    Err(AuthorizeError::Unavailable(m)) => json!({"error": {"kind": "unavailable", "message": m}}),
+                })
+            }
+            (Invocation::CatalogSearch(query, page, page_size), WorldPre::Marketplace(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_catalog()
+                    .call_search(&mut *store, &query, page, page_size)
+                    .await?;
+                Ok(match result {
+                    Ok(page) => json!({
+                        "total": page.total,
+                        "items": page.items.into_iter().map(|a| json!({
+                            "id": a.id, "name": a.name, "latestVersion": a.latest_version,
+                            "description": a.description,
+                        })).collect::<Vec<_>>(),
+                    }),
+                    Err(e) => catalog_error(e),
+                })
+            }
+            (Invocation::CatalogFetch(app_id, version), WorldPre::Marketplace(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_catalog()
+                    .call_fetch(&mut *store, &app_id, version.as_deref())
+                    .await?;
+                Ok(match result {
+                    Ok(t) => json!({"id": t.id, "version": t.version, "template": json_or_text(t.template_json)}),
+                    Err(e) => catalog_error(e),
+                })
+            }
+            (Invocation::RouterValidate(rule), WorldPre::GrayRouter(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i.wharf_plugin_router().call_validate(&mut *store, &rule).await?;
+                Ok(match result {
+                    Ok(()) => json!({"valid": true}),
+                    Err(e) => route_error(e),
+                })
+            }
+            (Invocation::RouterRender(rule, target), WorldPre::GrayRouter(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i.wharf_plugin_router().call_render(&mut *store, &rule, &target).await?;
+                Ok(match result {
+                    Ok(objects) => json!({"objects": objects.into_iter().map(json_or_text).collect::<Vec<_>>()}),
+                    Err(e) => route_error(e),
+                })
+            }
+            (Invocation::RouterRoute(rule, sample), WorldPre::GrayRouter(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i.wharf_plugin_router().call_route(&mut *store, &rule, &sample).await?;
+                Ok(match result {
+                    Ok(version) => json!({"version": version}),
+                    Err(e) => route_error(e),
+                })
+            }
+            (Invocation::PolicyCheckPush(candidate, existing), WorldPre::ArtifactPolicy(p)) => {
+                use artifact_policy::exports::wharf::plugin::policy::Verdict;
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_policy()
+                    .call_check_push(&mut *store, &candidate, existing.as_ref())
+                    .await?;
+                Ok(match result {
+                    Ok(Verdict::Accept) => json!({"accept": true}),
+                    Ok(Verdict::Reject(reason)) => json!({"accept": false, "reason": reason}),
+                    Err(e) => policy_error(e),
+                })
+            }
+            (Invocation::PolicySelect(repository, artifacts), WorldPre::ArtifactPolicy(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_policy()
+                    .call_select_for_deletion(&mut *store, &repository, &artifacts)
+                    .await?;
+                Ok(match result {
+                    Ok(digests) => json!({"delete": digests}),
+                    Err(e) => policy_error(e),
+                })
+            }
+            (_, pre) => Err(wasmtime::format_err!(
+                "the invocation does not belong to the {} world",
+                pre.world()
+            )),
+        }
+    }
+}
+
+fn catalog_error(e: marketplace::exports::wharf::plugin::catalog::CatalogError) -> Value {
+    use marketplace::exports::wharf::plugin::catalog::CatalogError as E;
+    let (kind, message) = match e {
+        E::NotFound(m) => ("not-found", m),
+        E::AccessDenied(m) => ("access-denied", m),
+        E::Upstream(m) => ("upstream", m),
+        E::InvalidRequest(m) => ("invalid-request", m),
+    };
+    json!({"error": {"kind": kind, "message": message}})
+}
+
+fn route_error(e: gray_router::exports::wharf::plugin::router::RouteError) -> Value {
+    use gray_router::exports::wharf::plugin::router::RouteError as E;
+    match e {
+        E::InvalidRule(violations) => json!({"error": {
+            "kind": "invalid-rule",
+            "violations": violations.into_iter()
+                .map(|v| json!({"field": v.field, "message": v.message}))
+                .collect::<Vec<_>>(),
+        }}),
+        E::Unsupported(m) => json!({"error": {"kind": "unsupported", "message": m}}),
+    }
+}
+
+fn policy_error(e: artifact_policy::exports::wharf::plugin::policy::PolicyError) -> Value {
+    use artifact_policy::exports::wharf::plugin::policy::PolicyError as E;
+    let (kind, message) = match e {
+        E::InvalidRequest(m) => ("invalid-request", m),
+        E::Unavailable(m) => ("unavailable", m),
+    };
+    json!({"error": {"kind": kind, "message": message}})
+}

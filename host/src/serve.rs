@@ -1,0 +1,109 @@
+//! `wharf serve`: open storage, make sure an admin exists, start the runtime and the
+//! HTTP server, then load plugins. `/readyz` turns 200 once every enabled plugin is
+//! loaded and the bundled plugins are installed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::api::{self, AppState};
+use crate::artifacts::BUNDLED;
+use crate::auth::{AdminBootstrap, Identity};
+use crate::runtime::{HostLimits, Runtime};
+use crate::store::Store;
+
+/// Everything `wharf serve` is configured with.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_password: Option<String>,
+    pub token_ttl: Duration,
+    pub limits: HostLimits,
+}
+
+pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
+    let store = Store::open_sled(&options.data_dir.join("db"))?;
+    let identity = Identity::new(store.clone(), options.token_ttl);
+    match identity.bootstrap_admin(options.admin_password).await? {
+        AdminBootstrap::CreatedWithGeneratedPassword(password) => println!(
+            "created user `admin` with password {password} (shown only now; set WHARF_ADMIN_PASSWORD to choose it)"
+        ),
+        AdminBootstrap::CreatedWithGivenPassword => {
+            println!("created user `admin` with the password from WHARF_ADMIN_PASSWORD")
+        }
+        AdminBootstrap::AlreadyPresent => {}
+    }
+
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let runtime = Runtime::new(store, options.limits, options.data_dir.join("cache"))?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        runtime: runtime.clone(),
+        identity,
+        metrics,
+        ready: ready.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    println!("wharf listening on http://{address}");
+
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+
+    runtime.load_enabled().await?;
+    for bundled in BUNDLED {
+        if let Err(error) = runtime.install_bundled(bundled.manifest, bundled.component).await {
+            tracing::error!(plugin = bundled.name, %error, "installing a bundled plugin failed");
+            eprintln!("bundled plugin {} could not be installed: {error}", bundled.name);
+        }
+    }
+    ready.store(true, Ordering::Release);
+    tracing::info!(%address, "ready");
+
+    server.await.context("server task")?.context("serving HTTP")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,45 @@
+//! The `authorizer` world: decides whether a subject may perform actions on resources.
+//!
+//! Implement [`Meta`] and [`Authorizer`] on one type and call
+//! [`export_authorizer!`](crate::export_authorizer) with it.
+
+/// Bindings for the world's own export. `meta`, the other half of the world, is generated
+/// once in [`crate::meta`]: wit-bindgen defines a crate-root macro per exported interface,
+/// so generating `meta` in every world module would collide.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/plugin",
+        inline: "package wharf:sdk-authorizer; world authorizer-exports { export wharf:plugin/authorize@0.1.0; }",
+        world: "wharf:sdk-authorizer/authorizer-exports",
+        additional_derives: [PartialEq, Eq],
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "$crate::authorizer::bindings",
+        type_section_suffix: "wharf-sdk",
+    });
+}
+
+pub use crate::meta::{Meta, PluginInfo};
+pub use bindings::exports::wharf::plugin::authorize::{
+    AuthorizeError, Decision, Guest as Authorizer, Request, Subject,
+};
+
+/// Exports `$ty` (which implements [`Meta`] and [`Authorizer`]) as the authorizer world.
+#[macro_export]
+macro_rules! export_authorizer {
+    ($ty:ident) => {
+        // Exports exist only in the component. Native builds (the plugin's tests) skip them:
+        // export names like `wharf:plugin/meta@0.1.0#info` are not valid native symbols.
+        #[cfg(target_arch = "wasm32")]
+        $crate::__export_meta!($ty);
+        #[cfg(target_arch = "wasm32")]
+        $crate::authorizer::bindings::__export_world!($ty);
+        // Still check natively that the type implements the world, so `cargo test` catches it.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            const fn implements_world<T: $crate::meta::Meta + $crate::authorizer::Authorizer>() {}
+            implements_world::<$ty>()
+        };
+    };
+}

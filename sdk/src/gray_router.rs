@@ -1,0 +1,48 @@
+//! The `gray-router` world: validates, renders and evaluates gray (canary) traffic rules.
+//!
+//! Implement [`Meta`] and [`GrayRouter`] on one type and call
+//! [`export_gray_router!`](crate::export_gray_router) with it. [`Violation`] is the same
+//! type as [`step::Violation`](crate::step::Violation).
+
+/// Bindings for the world's own export. `meta`, the other half of the world, is generated
+/// once in [`crate::meta`]: wit-bindgen defines a crate-root macro per exported interface,
+/// so generating `meta` in every world module would collide.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/plugin",
+        inline: "package wharf:sdk-gray-router; world gray-router-exports { export wharf:plugin/router@0.1.0; }",
+        world: "wharf:sdk-gray-router/gray-router-exports",
+        with: {
+            "wharf:plugin/types@0.1.0": crate::step::bindings::wharf::plugin::types,
+        },
+        additional_derives: [PartialEq, Eq],
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "$crate::gray_router::bindings",
+        type_section_suffix: "wharf-sdk",
+    });
+}
+
+pub use crate::meta::{Meta, PluginInfo};
+pub use crate::step::Violation;
+pub use bindings::exports::wharf::plugin::router::{Guest as GrayRouter, RouteError, SampleRequest};
+
+/// Exports `$ty` (which implements [`Meta`] and [`GrayRouter`]) as the gray-router world.
+#[macro_export]
+macro_rules! export_gray_router {
+    ($ty:ident) => {
+        // Exports exist only in the component. Native builds (the plugin's tests) skip them:
+        // export names like `wharf:plugin/meta@0.1.0#info` are not valid native symbols.
+        #[cfg(target_arch = "wasm32")]
+        $crate::__export_meta!($ty);
+        #[cfg(target_arch = "wasm32")]
+        $crate::gray_router::bindings::__export_world!($ty);
+        // Still check natively that the type implements the world, so `cargo test` catches it.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            const fn implements_world<T: $crate::meta::Meta + $crate::gray_router::GrayRouter>() {}
+            implements_world::<$ty>()
+        };
+    };
+}

@@ -1,0 +1,79 @@
+//! The `step` world (WIT `wharf:plugin/pipeline-step`): a pipeline step type.
+//!
+//! Implement [`Meta`] and [`Step`] on one type and call [`export_step!`](crate::export_step)
+//! with it. [`Violation`] is shared with [`gray_router`](crate::gray_router).
+
+use serde_json::Value;
+
+/// Bindings for the world's own export. `meta`, the other half of the world, is generated
+/// once in [`crate::meta`]: wit-bindgen defines a crate-root macro per exported interface,
+/// so generating `meta` in every world module would collide.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/plugin",
+        inline: "package wharf:sdk-pipeline-step; world pipeline-step-exports { export wharf:plugin/step@0.1.0; }",
+        world: "wharf:sdk-pipeline-step/pipeline-step-exports",
+        with: {
+            "wharf:plugin/types@0.1.0": generate,
+        },
+        additional_derives: [PartialEq, Eq],
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "$crate::step::bindings",
+        type_section_suffix: "wharf-sdk",
+    });
+}
+
+pub use crate::meta::{Meta, PluginInfo};
+pub use bindings::exports::wharf::plugin::step::{
+    Descriptor, Guest as Step, Outcome, PendingInfo, RunContext, StepError,
+};
+pub use bindings::wharf::plugin::types::Violation;
+
+impl Violation {
+    /// A complaint about `field` (a path such as `rules[0].weight`).
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Violation { field: field.into(), message: message.into() }
+    }
+}
+
+impl Outcome {
+    /// `Done` with `outputs` (a JSON object) as its text.
+    pub fn done_json(outputs: &Value) -> Self {
+        Outcome::Done(outputs.to_string())
+    }
+}
+
+impl StepError {
+    /// `InvalidParams` with a single violation.
+    pub fn invalid_param(field: impl Into<String>, message: impl Into<String>) -> Self {
+        StepError::InvalidParams(vec![Violation::new(field, message)])
+    }
+}
+
+/// Exports `$ty` (which implements [`Meta`] and [`Step`]) as the plugin's step world.
+///
+/// ```ignore
+/// struct Hello;
+/// impl wharf_sdk::step::Meta for Hello { /* ... */ }
+/// impl wharf_sdk::step::Step for Hello { /* ... */ }
+/// wharf_sdk::export_step!(Hello);
+/// ```
+#[macro_export]
+macro_rules! export_step {
+    ($ty:ident) => {
+        // Exports exist only in the component. Native builds (the plugin's tests) skip them:
+        // export names like `wharf:plugin/meta@0.1.0#info` are not valid native symbols.
+        #[cfg(target_arch = "wasm32")]
+        $crate::__export_meta!($ty);
+        #[cfg(target_arch = "wasm32")]
+        $crate::step::bindings::__export_world!($ty);
+        // Still check natively that the type implements the world, so `cargo test` catches it.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            const fn implements_world<T: $crate::meta::Meta + $crate::step::Step>() {}
+            implements_world::<$ty>()
+        };
+    };
+}
