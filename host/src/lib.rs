@@ -4,6 +4,7 @@ pub mod api;
 pub mod artifacts;
 pub mod auth;
 pub mod cli;
+mod input;
 pub mod runtime;
 pub mod serve;
 pub mod store;

@@ -21,6 +21,7 @@ use crate::store::Store;
 pub struct ServeOptions {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub cache_dir: PathBuf,
     pub admin_password: Option<String>,
     pub token_ttl: Duration,
     pub limits: HostLimits,
@@ -52,7 +53,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         }
     });
 
-    let runtime = Runtime::new(store, options.limits, options.data_dir.join("cache"))?;
+    let runtime = Runtime::new(store, options.limits, options.cache_dir)?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         runtime: runtime.clone(),

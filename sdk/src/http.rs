@@ -156,15 +156,19 @@ pub fn get(url: &str) -> Result<Response, HttpError> {
 /// Sends `request` and waits for the complete response.
 pub fn send(request: Request) -> Result<Response, HttpError> {
     let target = Target::parse(&request.url)?;
-    #[cfg(target_arch = "wasm32")]
-    return wasi_backend::send(&request, &target);
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        // The harness matches stubs by URL; parsing above still rejects what the real
-        // host path would reject, so tests see the same `InvalidRequest` errors.
-        let _ = target;
-        crate::harness::http_send(&request)
-    }
+    dispatch(&request, &target)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn dispatch(request: &Request, target: &Target) -> Result<Response, HttpError> {
+    wasi_backend::send(request, target)
+}
+
+/// The harness matches stubs by URL; `send` still parses first, so native tests see the
+/// same `InvalidRequest` errors as the component would.
+#[cfg(not(target_arch = "wasm32"))]
+fn dispatch(request: &Request, _target: &Target) -> Result<Response, HttpError> {
+    crate::harness::http_send(request)
 }
 
 /// The parts of an absolute URL that wasi:http wants separately.

@@ -123,6 +123,9 @@
 //! A panic in a plugin aborts the call: the host sees a trap and reports the call failed.
 //! Return errors (`StepError`, `Outcome::Failed`, …) for anything a user can fix.
 
+// The harness (and links to it) only exist on native targets.
+#![cfg_attr(target_arch = "wasm32", allow(rustdoc::broken_intra_doc_links))]
+
 mod bindings;
 mod error;
 

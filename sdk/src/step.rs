@@ -1,7 +1,10 @@
-//! The `step` world (WIT `wharf:plugin/pipeline-step`): a pipeline step type.
+//! The `step` world: a pipeline step type.
 //!
 //! Implement [`Meta`] and [`Step`] on one type and call [`export_step!`](crate::export_step)
-//! with it. [`Violation`] is shared with [`gray_router`](crate::gray_router).
+//! with it. The manifest says `world = "step"`; in WIT the world is
+//! `wharf:plugin/pipeline-step` (a package cannot hold a world and an interface both named
+//! `step`), and the component exports `wharf:plugin/meta@0.1.0` and
+//! `wharf:plugin/step@0.1.0`. [`Violation`] is shared with [`gray_router`](crate::gray_router).
 
 use serde_json::Value;
 

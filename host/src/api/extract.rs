@@ -37,8 +37,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 if inner.is_syntax() || inner.is_eof() {
                     Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", inner.to_string()))
                 } else {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    Err(ApiError::invalid(field, inner.to_string()))
+                    Err(ApiError::invalid(crate::input::field_of(&path, &inner.to_string()), inner.to_string()))
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+
 use crate::runtime::HostLimits;
 use crate::serve::ServeOptions;
 
@@ -73,6 +74,9 @@ struct ServeArgs {
     /// Where storage and the compiled-plugin cache live.
     #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
     data_dir: PathBuf,
+    /// Compiled-plugin cache (default: <data-dir>/cache); safe to share between servers.
+    #[arg(long, env = "WHARF_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// Password of the `admin` user created on first start (generated when unset).
     #[arg(long, env = "WHARF_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
@@ -108,12 +112,36 @@ impl ServeArgs {
         };
         ServeOptions {
             listen: self.listen,
+            cache_dir: self.cache_dir.unwrap_or_else(|| self.data_dir.join("cache")),
             data_dir: self.data_dir,
             admin_password: self.admin_password.filter(|p| !p.is_empty()),
             token_ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
             limits,
         }
     }
+}
+
+/// Entry point of the `wharf` binary: parses the command line, runs it, returns the exit code.
+pub fn main() -> i32 {
+    // ring is the only TLS crypto provider in the build; make it the process default
+    // before any client (reqwest, wasi-http) builds a TLS config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return 1;
+        }
+    };
+    runtime.block_on(run(cli))
 }
 
 /// Runs the parsed command line; returns the process exit code.

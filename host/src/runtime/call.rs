@@ -149,13 +149,14 @@ impl Runtime {
     }
 }
 
-/// The first line of a trap's error chain plus the guest's own message when there is one.
+/// What made the guest stop: the host's own error when there is one (e.g. the memory
+/// limit), else the trap code; the wasm backtrace is left to the debug log.
 fn trap_reason(error: &wasmtime::Error) -> String {
-    let full = format!("{error:#}");
-    let mut lines = full.lines();
-    let first = lines.next().unwrap_or("unknown trap").to_owned();
+    tracing::debug!(error = format!("{error:?}"), "plugin trap");
+    let root = error.root_cause().to_string();
     match error.downcast_ref::<Trap>() {
-        Some(trap) if !first.contains(&trap.to_string()) => format!("{first}: {trap}"),
-        _ => first,
+        Some(trap) if root != trap.to_string() => format!("{trap}: {root}"),
+        Some(trap) => trap.to_string(),
+        None => root,
     }
 }

@@ -121,13 +121,13 @@ pub fn check_function(world: World, function: &str) -> Result<(), InvokeError> {
 }
 
 fn parse<T: DeserializeOwned>(input: &Value) -> Result<T, InvokeError> {
-    serde_path_to_error::deserialize(input).map_err(|e| InvokeError::InvalidInput {
-        field: if e.path().to_string() == "." {
-            "input".to_owned()
-        } else {
-            format!("input.{}", e.path())
-        },
-        message: e.inner().to_string(),
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let message = e.inner().to_string();
+        let field = crate::input::field_of(&e.path().to_string(), &message);
+        InvokeError::InvalidInput {
+            field: if field == "body" { "input".to_owned() } else { format!("input.{field}") },
+            message,
+        }
     })
 }
 

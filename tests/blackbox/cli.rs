@@ -1,0 +1,89 @@
+//! The admin CLI against a running server: the same lifecycle, from a terminal.
+
+use wharf_tests::{ADMIN_PASSWORD, Server, TempDir, fixture, wharf_bin};
+
+fn stdout(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "wharf failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn login_prints_a_token_that_the_plugin_commands_accept() {
+    let server = Server::start().await;
+    let output = std::process::Command::new(wharf_bin())
+        .args(["login", "--username", "admin", "--server", &server.base])
+        .env("WHARF_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .expect("wharf login");
+    let token = stdout(&output).trim().to_owned();
+    assert!(token.starts_with("wharf_"), "{token}");
+    let list = std::process::Command::new(wharf_bin())
+        .args(["plugin", "list", "--server", &server.base, "--token", &token])
+        .output()
+        .expect("wharf plugin list");
+    let table = stdout(&list);
+    assert!(table.contains("hello") && table.contains("http-probe") && table.contains("enabled"), "{table}");
+}
+
+#[tokio::test]
+async fn the_cli_runs_the_whole_plugin_lifecycle_with_a_signed_package() {
+    let server = Server::start().await;
+    let dir = TempDir::new("cli");
+    let key = dir.path().join("signing.key");
+    let public = stdout(&server.cli(&["plugin", "keygen", key.to_str().unwrap()])).trim().to_owned();
+    stdout(&server.cli(&["plugin", "trust", "add", "release-team", &public]));
+    assert!(stdout(&server.cli(&["plugin", "trust", "list"])).contains("release-team"));
+
+    let package = fixture("noop");
+    let manifest = dir.path().join("wharf-plugin.toml");
+    let component = dir.path().join("noop.wasm");
+    std::fs::write(&manifest, &package.manifest).unwrap();
+    std::fs::write(&component, &package.component).unwrap();
+    let (m, c, k) = (manifest.to_str().unwrap(), component.to_str().unwrap(), key.to_str().unwrap());
+
+    let installed = stdout(&server.cli(&["plugin", "install", "--manifest", m, "--component", c, "--sign-with", k, "--key-id", "release-team"]));
+    assert!(installed.contains("installed"), "{installed}");
+    let id = package.id();
+    assert!(stdout(&server.cli(&["plugin", "enable", &id])).contains("enabled"));
+    let output = stdout(&server.cli(&["plugin", "invoke", &id, "meta.info"]));
+    assert!(output.contains(&id), "{output}");
+    assert!(stdout(&server.cli(&["plugin", "show", &id])).contains("noop"));
+    let shown = stdout(&server.cli(&["plugin", "show", &id, "--json"]));
+    assert!(shown.contains("\"signedBy\": \"release-team\""), "{shown}");
+    assert!(stdout(&server.cli(&["plugin", "disable", &id])).contains("disabled"));
+    stdout(&server.cli(&["plugin", "uninstall", &id]));
+    assert!(!stdout(&server.cli(&["plugin", "list"])).contains(&id));
+
+    let signature = stdout(&server.cli(&["plugin", "sign", "--key", k, "--manifest", m, "--component", c]));
+    assert_eq!(signature.trim().len(), 88, "base64 of 64 bytes");
+}
+
+#[tokio::test]
+async fn the_cli_upgrades_rolls_back_and_reads_logs() {
+    let server = Server::start().await;
+    stdout(&server.cli(&["plugin", "trust", "allow-unsigned", "true"]));
+    let dir = TempDir::new("cli-upgrade");
+    let v2 = fixture("hello-v2");
+    let manifest = dir.path().join("wharf-plugin.toml");
+    let component = dir.path().join("hello.wasm");
+    std::fs::write(&manifest, &v2.manifest).unwrap();
+    std::fs::write(&component, &v2.component).unwrap();
+    let upgraded = stdout(&server.cli(&[
+        "plugin", "upgrade", "hello", "--manifest", manifest.to_str().unwrap(), "--component", component.to_str().unwrap(),
+    ]));
+    assert!(upgraded.contains("0.2.0"), "{upgraded}");
+    stdout(&server.cli(&["plugin", "invoke", "hello", "step.run", "--input", r#"{"params":{"name":"Cli"}}"#]));
+    let logs = stdout(&server.cli(&["plugin", "logs", "hello"]));
+    assert!(logs.contains("Cli"), "{logs}");
+    let rolled = stdout(&server.cli(&["plugin", "rollback", "hello", "--json"]));
+    assert!(rolled.contains("\"activeVersion\": \"0.1.0\""), "{rolled}");
+
+    let failed = server.cli(&["plugin", "enable", "no-such-plugin"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("not installed"));
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: each starts a real `wharf serve` on loopback and drives it over REST
+//! or the CLI, the way a user or an admin would.
+
+mod api_surface;
+mod cli;
+mod durability;
+mod fixtures_used;
+mod hostile;
+mod lifecycle;
