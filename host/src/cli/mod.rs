@@ -123,6 +123,15 @@ impl ServeArgs {
 
 /// Entry point of the `wharf` binary: parses the command line, runs it, returns the exit code.
 pub fn main() -> i32 {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with explicit arguments (the first is the program name).
+pub fn main_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     // ring is the only TLS crypto provider in the build; make it the process default
     // before any client (reqwest, wasi-http) builds a TLS config.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -133,7 +142,7 @@ pub fn main() -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
