@@ -33,7 +33,14 @@ fn main() {
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--workspace", "--target", TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--workspace",
+            "--target",
+            TARGET,
+            "--manifest-path",
+        ])
         .arg(plugins.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
@@ -51,9 +58,17 @@ fn main() {
         let crate_name = package_name(&dir.join("Cargo.toml"));
         let wasm = wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
         assert!(wasm.exists(), "{} was not built", wasm.display());
-        let name = dir.file_name().and_then(|n| n.to_str()).expect("plugin dir name").to_owned();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("plugin dir name")
+            .to_owned();
         let entry = (name, dir.join("wharf-plugin.toml"), wasm);
-        if is_fixture { fixtures.push(entry) } else { bundled.push(entry) }
+        if is_fixture {
+            fixtures.push(entry)
+        } else {
+            bundled.push(entry)
+        }
     }
 
     let mut code = String::new();
@@ -86,8 +101,13 @@ fn main() {
 /// Every crate directory under plugins/ (bundled) and plugins/fixtures/ (fixtures).
 fn plugin_dirs(plugins: &Path) -> Vec<(PathBuf, bool)> {
     let mut dirs = Vec::new();
-    for (parent, is_fixture) in [(plugins.to_path_buf(), false), (plugins.join("fixtures"), true)] {
-        let Ok(entries) = fs::read_dir(&parent) else { continue };
+    for (parent, is_fixture) in [
+        (plugins.to_path_buf(), false),
+        (plugins.join("fixtures"), true),
+    ] {
+        let Ok(entries) = fs::read_dir(&parent) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.join("wharf-plugin.toml").exists() {
@@ -114,10 +134,16 @@ fn ensure_wasm_target() {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
         .unwrap_or(false);
     if !installed {
-        let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+        let status = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status();
         assert!(
             matches!(status, Ok(s) if s.success()),
             "the {TARGET} target is missing and `rustup target add {TARGET}` failed"

@@ -58,7 +58,10 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn package(name: &str) -> anyhow::Result<PackageUpload> {
-    let fixture = FIXTURES.iter().find(|f| f.name == name).with_context(|| format!("fixture {name}"))?;
+    let fixture = FIXTURES
+        .iter()
+        .find(|f| f.name == name)
+        .with_context(|| format!("fixture {name}"))?;
     Ok(PackageUpload {
         manifest_text: std::fs::read_to_string(fixture.manifest_path)?,
         component: std::fs::read(fixture.component_path)?,
@@ -74,7 +77,10 @@ struct Bare {
 }
 impl WasiView for Bare {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -82,9 +88,19 @@ pub async fn run() -> anyhow::Result<()> {
     let dir = TempDir::new("plugins")?;
     let store = HostStore::open_sled(&dir.0.join("db"))?;
     let runtime = Runtime::new(store, HostLimits::default(), dir.0.join("cache"))?;
-    runtime.trust().set_settings(&wharf_host::runtime::trust::TrustSettings { allow_unsigned: true }).await?;
-    let hello = BUNDLED.iter().find(|b| b.name == "hello").context("bundled hello")?;
-    runtime.install_bundled(hello.manifest, hello.component).await?;
+    runtime
+        .trust()
+        .set_settings(&wharf_host::runtime::trust::TrustSettings {
+            allow_unsigned: true,
+        })
+        .await?;
+    let hello = BUNDLED
+        .iter()
+        .find(|b| b.name == "hello")
+        .context("bundled hello")?;
+    runtime
+        .install_bundled(hello.manifest, hello.component)
+        .await?;
     runtime.install(package("noop")?, "bench").await?;
     runtime.enable("fixture-noop", None, "bench").await?;
 
@@ -116,20 +132,44 @@ async fn trivial_call(runtime: &Runtime) -> anyhow::Result<()> {
     let mut wharf = Vec::with_capacity(CALLS);
     // Bare wasmtime on the same engine and component.
     let engine = runtime.engine().clone();
-    let noop = FIXTURES.iter().find(|f| f.name == "noop").context("noop fixture")?;
+    let noop = FIXTURES
+        .iter()
+        .find(|f| f.name == "noop")
+        .context("noop fixture")?;
     let component = Component::new(&engine, std::fs::read(noop.component_path)?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut linker: Linker<Bare> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-    linker.instance("wharf:plugin/types@0.1.0").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pre = PipelineStepPre::new(linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("{e}"))?)
+    linker
+        .instance("wharf:plugin/types@0.1.0")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = PipelineStepPre::new(
+        linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let bare_call = || async {
-        let mut store = Store::new(&engine, Bare { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
-        store.set_fuel(u64::MAX).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut store = Store::new(
+            &engine,
+            Bare {
+                wasi: WasiCtx::builder().build(),
+                table: ResourceTable::new(),
+            },
+        );
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let info = instance.wharf_plugin_meta().call_info(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let info = instance
+            .wharf_plugin_meta()
+            .call_info(&mut store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         anyhow::Ok(black_box(info))
     };
     for _ in 0..WARMUP {
@@ -155,15 +195,30 @@ async fn trivial_call(runtime: &Runtime) -> anyhow::Result<()> {
     let (b50, b99) = (percentile(&mut bare, 0.5), percentile(&mut bare, 0.99));
     let n50 = percentile(&mut native, 0.5);
     println!("instantiate+call, trivial plugin (meta.info of fixture-noop):");
-    println!("  wharf call path      p50 {:8.1} µs   p99 {:8.1} µs", micros(w50), micros(w99));
-    println!("  bare wasmtime        p50 {:8.1} µs   p99 {:8.1} µs", micros(b50), micros(b99));
+    println!(
+        "  wharf call path      p50 {:8.1} µs   p99 {:8.1} µs",
+        micros(w50),
+        micros(w99)
+    );
+    println!(
+        "  bare wasmtime        p50 {:8.1} µs   p99 {:8.1} µs",
+        micros(b50),
+        micros(b99)
+    );
     println!("  native function      p50 {:8.3} µs", micros(n50));
     println!(
         "  wharf / bare = {:.2}x (target ≤ 1.5x); wharf p50 target ≤ 50 µs: {}",
         micros(w50) / micros(b50),
-        if micros(w50) <= 50.0 { "met" } else { "NOT met" }
+        if micros(w50) <= 50.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
-    println!("  wharf / native = {:.0}x", micros(w50) / micros(n50).max(0.001));
+    println!(
+        "  wharf / native = {:.0}x",
+        micros(w50) / micros(n50).max(0.001)
+    );
     Ok(())
 }
 
@@ -180,21 +235,40 @@ async fn kv_round_trip(runtime: &Runtime) -> anyhow::Result<()> {
     let mut meta = Vec::with_capacity(CALLS);
     for _ in 0..CALLS {
         let t = Instant::now();
-        runtime.invoke("hello", "meta.info", &serde_json::json!({})).await?;
+        runtime
+            .invoke("hello", "meta.info", &serde_json::json!({}))
+            .await?;
         meta.push(t.elapsed());
     }
-    let (p50, p99) = (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99));
+    let (p50, p99) = (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+    );
     let m50 = percentile(&mut meta, 0.5);
     println!("call with one kv round trip (hello step.run: kv get + set + durable commit):");
-    println!("  step.run             p50 {:8.1} µs   p99 {:8.1} µs", micros(p50), micros(p99));
-    println!("  meta.info (no kv)    p50 {:8.1} µs   → kv round trip + commit adds {:.1} µs", micros(m50), micros(p50) - micros(m50));
+    println!(
+        "  step.run             p50 {:8.1} µs   p99 {:8.1} µs",
+        micros(p50),
+        micros(p99)
+    );
+    println!(
+        "  meta.info (no kv)    p50 {:8.1} µs   → kv round trip + commit adds {:.1} µs",
+        micros(m50),
+        micros(p50) - micros(m50)
+    );
     Ok(())
 }
 
 fn spawn_wharf(data: &Path, port: u16) -> anyhow::Result<Child> {
     let exe = std::env::current_exe()?;
     Ok(Command::new(exe)
-        .args(["wharf", "serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "wharf",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data)
         .env("WHARF_ADMIN_PASSWORD", "bench-password")
         .stdout(Stdio::null())
@@ -204,9 +278,14 @@ fn spawn_wharf(data: &Path, port: u16) -> anyhow::Result<Child> {
 
 fn ready(port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /readyz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").is_err() {
+    if stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut head = [0u8; 12];
@@ -232,7 +311,9 @@ fn time_to_ready(data: &Path, port: u16) -> anyhow::Result<Duration> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn cold_start() -> anyhow::Result<()> {
@@ -249,25 +330,52 @@ fn cold_start() -> anyhow::Result<()> {
         cold.push(time_to_ready(&data, free_port()?)?);
     }
     let (w, c) = (percentile(&mut warm, 0.5), percentile(&mut cold, 0.5));
-    println!("cold start of `wharf serve` to first 200 on /readyz (median of {COLD_START_ROUNDS}; {} bundled plugins):", BUNDLED.len());
-    println!("  first start (setup)  {:8.1} ms", first.as_secs_f64() * 1e3);
-    println!("  warm .cwasm cache    {:8.1} ms (target ≤ 300 ms: {})", w.as_secs_f64() * 1e3, if w <= Duration::from_millis(300) { "met" } else { "NOT met" });
+    println!(
+        "cold start of `wharf serve` to first 200 on /readyz (median of {COLD_START_ROUNDS}; {} bundled plugins):",
+        BUNDLED.len()
+    );
+    println!(
+        "  first start (setup)  {:8.1} ms",
+        first.as_secs_f64() * 1e3
+    );
+    println!(
+        "  warm .cwasm cache    {:8.1} ms (target ≤ 300 ms: {})",
+        w.as_secs_f64() * 1e3,
+        if w <= Duration::from_millis(300) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
     println!("  no cache (compile)   {:8.1} ms", c.as_secs_f64() * 1e3);
     println!("  warm / cold = {:.2}x", w.as_secs_f64() / c.as_secs_f64());
     Ok(())
 }
 
 async fn upgrades_under_load(runtime: &Runtime) -> anyhow::Result<()> {
-    runtime.upgrade("hello", UpgradeTarget::Package(package("hello-v2")?), "bench").await?;
+    runtime
+        .upgrade(
+            "hello",
+            UpgradeTarget::Package(package("hello-v2")?),
+            "bench",
+        )
+        .await?;
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let mut callers = Vec::new();
     for _ in 0..CONCURRENT_CALLERS {
-        let (runtime, stop, calls, failures) = (runtime.clone(), stop.clone(), calls.clone(), failures.clone());
+        let (runtime, stop, calls, failures) = (
+            runtime.clone(),
+            stop.clone(),
+            calls.clone(),
+            failures.clone(),
+        );
         callers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let outcome = runtime.invoke("hello", "meta.info", &serde_json::json!({})).await;
+                let outcome = runtime
+                    .invoke("hello", "meta.info", &serde_json::json!({}))
+                    .await;
                 calls.fetch_add(1, Ordering::Relaxed);
                 if let Err(error) = outcome {
                     failures.fetch_add(1, Ordering::Relaxed);
@@ -280,7 +388,9 @@ async fn upgrades_under_load(runtime: &Runtime) -> anyhow::Result<()> {
     for i in 0..UPGRADES {
         let version = if i % 2 == 0 { "0.1.0" } else { "0.2.0" };
         let t = Instant::now();
-        runtime.upgrade("hello", UpgradeTarget::Version(version.to_owned()), "bench").await?;
+        runtime
+            .upgrade("hello", UpgradeTarget::Version(version.to_owned()), "bench")
+            .await?;
         swaps.push(t.elapsed());
     }
     stop.store(true, Ordering::Relaxed);
@@ -289,10 +399,19 @@ async fn upgrades_under_load(runtime: &Runtime) -> anyhow::Result<()> {
     }
     let failed = failures.load(Ordering::Relaxed);
     let p50 = percentile(&mut swaps, 0.5);
-    println!("{UPGRADES} upgrades while {CONCURRENT_CALLERS} callers keep calling (runtime call path):");
+    println!(
+        "{UPGRADES} upgrades while {CONCURRENT_CALLERS} callers keep calling (runtime call path):"
+    );
     println!("  calls made           {:8}", calls.load(Ordering::Relaxed));
-    println!("  failed calls         {:8} (target 0: {})", failed, if failed == 0 { "met" } else { "NOT met" });
-    println!("  upgrade (swap) p50   {:8.1} ms (durable record write included)", p50.as_secs_f64() * 1e3);
+    println!(
+        "  failed calls         {:8} (target 0: {})",
+        failed,
+        if failed == 0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "  upgrade (swap) p50   {:8.1} ms (durable record write included)",
+        p50.as_secs_f64() * 1e3
+    );
     if failed > 0 {
         bail!("{failed} calls failed during upgrades");
     }

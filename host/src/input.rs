@@ -20,7 +20,10 @@ mod tests {
 
     #[test]
     fn missing_fields_are_named() {
-        assert_eq!(field_of(".", "missing field `password` at line 1"), "password");
+        assert_eq!(
+            field_of(".", "missing field `password` at line 1"),
+            "password"
+        );
         assert_eq!(field_of("grants", "missing field `allow`"), "grants.allow");
         assert_eq!(field_of("grants.http", "invalid type"), "grants.http");
         assert_eq!(field_of(".", "invalid type: integer"), "body");

@@ -76,15 +76,24 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
 
     runtime.load_enabled().await?;
     for bundled in BUNDLED {
-        if let Err(error) = runtime.install_bundled(bundled.manifest, bundled.component).await {
+        if let Err(error) = runtime
+            .install_bundled(bundled.manifest, bundled.component)
+            .await
+        {
             tracing::error!(plugin = bundled.name, %error, "installing a bundled plugin failed");
-            eprintln!("bundled plugin {} could not be installed: {error}", bundled.name);
+            eprintln!(
+                "bundled plugin {} could not be installed: {error}",
+                bundled.name
+            );
         }
     }
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "ready");
 
-    server.await.context("server task")?.context("serving HTTP")?;
+    server
+        .await
+        .context("server task")?
+        .context("serving HTTP")?;
     Ok(())
 }
 

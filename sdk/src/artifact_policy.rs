@@ -38,7 +38,10 @@ macro_rules! export_artifact_policy {
         // Still check natively that the type implements the world, so `cargo test` catches it.
         #[cfg(not(target_arch = "wasm32"))]
         const _: () = {
-            const fn implements_world<T: $crate::meta::Meta + $crate::artifact_policy::ArtifactPolicy>() {}
+            const fn implements_world<
+                T: $crate::meta::Meta + $crate::artifact_policy::ArtifactPolicy,
+            >() {
+            }
             implements_world::<$ty>()
         };
     };

@@ -33,5 +33,7 @@ pub fn get<T: DeserializeOwned>(key: &str) -> Option<T> {
 /// One top-level setting decoded as `T`; `Ok(None)` when unset, `Err` when set but not a
 /// valid `T` (so the plugin can report a misconfiguration).
 pub fn try_get<T: DeserializeOwned>(key: &str) -> Result<Option<T>, serde_json::Error> {
-    get_raw(key).map(|text| serde_json::from_str(&text)).transpose()
+    get_raw(key)
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
 }

@@ -26,7 +26,9 @@ pub mod bindings {
 
 pub use crate::meta::{Meta, PluginInfo};
 pub use crate::step::Violation;
-pub use bindings::exports::wharf::plugin::router::{Guest as GrayRouter, RouteError, SampleRequest};
+pub use bindings::exports::wharf::plugin::router::{
+    Guest as GrayRouter, RouteError, SampleRequest,
+};
 
 /// Exports `$ty` (which implements [`Meta`] and [`GrayRouter`]) as the gray-router world.
 #[macro_export]

@@ -76,20 +76,33 @@ impl Host {
     /// Answers requests to exactly `url` (any method) with `status` and `body`.
     /// Requests to URLs without a stub are denied, like URLs off the allow-list.
     pub fn stub_http(self, url: &str, status: u16, body: impl Into<Vec<u8>>) -> Self {
-        let response = Response { status, headers: Vec::new(), body: body.into() };
-        self.state.borrow_mut().stubs.insert(url.to_string(), response);
+        let response = Response {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        };
+        self.state
+            .borrow_mut()
+            .stubs
+            .insert(url.to_string(), response);
         self
     }
 
     /// Answers requests to exactly `url` with a full `response` (headers included).
     pub fn stub_http_response(self, url: &str, response: Response) -> Self {
-        self.state.borrow_mut().stubs.insert(url.to_string(), response);
+        self.state
+            .borrow_mut()
+            .stubs
+            .insert(url.to_string(), response);
         self
     }
 
     /// Pre-populates a kv entry.
     pub fn kv(self, key: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.state.borrow_mut().kv.insert(key.to_string(), value.into());
+        self.state
+            .borrow_mut()
+            .kv
+            .insert(key.to_string(), value.into());
         self
     }
 
@@ -122,7 +135,12 @@ impl Host {
 
     /// The messages logged so far, without levels.
     pub fn log_messages(&self) -> Vec<String> {
-        self.state.borrow().logs.iter().map(|line| line.message.clone()).collect()
+        self.state
+            .borrow()
+            .logs
+            .iter()
+            .map(|line| line.message.clone())
+            .collect()
     }
 
     /// The current value of kv `key`.
@@ -132,7 +150,8 @@ impl Host {
 
     /// The current value of kv `key` decoded from JSON; `None` when absent or not a `T`.
     pub fn kv_get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.kv_get(key).and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        self.kv_get(key)
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
     }
 
     /// All kv keys, in order.
@@ -185,18 +204,25 @@ pub fn assert_manifest_matches(manifest_toml: &str, info: &PluginInfo) {
 }
 
 fn with_state<R>(api: &str, f: impl FnOnce(&mut State) -> R) -> R {
-    let state = CURRENT.with(|current| current.borrow().clone()).unwrap_or_else(|| {
-        panic!(
-            "wharf_sdk::{api} called outside harness::Host::run \
+    let state = CURRENT
+        .with(|current| current.borrow().clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "wharf_sdk::{api} called outside harness::Host::run \
              (on native targets host calls are served by the test harness)"
-        )
-    });
+            )
+        });
     let mut state = state.borrow_mut();
     f(&mut state)
 }
 
 pub(crate) fn log(level: Level, message: &str) {
-    with_state("log", |s| s.logs.push(LogLine { level, message: message.to_string() }));
+    with_state("log", |s| {
+        s.logs.push(LogLine {
+            level,
+            message: message.to_string(),
+        })
+    });
 }
 
 pub(crate) fn http_send(request: &Request) -> Result<Response, HttpError> {
@@ -204,7 +230,10 @@ pub(crate) fn http_send(request: &Request) -> Result<Response, HttpError> {
         s.requests.push(request.clone());
         match s.stubs.get(&request.url) {
             // A HEAD response has no body, whatever the stub says.
-            Some(stub) if request.method == Method::Head => Ok(Response { body: Vec::new(), ..stub.clone() }),
+            Some(stub) if request.method == Method::Head => Ok(Response {
+                body: Vec::new(),
+                ..stub.clone()
+            }),
             Some(stub) => Ok(stub.clone()),
             None => {
                 s.denied.push(request.url.clone());
@@ -244,14 +273,17 @@ pub(crate) mod kv {
         with_kv(|s| s.kv.remove(key).is_some())
     }
 
-    pub(crate) fn list_prefix(prefix: &str, cursor: Option<&str>, limit: u32) -> Result<KeyPage, HostError> {
+    pub(crate) fn list_prefix(
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<KeyPage, HostError> {
         with_kv(|s| {
             let limit = limit.clamp(1, MAX_PAGE) as usize;
-            let mut matching = s
-                .kv
-                .keys()
-                .filter(|k| k.starts_with(prefix))
-                .filter(|k| cursor.is_none_or(|c| k.as_str() > c));
+            let mut matching =
+                s.kv.keys()
+                    .filter(|k| k.starts_with(prefix))
+                    .filter(|k| cursor.is_none_or(|c| k.as_str() > c));
             let keys: Vec<String> = matching.by_ref().take(limit).cloned().collect();
             let next_cursor = match matching.next() {
                 Some(_) => keys.last().cloned(),
@@ -291,7 +323,9 @@ pub(crate) mod config {
     }
 
     pub(crate) fn get(key: &str) -> Option<String> {
-        with_state("config", |s| s.config.as_ref()?.get(key).map(|v| v.to_string()))
+        with_state("config", |s| {
+            s.config.as_ref()?.get(key).map(|v| v.to_string())
+        })
     }
 }
 
@@ -324,7 +358,10 @@ mod tests {
     fn kv_errors_are_injectable() {
         let host = Host::new().fail_kv(HostError::LimitExceeded("kv calls per invocation".into()));
         let result = host.run(|| crate::kv::get("k"));
-        assert_eq!(result, Err(HostError::LimitExceeded("kv calls per invocation".into())));
+        assert_eq!(
+            result,
+            Err(HostError::LimitExceeded("kv calls per invocation".into()))
+        );
     }
 
     #[test]
@@ -341,8 +378,14 @@ mod tests {
         assert_eq!(
             host.logs(),
             vec![
-                LogLine { level: Level::Info, message: "n is 3".into() },
-                LogLine { level: Level::Warn, message: "careful".into() },
+                LogLine {
+                    level: Level::Info,
+                    message: "n is 3".into()
+                },
+                LogLine {
+                    level: Level::Warn,
+                    message: "careful".into()
+                },
             ]
         );
     }
@@ -356,7 +399,10 @@ mod tests {
                 crate::http::get("http://other/"),
                 Err(HttpError::Denied("HTTP request denied".into()))
             );
-            assert!(matches!(crate::http::get("svc/ok"), Err(HttpError::InvalidRequest(_))));
+            assert!(matches!(
+                crate::http::get("svc/ok"),
+                Err(HttpError::InvalidRequest(_))
+            ));
         });
         assert_eq!(host.denied_urls(), vec!["http://other/".to_string()]);
         assert_eq!(host.http_requests().len(), 2);

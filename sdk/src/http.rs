@@ -61,7 +61,12 @@ pub struct Request {
 impl Request {
     /// A request with no headers and an empty body.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Request { method, url: url.into(), headers: Vec::new(), body: Vec::new() }
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// A `GET` of `url`.
@@ -71,7 +76,10 @@ impl Request {
 
     /// A `POST` of `body` to `url`.
     pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
-        Request { body: body.into(), ..Request::new(Method::Post, url) }
+        Request {
+            body: body.into(),
+            ..Request::new(Method::Post, url)
+        }
     }
 
     /// Adds a header (builder style).
@@ -182,7 +190,9 @@ struct Target {
 impl Target {
     fn parse(url: &str) -> Result<Target, HttpError> {
         let invalid = |why: &str| HttpError::InvalidRequest(format!("URL `{url}` {why}"));
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("is not absolute"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| invalid("is not absolute"))?;
         let https = if scheme.eq_ignore_ascii_case("https") {
             true
         } else if scheme.eq_ignore_ascii_case("http") {
@@ -203,8 +213,16 @@ impl Target {
         if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("contains whitespace or control characters"));
         }
-        let path_with_query = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
-        Ok(Target { https, authority: authority.to_string(), path_with_query })
+        let path_with_query = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        Ok(Target {
+            https,
+            authority: authority.to_string(),
+            path_with_query,
+        })
     }
 }
 
@@ -214,7 +232,8 @@ mod wasi_backend {
 
     use wasip2::http::outgoing_handler;
     use wasip2::http::types::{
-        ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest, Scheme,
+        ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest,
+        Scheme,
     };
     use wasip2::io::streams::StreamError;
 
@@ -237,16 +256,26 @@ mod wasi_backend {
         let outgoing = OutgoingRequest::new(headers);
         outgoing
             .set_method(&wasi_method(&request.method))
-            .map_err(|()| HttpError::InvalidRequest(format!("method `{}` rejected", request.method)))?;
+            .map_err(|()| {
+                HttpError::InvalidRequest(format!("method `{}` rejected", request.method))
+            })?;
         outgoing
-            .set_scheme(Some(&if target.https { Scheme::Https } else { Scheme::Http }))
+            .set_scheme(Some(&if target.https {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            }))
             .map_err(|()| HttpError::InvalidRequest("scheme rejected".to_string()))?;
         outgoing
             .set_authority(Some(&target.authority))
-            .map_err(|()| HttpError::InvalidRequest(format!("authority `{}` rejected", target.authority)))?;
+            .map_err(|()| {
+                HttpError::InvalidRequest(format!("authority `{}` rejected", target.authority))
+            })?;
         outgoing
             .set_path_with_query(Some(&target.path_with_query))
-            .map_err(|()| HttpError::InvalidRequest(format!("path `{}` rejected", target.path_with_query)))?;
+            .map_err(|()| {
+                HttpError::InvalidRequest(format!("path `{}` rejected", target.path_with_query))
+            })?;
 
         // The body handle must be taken before `handle` consumes the request, but written
         // after it: the host only drains the body once the request is in flight, so writing
@@ -265,7 +294,9 @@ mod wasi_backend {
             // `get` after a completed `block` returns the response exactly once; anything
             // else means the host broke the protocol.
             Some(Err(())) | None => {
-                return Err(HttpError::Transport("response was not delivered by the host".to_string()));
+                return Err(HttpError::Transport(
+                    "response was not delivered by the host".to_string(),
+                ));
             }
         };
 
@@ -282,7 +313,11 @@ mod wasi_backend {
         let bytes = read_body(&body)?;
         // Trailers are not exposed; finishing just releases the body.
         drop(IncomingBody::finish(body));
-        Ok(Response { status, headers, body: bytes })
+        Ok(Response {
+            status,
+            headers,
+            body: bytes,
+        })
     }
 
     fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
@@ -293,7 +328,9 @@ mod wasi_backend {
             .write()
             .map_err(|()| HttpError::Transport("request body stream unavailable".to_string()))?;
         for chunk in bytes.chunks(WRITE_CHUNK) {
-            stream.blocking_write_and_flush(chunk).map_err(stream_error)?;
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(stream_error)?;
         }
         // The stream is a child of the body and must be dropped before `finish`.
         drop(stream);
@@ -318,10 +355,12 @@ mod wasi_backend {
     fn stream_error(e: StreamError) -> HttpError {
         match e {
             StreamError::Closed => HttpError::Transport("stream closed early".to_string()),
-            StreamError::LastOperationFailed(err) => match wasip2::http::types::http_error_code(&err) {
-                Some(code) => classify(code),
-                None => HttpError::Transport(err.to_debug_string()),
-            },
+            StreamError::LastOperationFailed(err) => {
+                match wasip2::http::types::http_error_code(&err) {
+                    Some(code) => classify(code),
+                    None => HttpError::Transport(err.to_debug_string()),
+                }
+            }
         }
     }
 
@@ -390,16 +429,30 @@ mod wasi_backend {
             ErrorCode::HttpRequestMethodInvalid => "HTTP request method invalid".to_string(),
             ErrorCode::HttpRequestUriInvalid => "HTTP request URI invalid".to_string(),
             ErrorCode::HttpRequestUriTooLong => "HTTP request URI too long".to_string(),
-            ErrorCode::HttpRequestHeaderSectionSize(n) => limit("HTTP request header section too large", n),
+            ErrorCode::HttpRequestHeaderSectionSize(n) => {
+                limit("HTTP request header section too large", n)
+            }
             ErrorCode::HttpRequestHeaderSize(p) => field("HTTP request header too large", p),
-            ErrorCode::HttpRequestTrailerSectionSize(n) => limit("HTTP request trailer section too large", n),
-            ErrorCode::HttpRequestTrailerSize(p) => field("HTTP request trailer too large", &Some(p.clone())),
+            ErrorCode::HttpRequestTrailerSectionSize(n) => {
+                limit("HTTP request trailer section too large", n)
+            }
+            ErrorCode::HttpRequestTrailerSize(p) => {
+                field("HTTP request trailer too large", &Some(p.clone()))
+            }
             ErrorCode::HttpResponseIncomplete => "HTTP response incomplete".to_string(),
-            ErrorCode::HttpResponseHeaderSectionSize(n) => limit("HTTP response header section too large", n),
-            ErrorCode::HttpResponseHeaderSize(p) => field("HTTP response header too large", &Some(p.clone())),
+            ErrorCode::HttpResponseHeaderSectionSize(n) => {
+                limit("HTTP response header section too large", n)
+            }
+            ErrorCode::HttpResponseHeaderSize(p) => {
+                field("HTTP response header too large", &Some(p.clone()))
+            }
             ErrorCode::HttpResponseBodySize(n) => limit("HTTP response body too large", n),
-            ErrorCode::HttpResponseTrailerSectionSize(n) => limit("HTTP response trailer section too large", n),
-            ErrorCode::HttpResponseTrailerSize(p) => field("HTTP response trailer too large", &Some(p.clone())),
+            ErrorCode::HttpResponseTrailerSectionSize(n) => {
+                limit("HTTP response trailer section too large", n)
+            }
+            ErrorCode::HttpResponseTrailerSize(p) => {
+                field("HTTP response trailer too large", &Some(p.clone()))
+            }
             ErrorCode::HttpResponseTransferCoding(c) => match c {
                 Some(c) => format!("HTTP response transfer coding {c} unsupported"),
                 None => "HTTP response transfer coding unsupported".to_string(),
@@ -441,7 +494,13 @@ mod tests {
 
     #[test]
     fn rejects_unusable_urls() {
-        for url in ["ftp://x/", "example.com/a", "http:///path", "http://user:pw@host/", "http://a b/"] {
+        for url in [
+            "ftp://x/",
+            "example.com/a",
+            "http:///path",
+            "http://user:pw@host/",
+            "http://a b/",
+        ] {
             assert!(
                 matches!(Target::parse(url), Err(HttpError::InvalidRequest(_))),
                 "{url} should be rejected"

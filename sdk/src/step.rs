@@ -37,7 +37,10 @@ pub use bindings::wharf::plugin::types::Violation;
 impl Violation {
     /// A complaint about `field` (a path such as `rules[0].weight`).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Violation { field: field.into(), message: message.into() }
+        Violation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -10,7 +10,10 @@ async fn health_and_readiness_need_no_token() {
     let health = server.request("GET", "/healthz", None, None).await;
     assert_eq!(health.status, 200);
     let ready = server.request("GET", "/readyz", None, None).await;
-    assert_eq!((ready.status, ready.body["status"].as_str()), (200, Some("ready")));
+    assert_eq!(
+        (ready.status, ready.body["status"].as_str()),
+        (200, Some("ready"))
+    );
 }
 
 #[tokio::test]
@@ -34,9 +37,14 @@ async fn every_api_route_but_login_requires_a_token() {
     ] {
         let reply = server.request(method, path, Some(json!({})), None).await;
         assert_eq!(reply.status, 401, "{method} {path}: {:?}", reply.body);
-        assert_eq!(reply.content_type, "application/problem+json", "{method} {path}");
+        assert_eq!(
+            reply.content_type, "application/problem+json",
+            "{method} {path}"
+        );
         assert_eq!(reply.body["code"], "unauthenticated");
-        let forged = server.request(method, path, Some(json!({})), Some("wharf_forged")).await;
+        let forged = server
+            .request(method, path, Some(json!({})), Some("wharf_forged"))
+            .await;
         assert_eq!(forged.status, 401, "{method} {path} with a forged token");
     }
 }
@@ -45,49 +53,123 @@ async fn every_api_route_but_login_requires_a_token() {
 async fn login_refuses_a_wrong_password_and_the_token_identifies_the_admin() {
     let server = Server::start().await;
     let wrong = server
-        .request("POST", "/api/v1/auth/login", Some(json!({"username": "admin", "password": "nope"})), None)
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": "admin", "password": "nope"})),
+            None,
+        )
         .await;
-    assert_eq!((wrong.status, wrong.body["code"].as_str()), (401, Some("invalid-credentials")));
+    assert_eq!(
+        (wrong.status, wrong.body["code"].as_str()),
+        (401, Some("invalid-credentials"))
+    );
     let unknown = server
-        .request("POST", "/api/v1/auth/login", Some(json!({"username": "ghost", "password": "nope"})), None)
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": "ghost", "password": "nope"})),
+            None,
+        )
         .await;
     assert_eq!(unknown.status, 401);
     let me = server.get("/api/v1/auth/me").await;
-    assert_eq!((me.body["username"].as_str(), me.body["isAdmin"].as_bool()), (Some("admin"), Some(true)));
-    let missing = server.request("POST", "/api/v1/auth/login", Some(json!({"username": "admin"})), None).await;
-    assert_eq!((missing.status, missing.body["field"].as_str()), (422, Some("password")));
+    assert_eq!(
+        (me.body["username"].as_str(), me.body["isAdmin"].as_bool()),
+        (Some("admin"), Some(true))
+    );
+    let missing = server
+        .request(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": "admin"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (missing.status, missing.body["field"].as_str()),
+        (422, Some("password"))
+    );
 }
 
 #[tokio::test]
 async fn malformed_and_invalid_input_are_problems_not_server_errors() {
     let server = Server::start().await;
-    let malformed = server.raw("POST", "/api/v1/plugins", b"{not json".to_vec(), "application/json").await;
-    assert_eq!((malformed.status, malformed.body["code"].as_str()), (400, Some("malformed-json")));
+    let malformed = server
+        .raw(
+            "POST",
+            "/api/v1/plugins",
+            b"{not json".to_vec(),
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (malformed.status, malformed.body["code"].as_str()),
+        (400, Some("malformed-json"))
+    );
     assert_eq!(malformed.content_type, "application/problem+json");
 
-    let wrong_type = server.post("/api/v1/plugins", json!({"manifest": 5, "component": ""})).await;
-    assert_eq!((wrong_type.status, wrong_type.body["field"].as_str()), (422, Some("manifest")));
+    let wrong_type = server
+        .post("/api/v1/plugins", json!({"manifest": 5, "component": ""}))
+        .await;
+    assert_eq!(
+        (wrong_type.status, wrong_type.body["field"].as_str()),
+        (422, Some("manifest"))
+    );
 
-    let bad_base64 = server.post("/api/v1/plugins", json!({"manifest": "id = \"x\"", "component": "***"})).await;
-    assert_eq!((bad_base64.status, bad_base64.body["field"].as_str()), (422, Some("component")));
+    let bad_base64 = server
+        .post(
+            "/api/v1/plugins",
+            json!({"manifest": "id = \"x\"", "component": "***"}),
+        )
+        .await;
+    assert_eq!(
+        (bad_base64.status, bad_base64.body["field"].as_str()),
+        (422, Some("component"))
+    );
 
     let bad_manifest = server
         .post("/api/v1/plugins", json!({"manifest": "id = \"Bad Id\"\nversion = \"1.0.0\"\nworld = \"step\"", "component": "AAAA"}))
         .await;
-    assert_eq!((bad_manifest.status, bad_manifest.body["field"].as_str()), (422, Some("manifest.id")));
+    assert_eq!(
+        (bad_manifest.status, bad_manifest.body["field"].as_str()),
+        (422, Some("manifest.id"))
+    );
 
     let bad_page = server.get("/api/v1/plugins?pageSize=501").await;
-    assert_eq!((bad_page.status, bad_page.body["field"].as_str()), (422, Some("pageSize")));
+    assert_eq!(
+        (bad_page.status, bad_page.body["field"].as_str()),
+        (422, Some("pageSize"))
+    );
     let bad_page = server.get("/api/v1/plugins?page=0").await;
-    assert_eq!((bad_page.status, bad_page.body["field"].as_str()), (422, Some("page")));
+    assert_eq!(
+        (bad_page.status, bad_page.body["field"].as_str()),
+        (422, Some("page"))
+    );
     let bad_status = server.get("/api/v1/plugins?status=sleeping").await;
-    assert_eq!((bad_status.status, bad_status.body["field"].as_str()), (422, Some("status")));
+    assert_eq!(
+        (bad_status.status, bad_status.body["field"].as_str()),
+        (422, Some("status"))
+    );
 
     let unknown_route = server.get("/api/v1/nothing-here").await;
-    assert_eq!((unknown_route.status, unknown_route.body["code"].as_str()), (404, Some("route-not-found")));
+    assert_eq!(
+        (unknown_route.status, unknown_route.body["code"].as_str()),
+        (404, Some("route-not-found"))
+    );
 
-    let huge = server.raw("POST", "/api/v1/auth/login", vec![b' '; 2 * 1024 * 1024], "application/json").await;
-    assert_eq!((huge.status, huge.body["code"].as_str()), (413, Some("body-too-large")));
+    let huge = server
+        .raw(
+            "POST",
+            "/api/v1/auth/login",
+            vec![b' '; 2 * 1024 * 1024],
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (huge.status, huge.body["code"].as_str()),
+        (413, Some("body-too-large"))
+    );
 }
 
 #[tokio::test]
@@ -99,7 +181,9 @@ async fn lists_page_with_items_and_total() {
     let first = server.get("/api/v1/plugins?page=1&pageSize=1").await;
     assert_eq!(first.body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(first.body["total"].as_u64(), Some(total));
-    let beyond = server.get(&format!("/api/v1/plugins?page={}&pageSize=1", total + 1)).await;
+    let beyond = server
+        .get(&format!("/api/v1/plugins?page={}&pageSize=1", total + 1))
+        .await;
     assert_eq!(beyond.body["items"].as_array().map(Vec::len), Some(0));
 }
 
@@ -113,21 +197,37 @@ async fn responses_carry_a_request_id() {
 #[tokio::test]
 async fn metrics_count_requests_and_plugin_calls() {
     let server = Server::start().await;
-    let call = server.invoke("hello", "step.run", json!({"params": {"name": "Metrics"}})).await;
+    let call = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Metrics"}}))
+        .await;
     assert_eq!(call.status, 200, "{:?}", call.body);
     let metrics = server.request("GET", "/metrics", None, None).await;
     let text = metrics.body.as_str().expect("text exposition").to_owned();
     assert!(text.contains("wharf_http_requests_total"), "{text}");
-    assert!(text.contains("wharf_http_request_duration_seconds"), "{text}");
-    assert!(text.contains("wharf_plugin_calls_total{plugin=\"hello\",outcome=\"ok\"}"), "{text}");
+    assert!(
+        text.contains("wharf_http_request_duration_seconds"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wharf_plugin_calls_total{plugin=\"hello\",outcome=\"ok\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn openapi_describes_the_routes_as_3_1() {
     let server = Server::start().await;
-    let doc = server.request("GET", "/api/v1/openapi.json", None, None).await;
+    let doc = server
+        .request("GET", "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(doc.status, 200);
-    assert!(doc.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc.body["openapi"]);
+    assert!(
+        doc.body["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc.body["openapi"]
+    );
     let paths = doc.body["paths"].as_object().expect("paths");
     for path in [
         "/api/v1/plugins",

@@ -23,11 +23,21 @@ async fn login_prints_a_token_that_the_plugin_commands_accept() {
     let token = stdout(&output).trim().to_owned();
     assert!(token.starts_with("wharf_"), "{token}");
     let list = std::process::Command::new(wharf_bin())
-        .args(["plugin", "list", "--server", &server.base, "--token", &token])
+        .args([
+            "plugin",
+            "list",
+            "--server",
+            &server.base,
+            "--token",
+            &token,
+        ])
         .output()
         .expect("wharf plugin list");
     let table = stdout(&list);
-    assert!(table.contains("hello") && table.contains("http-probe") && table.contains("enabled"), "{table}");
+    assert!(
+        table.contains("hello") && table.contains("http-probe") && table.contains("enabled"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -35,7 +45,9 @@ async fn the_cli_runs_the_whole_plugin_lifecycle_with_a_signed_package() {
     let server = Server::start().await;
     let dir = TempDir::new("cli");
     let key = dir.path().join("signing.key");
-    let public = stdout(&server.cli(&["plugin", "keygen", key.to_str().unwrap()])).trim().to_owned();
+    let public = stdout(&server.cli(&["plugin", "keygen", key.to_str().unwrap()]))
+        .trim()
+        .to_owned();
     stdout(&server.cli(&["plugin", "trust", "add", "release-team", &public]));
     assert!(stdout(&server.cli(&["plugin", "trust", "list"])).contains("release-team"));
 
@@ -44,9 +56,24 @@ async fn the_cli_runs_the_whole_plugin_lifecycle_with_a_signed_package() {
     let component = dir.path().join("noop.wasm");
     std::fs::write(&manifest, &package.manifest).unwrap();
     std::fs::write(&component, &package.component).unwrap();
-    let (m, c, k) = (manifest.to_str().unwrap(), component.to_str().unwrap(), key.to_str().unwrap());
+    let (m, c, k) = (
+        manifest.to_str().unwrap(),
+        component.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
 
-    let installed = stdout(&server.cli(&["plugin", "install", "--manifest", m, "--component", c, "--sign-with", k, "--key-id", "release-team"]));
+    let installed = stdout(&server.cli(&[
+        "plugin",
+        "install",
+        "--manifest",
+        m,
+        "--component",
+        c,
+        "--sign-with",
+        k,
+        "--key-id",
+        "release-team",
+    ]));
     assert!(installed.contains("installed"), "{installed}");
     let id = package.id();
     assert!(stdout(&server.cli(&["plugin", "enable", &id])).contains("enabled"));
@@ -59,7 +86,16 @@ async fn the_cli_runs_the_whole_plugin_lifecycle_with_a_signed_package() {
     stdout(&server.cli(&["plugin", "uninstall", &id]));
     assert!(!stdout(&server.cli(&["plugin", "list"])).contains(&id));
 
-    let signature = stdout(&server.cli(&["plugin", "sign", "--key", k, "--manifest", m, "--component", c]));
+    let signature = stdout(&server.cli(&[
+        "plugin",
+        "sign",
+        "--key",
+        k,
+        "--manifest",
+        m,
+        "--component",
+        c,
+    ]));
     assert_eq!(signature.trim().len(), 88, "base64 of 64 bytes");
 }
 
@@ -74,10 +110,23 @@ async fn the_cli_upgrades_rolls_back_and_reads_logs() {
     std::fs::write(&manifest, &v2.manifest).unwrap();
     std::fs::write(&component, &v2.component).unwrap();
     let upgraded = stdout(&server.cli(&[
-        "plugin", "upgrade", "hello", "--manifest", manifest.to_str().unwrap(), "--component", component.to_str().unwrap(),
+        "plugin",
+        "upgrade",
+        "hello",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--component",
+        component.to_str().unwrap(),
     ]));
     assert!(upgraded.contains("0.2.0"), "{upgraded}");
-    stdout(&server.cli(&["plugin", "invoke", "hello", "step.run", "--input", r#"{"params":{"name":"Cli"}}"#]));
+    stdout(&server.cli(&[
+        "plugin",
+        "invoke",
+        "hello",
+        "step.run",
+        "--input",
+        r#"{"params":{"name":"Cli"}}"#,
+    ]));
     let logs = stdout(&server.cli(&["plugin", "logs", "hello"]));
     assert!(logs.contains("Cli"), "{logs}");
     let rolled = stdout(&server.cli(&["plugin", "rollback", "hello", "--json"]));

@@ -8,13 +8,21 @@ async fn acknowledged_plugin_changes_survive_kill_9() {
     let mut server = Server::start().await;
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("noop")).await;
-    let config = server.put("/api/v1/plugins/hello/config", json!({"greeting": "Hej"})).await;
+    let config = server
+        .put("/api/v1/plugins/hello/config", json!({"greeting": "Hej"}))
+        .await;
     assert_eq!(config.status, 200);
-    let counted = server.invoke("hello", "step.run", json!({"params": {"name": "Eve"}})).await;
+    let counted = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Eve"}}))
+        .await;
     assert_eq!(counted.body["output"]["outputs"]["count"], 1);
-    let upgraded = server.post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body()).await;
+    let upgraded = server
+        .post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body())
+        .await;
     assert_eq!(upgraded.status, 200);
-    let disabled = server.post("/api/v1/plugins/http-probe/disable", json!({})).await;
+    let disabled = server
+        .post("/api/v1/plugins/http-probe/disable", json!({}))
+        .await;
     assert_eq!(disabled.status, 200);
 
     server.kill_and_restart().await;
@@ -22,11 +30,26 @@ async fn acknowledged_plugin_changes_survive_kill_9() {
     let noop = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(noop.body["status"], "enabled", "{:?}", noop.body);
     assert_eq!(server.invoke(&id, "meta.info", json!({})).await.status, 200);
-    let hello = server.invoke("hello", "step.run", json!({"params": {"name": "Eve"}})).await;
-    assert_eq!(hello.body["output"]["outputs"]["message"], "Hej, Eve!", "{:?}", hello.body);
-    assert_eq!(hello.body["output"]["outputs"]["count"], 2, "plugin kv survived");
-    assert_eq!(server.get("/api/v1/plugins/hello").await.body["activeVersion"], "0.2.0");
-    assert_eq!(server.get("/api/v1/plugins/http-probe").await.body["status"], "disabled");
+    let hello = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Eve"}}))
+        .await;
+    assert_eq!(
+        hello.body["output"]["outputs"]["message"], "Hej, Eve!",
+        "{:?}",
+        hello.body
+    );
+    assert_eq!(
+        hello.body["output"]["outputs"]["count"], 2,
+        "plugin kv survived"
+    );
+    assert_eq!(
+        server.get("/api/v1/plugins/hello").await.body["activeVersion"],
+        "0.2.0"
+    );
+    assert_eq!(
+        server.get("/api/v1/plugins/http-probe").await.body["status"],
+        "disabled"
+    );
     let settings = server.get("/api/v1/plugin-trust/settings").await;
     assert_eq!(settings.body["allowUnsigned"], true);
 }
@@ -34,7 +57,10 @@ async fn acknowledged_plugin_changes_survive_kill_9() {
 #[tokio::test]
 async fn an_uninstalled_bundled_plugin_stays_uninstalled_after_restart() {
     let mut server = Server::start().await;
-    assert_eq!(server.delete("/api/v1/plugins/http-probe").await.status, 204);
+    assert_eq!(
+        server.delete("/api/v1/plugins/http-probe").await.status,
+        204
+    );
     server.kill_and_restart().await;
     assert_eq!(server.get("/api/v1/plugins/http-probe").await.status, 404);
     assert_eq!(server.get("/api/v1/plugins/hello").await.status, 200);

@@ -10,10 +10,18 @@ fn every_fixture_and_bundled_plugin_is_used_by_a_test() {
         }
     }
     for fixture in wharf_tests::FIXTURES {
-        assert!(sources.contains(&format!("fixture(\"{}\")", fixture.name)), "no test uses fixture {}", fixture.name);
+        assert!(
+            sources.contains(&format!("fixture(\"{}\")", fixture.name)),
+            "no test uses fixture {}",
+            fixture.name
+        );
     }
     for bundled in wharf_tests::BUNDLED {
-        assert!(sources.contains(&format!("\"{}\"", bundled.name)), "no test uses bundled plugin {}", bundled.name);
+        assert!(
+            sources.contains(&format!("\"{}\"", bundled.name)),
+            "no test uses bundled plugin {}",
+            bundled.name
+        );
     }
     assert!(!wharf_tests::FIXTURES.is_empty() && !wharf_tests::BUNDLED.is_empty());
 }

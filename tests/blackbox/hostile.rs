@@ -8,19 +8,28 @@ use wharf_tests::{Server, eventually, fixture};
 
 /// The host still answers, and a well-behaved plugin still works.
 async fn assert_host_healthy(server: &Server) {
-    assert_eq!(server.request("GET", "/healthz", None, None).await.status, 200);
-    let hello = server.invoke("hello", "step.run", json!({"params": {"name": "Still"}})).await;
+    assert_eq!(
+        server.request("GET", "/healthz", None, None).await.status,
+        200
+    );
+    let hello = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Still"}}))
+        .await;
     assert_eq!(hello.status, 200, "{:?}", hello.body);
     assert_eq!(hello.body["output"]["outcome"], "done");
 }
 
 /// A one-route HTTP server on loopback answering `200 ok` to a bounded number of requests.
 async fn local_http_server() -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let task = tokio::spawn(async move {
         for _ in 0..32 {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let mut buf = [0u8; 4096];
             let _ = socket.read(&mut buf).await;
             let _ = socket
@@ -42,7 +51,12 @@ async fn an_infinite_loop_is_stopped_at_its_deadline_and_the_host_stays_responsi
         assert_host_healthy(&server).await;
     };
     let (reply, ()) = tokio::join!(spinning, meanwhile);
-    assert_eq!((reply.status, reply.body["code"].as_str()), (504, Some("plugin-timeout")), "{:?}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (504, Some("plugin-timeout")),
+        "{:?}",
+        reply.body
+    );
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(view.body["stats"]["timeouts"], 1);
     assert_host_healthy(&server).await;
@@ -54,8 +68,20 @@ async fn a_memory_bomb_is_stopped_at_its_limit() {
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("memory-bomb")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (502, Some("plugin-trapped")), "{:?}", reply.body);
-    assert!(reply.body["detail"].as_str().unwrap_or_default().contains("memory limit"), "{:?}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (502, Some("plugin-trapped")),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory limit"),
+        "{:?}",
+        reply.body
+    );
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     let peak = view.body["stats"]["peakMemoryBytes"].as_u64().unwrap_or(0);
     assert!(peak > 0 && peak <= 8 * 1024 * 1024, "peak {peak}");
@@ -68,7 +94,12 @@ async fn a_panic_is_a_trap_with_its_message_in_the_log() {
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("panic")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (502, Some("plugin-trapped")), "{:?}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (502, Some("plugin-trapped")),
+        "{:?}",
+        reply.body
+    );
     let logs = server.get(&format!("/api/v1/plugins/{id}/logs")).await;
     let text = logs.body["items"].to_string();
     assert!(text.contains("panicked"), "{text}");
@@ -85,15 +116,30 @@ async fn a_plugin_that_keeps_trapping_is_disabled_automatically() {
         assert_eq!(reply.status, 502);
     }
     let refused = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!(refused.body["code"], "plugin-not-enabled", "{:?}", refused.body);
+    assert_eq!(
+        refused.body["code"], "plugin-not-enabled",
+        "{:?}",
+        refused.body
+    );
     let path = format!("/api/v1/plugins/{id}");
     assert!(
         eventually(|| async { server.get(&path).await.body["status"] == "disabled" }).await,
         "the auto-disable was not recorded"
     );
     let view = server.get(&path).await;
-    assert!(view.body["disabledReason"].as_str().unwrap_or_default().contains("auto-disabled"));
-    assert!(view.body["events"].as_array().unwrap().iter().any(|e| e["kind"] == "auto-disabled"));
+    assert!(
+        view.body["disabledReason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("auto-disabled")
+    );
+    assert!(
+        view.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "auto-disabled")
+    );
     assert_host_healthy(&server).await;
 }
 
@@ -105,14 +151,37 @@ async fn an_ungranted_import_is_refused_at_enable_naming_the_import() {
     let installed = server.install(&package).await;
     assert_eq!(installed.status, 201, "{:?}", installed.body);
     let id = package.id();
-    let reply = server.post(&format!("/api/v1/plugins/{id}/enable"), json!({})).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (422, Some("ungranted-import")), "{:?}", reply.body);
-    assert!(reply.body["detail"].as_str().unwrap_or_default().contains("wharf:host/kv@0.1.0"), "{:?}", reply.body);
+    let reply = server
+        .post(&format!("/api/v1/plugins/{id}/enable"), json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (422, Some("ungranted-import")),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wharf:host/kv@0.1.0"),
+        "{:?}",
+        reply.body
+    );
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_ne!(view.body["status"], "enabled");
 
-    let granted = server.post(&format!("/api/v1/plugins/{id}/enable"), json!({"grants": {"log": {}, "kv": {}}})).await;
-    assert_eq!(granted.status, 200, "granting kv makes it enable: {:?}", granted.body);
+    let granted = server
+        .post(
+            &format!("/api/v1/plugins/{id}/enable"),
+            json!({"grants": {"log": {}, "kv": {}}}),
+        )
+        .await;
+    assert_eq!(
+        granted.status, 200,
+        "granting kv makes it enable: {:?}",
+        granted.body
+    );
     assert_host_healthy(&server).await;
 }
 
@@ -124,25 +193,62 @@ async fn outbound_http_is_denied_unless_allow_listed() {
     let url = format!("http://127.0.0.1:{port}/health");
 
     let id = server.install_enabled(&fixture("http-denied")).await;
-    let denied = server.invoke(&id, "step.run", json!({"params": {"url": url}})).await;
+    let denied = server
+        .invoke(&id, "step.run", json!({"params": {"url": url}}))
+        .await;
     assert_eq!(denied.status, 200, "{:?}", denied.body);
-    assert_eq!(denied.body["output"]["outcome"], "failed", "{:?}", denied.body);
-    assert!(denied.body["output"]["reason"].as_str().unwrap_or_default().to_lowercase().contains("denied"), "{:?}", denied.body);
+    assert_eq!(
+        denied.body["output"]["outcome"], "failed",
+        "{:?}",
+        denied.body
+    );
+    assert!(
+        denied.body["output"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("denied"),
+        "{:?}",
+        denied.body
+    );
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(view.body["stats"]["httpDenied"], 1);
 
     // The bundled probe, granted exactly this host and port, reaches it.
-    let grant = json!({"grants": {"log": {}, "http": {"allow": [format!("http://127.0.0.1:{port}")]}}});
-    let enabled = server.post("/api/v1/plugins/http-probe/enable", grant).await;
+    let grant =
+        json!({"grants": {"log": {}, "http": {"allow": [format!("http://127.0.0.1:{port}")]}}});
+    let enabled = server
+        .post("/api/v1/plugins/http-probe/enable", grant)
+        .await;
     assert_eq!(enabled.status, 200, "{:?}", enabled.body);
-    let probe = server.invoke("http-probe", "step.run", json!({"params": {"url": url}})).await;
+    let probe = server
+        .invoke("http-probe", "step.run", json!({"params": {"url": url}}))
+        .await;
     assert_eq!(probe.body["output"]["outcome"], "done", "{:?}", probe.body);
     assert_eq!(probe.body["output"]["outputs"]["status"], 200);
-    let elsewhere = server.invoke("http-probe", "step.run", json!({"params": {"url": "http://127.0.0.1:9/"}})).await;
-    assert_eq!(elsewhere.body["output"]["outcome"], "failed", "{:?}", elsewhere.body);
+    let elsewhere = server
+        .invoke(
+            "http-probe",
+            "step.run",
+            json!({"params": {"url": "http://127.0.0.1:9/"}}),
+        )
+        .await;
+    assert_eq!(
+        elsewhere.body["output"]["outcome"], "failed",
+        "{:?}",
+        elsewhere.body
+    );
 
-    let bad_grant = server.post("/api/v1/plugins/http-probe/enable", json!({"grants": {"http": {"allow": ["ftp://x"]}}})).await;
-    assert_eq!((bad_grant.status, bad_grant.body["field"].as_str()), (422, Some("grants.http.allow[0]")));
+    let bad_grant = server
+        .post(
+            "/api/v1/plugins/http-probe/enable",
+            json!({"grants": {"http": {"allow": ["ftp://x"]}}}),
+        )
+        .await;
+    assert_eq!(
+        (bad_grant.status, bad_grant.body["field"].as_str()),
+        (422, Some("grants.http.allow[0]"))
+    );
     assert_host_healthy(&server).await;
 }
 
@@ -153,8 +259,14 @@ async fn a_host_call_flood_is_capped() {
     let id = server.install_enabled(&fixture("flood")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    assert_eq!(reply.body["output"]["outputs"]["kvLimited"], true, "{:?}", reply.body);
-    let logs = server.get(&format!("/api/v1/plugins/{id}/logs?limit=2000")).await;
+    assert_eq!(
+        reply.body["output"]["outputs"]["kvLimited"], true,
+        "{:?}",
+        reply.body
+    );
+    let logs = server
+        .get(&format!("/api/v1/plugins/{id}/logs?limit=2000"))
+        .await;
     let text = logs.body["items"].to_string();
     assert!(text.contains("log lines dropped"), "{text}");
     assert!(text.contains("host calls refused"), "{text}");
@@ -167,6 +279,11 @@ async fn a_huge_output_is_capped() {
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("huge-output")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (502, Some("plugin-output-too-large")), "{:?}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (502, Some("plugin-output-too-large")),
+        "{:?}",
+        reply.body
+    );
     assert_host_healthy(&server).await;
 }

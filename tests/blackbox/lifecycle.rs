@@ -14,26 +14,42 @@ use wharf_tests::{Server, bundled, fixture};
 async fn bundled_plugins_are_installed_and_enabled_on_first_start() {
     let server = Server::start().await;
     for plugin in wharf_tests::BUNDLED {
-        let reply = server.get(&format!("/api/v1/plugins/{}", plugin.name)).await;
+        let reply = server
+            .get(&format!("/api/v1/plugins/{}", plugin.name))
+            .await;
         assert_eq!(reply.status, 200, "{}: {:?}", plugin.name, reply.body);
         assert_eq!(reply.body["status"], "enabled");
         assert_eq!(reply.body["versions"][0]["source"], "bundled");
         assert!(reply.body["manifest"]["grants"].is_object());
     }
-    let hello = server.invoke("hello", "step.run", json!({"params": {"name": "Ann"}})).await;
-    assert_eq!(hello.body["output"]["outputs"]["message"], "Hello, Ann!", "{:?}", hello.body);
+    let hello = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Ann"}}))
+        .await;
+    assert_eq!(
+        hello.body["output"]["outputs"]["message"], "Hello, Ann!",
+        "{:?}",
+        hello.body
+    );
 }
 
 #[tokio::test]
 async fn unsigned_packages_are_refused_until_the_admin_allows_them() {
     let server = Server::start().await;
     let refused = server.install(&fixture("noop")).await;
-    assert_eq!((refused.status, refused.body["code"].as_str()), (422, Some("unsigned-package")), "{:?}", refused.body);
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (422, Some("unsigned-package")),
+        "{:?}",
+        refused.body
+    );
     server.allow_unsigned().await;
     let installed = server.install(&fixture("noop")).await;
     assert_eq!(installed.status, 201, "{:?}", installed.body);
     assert_eq!(installed.body["status"], "installed");
-    assert_eq!(installed.body["versions"][0]["signedBy"], serde_json::Value::Null);
+    assert_eq!(
+        installed.body["versions"][0]["signedBy"],
+        serde_json::Value::Null
+    );
 }
 
 #[tokio::test]
@@ -41,7 +57,12 @@ async fn a_package_signed_by_a_trusted_key_installs_and_a_tampered_one_does_not(
     let server = Server::start().await;
     let key = SigningKey::from_bytes(&[42u8; 32]);
     let public = B64.encode(key.verifying_key().to_bytes());
-    let trusted = server.post("/api/v1/plugin-trust/keys", json!({"id": "acme", "publicKey": public})).await;
+    let trusted = server
+        .post(
+            "/api/v1/plugin-trust/keys",
+            json!({"id": "acme", "publicKey": public}),
+        )
+        .await;
     assert_eq!(trusted.status, 201, "{:?}", trusted.body);
 
     let package = fixture("noop");
@@ -51,7 +72,12 @@ async fn a_package_signed_by_a_trusted_key_installs_and_a_tampered_one_does_not(
     let mut tampered = body.clone();
     tampered["manifest"] = json!(package.manifest.replace("[grants]", "[grants]\nkv = {}"));
     let refused = server.post("/api/v1/plugins", tampered).await;
-    assert_eq!((refused.status, refused.body["code"].as_str()), (422, Some("bad-signature")), "{:?}", refused.body);
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (422, Some("bad-signature")),
+        "{:?}",
+        refused.body
+    );
 
     let mut unknown = body.clone();
     unknown["signature"]["keyId"] = json!("nobody");
@@ -70,7 +96,10 @@ async fn a_pinned_digest_must_match() {
     let mut body = fixture("noop").body();
     body["sha256"] = json!("0".repeat(64));
     let reply = server.post("/api/v1/plugins", body).await;
-    assert_eq!((reply.status, reply.body["field"].as_str()), (422, Some("sha256")));
+    assert_eq!(
+        (reply.status, reply.body["field"].as_str()),
+        (422, Some("sha256"))
+    );
 }
 
 #[tokio::test]
@@ -79,17 +108,40 @@ async fn a_component_whose_world_differs_from_its_manifest_fails_to_install() {
     server.allow_unsigned().await;
     let wrong_world = fixture("noop").with_manifest_line("world", "world = \"authorizer\"");
     let reply = server.install(&wrong_world).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (422, Some("world-mismatch")), "{:?}", reply.body);
-    assert!(reply.body["detail"].as_str().unwrap_or_default().contains("authorizer"));
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (422, Some("world-mismatch")),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("authorizer")
+    );
 
     let wrong_version = fixture("noop").with_manifest_line("version", "version = \"9.9.9\"");
     let reply = server.install(&wrong_version).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (422, Some("meta-mismatch")), "{:?}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (422, Some("meta-mismatch")),
+        "{:?}",
+        reply.body
+    );
     assert_eq!(reply.body["field"], "manifest.version");
 
-    let not_wasm = wharf_tests::Package { manifest: fixture("noop").manifest, component: b"not wasm".to_vec() };
+    let not_wasm = wharf_tests::Package {
+        manifest: fixture("noop").manifest,
+        component: b"not wasm".to_vec(),
+    };
     let reply = server.install(&not_wasm).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (422, Some("component-invalid")), "{:?}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (422, Some("component-invalid")),
+        "{:?}",
+        reply.body
+    );
 }
 
 #[tokio::test]
@@ -97,7 +149,10 @@ async fn installing_an_existing_id_is_a_conflict() {
     let server = Server::start().await;
     server.allow_unsigned().await;
     let reply = server.install(&bundled("hello")).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (409, Some("plugin-exists")));
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (409, Some("plugin-exists"))
+    );
 }
 
 #[tokio::test]
@@ -107,48 +162,100 @@ async fn enable_disable_and_the_plugin_view() {
     let id = server.install_enabled(&fixture("noop")).await;
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(view.body["status"], "enabled");
-    assert_eq!(view.body["grants"]["approved"], view.body["grants"]["requested"]);
+    assert_eq!(
+        view.body["grants"]["approved"],
+        view.body["grants"]["requested"]
+    );
     assert!(view.body["limits"]["memoryBytes"].as_u64().is_some());
 
     let ok = server.invoke(&id, "meta.info", json!({})).await;
     assert_eq!(ok.body["output"]["id"], id.as_str(), "{:?}", ok.body);
 
-    let disabled = server.post(&format!("/api/v1/plugins/{id}/disable"), json!({})).await;
+    let disabled = server
+        .post(&format!("/api/v1/plugins/{id}/disable"), json!({}))
+        .await;
     assert_eq!(disabled.body["status"], "disabled");
     let refused = server.invoke(&id, "meta.info", json!({})).await;
-    assert_eq!((refused.status, refused.body["code"].as_str()), (409, Some("plugin-not-enabled")));
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (409, Some("plugin-not-enabled"))
+    );
 
-    let enabled = server.post(&format!("/api/v1/plugins/{id}/enable"), json!({})).await;
+    let enabled = server
+        .post(&format!("/api/v1/plugins/{id}/enable"), json!({}))
+        .await;
     assert_eq!(enabled.body["status"], "enabled");
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
-    let kinds: Vec<&str> = view.body["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    let kinds: Vec<&str> = view.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
     assert_eq!(kinds, ["installed", "enabled", "disabled", "enabled"]);
-    assert_eq!(view.body["stats"]["calls"].as_u64(), Some(2), "install inspection + one invoke");
+    assert_eq!(
+        view.body["stats"]["calls"].as_u64(),
+        Some(2),
+        "install inspection + one invoke"
+    );
 
-    let listed = server.get("/api/v1/plugins?status=enabled&world=step").await;
-    assert!(listed.body["items"].as_array().unwrap().iter().any(|p| p["id"] == id.as_str()));
+    let listed = server
+        .get("/api/v1/plugins?status=enabled&world=step")
+        .await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id.as_str())
+    );
 }
 
 #[tokio::test]
 async fn console_input_errors_name_the_field() {
     let server = Server::start().await;
     let unknown = server.invoke("hello", "catalog.search", json!({})).await;
-    assert_eq!((unknown.status, unknown.body["code"].as_str()), (422, Some("unknown-function")));
-    let bad = server.invoke("hello", "step.run", json!({"context": {"attempt": "first"}})).await;
-    assert_eq!((bad.status, bad.body["field"].as_str()), (422, Some("input.context.attempt")), "{:?}", bad.body);
-    let missing = server.invoke("no-such-plugin", "meta.info", json!({})).await;
+    assert_eq!(
+        (unknown.status, unknown.body["code"].as_str()),
+        (422, Some("unknown-function"))
+    );
+    let bad = server
+        .invoke(
+            "hello",
+            "step.run",
+            json!({"context": {"attempt": "first"}}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].as_str()),
+        (422, Some("input.context.attempt")),
+        "{:?}",
+        bad.body
+    );
+    let missing = server
+        .invoke("no-such-plugin", "meta.info", json!({}))
+        .await;
     assert_eq!(missing.status, 404);
 }
 
 #[tokio::test]
 async fn config_reaches_the_plugin_on_its_next_call() {
     let server = Server::start().await;
-    let reply = server.put("/api/v1/plugins/hello/config", json!({"greeting": "Ahoy"})).await;
+    let reply = server
+        .put("/api/v1/plugins/hello/config", json!({"greeting": "Ahoy"}))
+        .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let hello = server.invoke("hello", "step.run", json!({"params": {"name": "Bo"}})).await;
+    let hello = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Bo"}}))
+        .await;
     assert_eq!(hello.body["output"]["outputs"]["message"], "Ahoy, Bo!");
-    let not_object = server.put("/api/v1/plugins/hello/config", json!([1, 2])).await;
-    assert_eq!((not_object.status, not_object.body["field"].as_str()), (422, Some("config")));
+    let not_object = server
+        .put("/api/v1/plugins/hello/config", json!([1, 2]))
+        .await;
+    assert_eq!(
+        (not_object.status, not_object.body["field"].as_str()),
+        (422, Some("config"))
+    );
 }
 
 #[tokio::test]
@@ -156,29 +263,55 @@ async fn kv_state_survives_upgrade_and_logs_are_readable() {
     let server = Server::start().await;
     server.allow_unsigned().await;
     for _ in 0..2 {
-        server.invoke("hello", "step.run", json!({"params": {"name": "Cy"}})).await;
+        server
+            .invoke("hello", "step.run", json!({"params": {"name": "Cy"}}))
+            .await;
     }
     let v2 = fixture("hello-v2");
-    let up = server.post("/api/v1/plugins/hello/upgrade", v2.body()).await;
+    let up = server
+        .post("/api/v1/plugins/hello/upgrade", v2.body())
+        .await;
     assert_eq!(up.status, 200, "{:?}", up.body);
-    assert_eq!((up.body["activeVersion"].as_str(), up.body["servingVersion"].as_str()), (Some("0.2.0"), Some("0.2.0")));
-    let third = server.invoke("hello", "step.run", json!({"params": {"name": "Cy"}})).await;
-    assert_eq!(third.body["output"]["outputs"]["count"], 3, "{:?}", third.body);
+    assert_eq!(
+        (
+            up.body["activeVersion"].as_str(),
+            up.body["servingVersion"].as_str()
+        ),
+        (Some("0.2.0"), Some("0.2.0"))
+    );
+    let third = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Cy"}}))
+        .await;
+    assert_eq!(
+        third.body["output"]["outputs"]["count"], 3,
+        "{:?}",
+        third.body
+    );
     let info = server.invoke("hello", "meta.info", json!({})).await;
     assert_eq!(info.body["output"]["version"], "0.2.0");
 
     let logs = server.get("/api/v1/plugins/hello/logs?limit=10").await;
     let lines = logs.body["items"].as_array().expect("items");
-    assert!(lines.iter().any(|l| l["version"] == "0.2.0" && l["message"].as_str().unwrap_or("").contains("Cy")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["version"] == "0.2.0" && l["message"].as_str().unwrap_or("").contains("Cy")),
+        "{lines:?}"
+    );
     let bad_limit = server.get("/api/v1/plugins/hello/logs?limit=0").await;
-    assert_eq!((bad_limit.status, bad_limit.body["field"].as_str()), (422, Some("limit")));
+    assert_eq!(
+        (bad_limit.status, bad_limit.body["field"].as_str()),
+        (422, Some("limit"))
+    );
 }
 
 #[tokio::test]
 async fn upgrade_and_rollback_swap_versions_without_failing_a_call() {
     let server = Arc::new(Server::start().await);
     server.allow_unsigned().await;
-    let up = server.post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body()).await;
+    let up = server
+        .post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body())
+        .await;
     assert_eq!(up.status, 200, "{:?}", up.body);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -186,7 +319,12 @@ async fn upgrade_and_rollback_swap_versions_without_failing_a_call() {
     let calls = Arc::new(AtomicU64::new(0));
     let mut callers = Vec::new();
     for _ in 0..4 {
-        let (server, stop, failures, calls) = (server.clone(), stop.clone(), failures.clone(), calls.clone());
+        let (server, stop, failures, calls) = (
+            server.clone(),
+            stop.clone(),
+            failures.clone(),
+            calls.clone(),
+        );
         callers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let reply = server.invoke("hello", "meta.info", json!({})).await;
@@ -199,7 +337,9 @@ async fn upgrade_and_rollback_swap_versions_without_failing_a_call() {
     }
     for i in 0..10 {
         let target = if i % 2 == 0 { "0.1.0" } else { "0.2.0" };
-        let reply = server.post("/api/v1/plugins/hello/upgrade", json!({"version": target})).await;
+        let reply = server
+            .post("/api/v1/plugins/hello/upgrade", json!({"version": target}))
+            .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         assert_eq!(reply.body["servingVersion"], target);
     }
@@ -208,19 +348,40 @@ async fn upgrade_and_rollback_swap_versions_without_failing_a_call() {
         caller.await.expect("caller");
     }
     assert!(calls.load(Ordering::Relaxed) > 0);
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "calls failed during upgrades");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "calls failed during upgrades"
+    );
 
-    let rolled = server.post("/api/v1/plugins/hello/rollback", json!({})).await;
+    let rolled = server
+        .post("/api/v1/plugins/hello/rollback", json!({}))
+        .await;
     assert_eq!(rolled.status, 200, "{:?}", rolled.body);
     assert_eq!(rolled.body["activeVersion"], "0.1.0");
     let info = server.invoke("hello", "meta.info", json!({})).await;
     assert_eq!(info.body["output"]["version"], "0.1.0");
 
-    let same = server.post("/api/v1/plugins/hello/upgrade", json!({"version": "0.1.0"})).await;
-    assert_eq!((same.status, same.body["code"].as_str()), (409, Some("already-active")));
-    let unknown = server.post("/api/v1/plugins/hello/upgrade", json!({"version": "7.0.0"})).await;
-    assert_eq!((unknown.status, unknown.body["field"].as_str()), (422, Some("version")));
-    let both = server.post("/api/v1/plugins/hello/upgrade", json!({"version": "0.2.0", "manifest": "x", "component": "x"})).await;
+    let same = server
+        .post("/api/v1/plugins/hello/upgrade", json!({"version": "0.1.0"}))
+        .await;
+    assert_eq!(
+        (same.status, same.body["code"].as_str()),
+        (409, Some("already-active"))
+    );
+    let unknown = server
+        .post("/api/v1/plugins/hello/upgrade", json!({"version": "7.0.0"}))
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.body["field"].as_str()),
+        (422, Some("version"))
+    );
+    let both = server
+        .post(
+            "/api/v1/plugins/hello/upgrade",
+            json!({"version": "0.2.0", "manifest": "x", "component": "x"}),
+        )
+        .await;
     assert_eq!(both.status, 422);
 }
 
@@ -231,25 +392,49 @@ async fn a_version_cannot_be_reuploaded_with_different_bytes() {
     let mut forged = fixture("hello-v2");
     forged.component = bundled("hello").component;
     forged.manifest = forged.manifest.clone();
-    let first = server.post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body()).await;
+    let first = server
+        .post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body())
+        .await;
     assert_eq!(first.status, 200, "{:?}", first.body);
-    let conflict = server.post("/api/v1/plugins/hello/upgrade", forged.body()).await;
-    assert_eq!((conflict.status, conflict.body["code"].as_str()), (409, Some("version-conflict")), "{:?}", conflict.body);
-    let other_id = server.post("/api/v1/plugins/http-probe/upgrade", fixture("hello-v2").body()).await;
-    assert_eq!((other_id.status, other_id.body["field"].as_str()), (422, Some("manifest.id")));
+    let conflict = server
+        .post("/api/v1/plugins/hello/upgrade", forged.body())
+        .await;
+    assert_eq!(
+        (conflict.status, conflict.body["code"].as_str()),
+        (409, Some("version-conflict")),
+        "{:?}",
+        conflict.body
+    );
+    let other_id = server
+        .post(
+            "/api/v1/plugins/http-probe/upgrade",
+            fixture("hello-v2").body(),
+        )
+        .await;
+    assert_eq!(
+        (other_id.status, other_id.body["field"].as_str()),
+        (422, Some("manifest.id"))
+    );
 }
 
 #[tokio::test]
 async fn rollback_without_history_is_a_conflict() {
     let server = Server::start().await;
-    let reply = server.post("/api/v1/plugins/hello/rollback", json!({})).await;
-    assert_eq!((reply.status, reply.body["code"].as_str()), (409, Some("no-previous-version")));
+    let reply = server
+        .post("/api/v1/plugins/hello/rollback", json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (409, Some("no-previous-version"))
+    );
 }
 
 #[tokio::test]
 async fn uninstall_removes_the_plugin_and_its_data() {
     let server = Server::start().await;
-    server.invoke("hello", "step.run", json!({"params": {"name": "Di"}})).await;
+    server
+        .invoke("hello", "step.run", json!({"params": {"name": "Di"}}))
+        .await;
     let removed = server.delete("/api/v1/plugins/hello").await;
     assert_eq!(removed.status, 204);
     assert_eq!(server.get("/api/v1/plugins/hello").await.status, 404);
@@ -261,6 +446,11 @@ async fn uninstall_removes_the_plugin_and_its_data() {
     let reinstalled = server.install(&bundled("hello")).await;
     assert_eq!(reinstalled.status, 201, "{:?}", reinstalled.body);
     server.post("/api/v1/plugins/hello/enable", json!({})).await;
-    let fresh = server.invoke("hello", "step.run", json!({"params": {"name": "Di"}})).await;
-    assert_eq!(fresh.body["output"]["outputs"]["count"], 1, "the kv namespace was removed");
+    let fresh = server
+        .invoke("hello", "step.run", json!({"params": {"name": "Di"}}))
+        .await;
+    assert_eq!(
+        fresh.body["output"]["outputs"]["count"], 1,
+        "the kv namespace was removed"
+    );
 }

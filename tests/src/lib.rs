@@ -22,7 +22,10 @@ pub fn wharf_bin() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("current test executable");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     profile_dir.join(format!("wharf-under-test{}", std::env::consts::EXE_SUFFIX))
 }
 
@@ -31,7 +34,8 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(label: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("wharf-test-{label}-{}", uuid::Uuid::new_v4()));
+        let path =
+            std::env::temp_dir().join(format!("wharf-test-{label}-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&path).expect("creating a temp dir");
         Self(path)
     }
@@ -88,7 +92,10 @@ impl Server {
             data,
             token: String::new(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
         };
         server.boot().await;
         server
@@ -115,7 +122,9 @@ impl Server {
                 }
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(60)).expect("wharf printed where it listens");
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("wharf printed where it listens");
         self.child = Some(child);
         self.base = base;
         for _ in 0..600 {
@@ -141,14 +150,25 @@ impl Server {
 
     pub async fn login(&self, username: &str, password: &str) -> String {
         let reply = self
-            .request("POST", "/api/v1/auth/login", Some(json!({"username": username, "password": password})), None)
+            .request(
+                "POST",
+                "/api/v1/auth/login",
+                Some(json!({"username": username, "password": password})),
+                None,
+            )
             .await;
         assert_eq!(reply.status, 200, "login failed: {:?}", reply.body);
         reply.body["token"].as_str().expect("token").to_owned()
     }
 
     /// Sends a request with an explicit token (None: no Authorization header).
-    pub async fn request(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
@@ -184,8 +204,17 @@ impl Server {
             .unwrap_or_default()
             .to_owned();
         let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() { Value::Null } else { Value::String(text) });
-        Reply { status, body, content_type, headers }
+        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        });
+        Reply {
+            status,
+            body,
+            content_type,
+            headers,
+        }
     }
 
     /// As the admin.
@@ -193,10 +222,12 @@ impl Server {
         self.request("GET", path, None, Some(&self.token)).await
     }
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.request("POST", path, Some(body), Some(&self.token)).await
+        self.request("POST", path, Some(body), Some(&self.token))
+            .await
     }
     pub async fn put(&self, path: &str, body: Value) -> Reply {
-        self.request("PUT", path, Some(body), Some(&self.token)).await
+        self.request("PUT", path, Some(body), Some(&self.token))
+            .await
     }
     pub async fn delete(&self, path: &str) -> Reply {
         self.request("DELETE", path, None, Some(&self.token)).await
@@ -204,7 +235,12 @@ impl Server {
 
     /// Lets the server accept unsigned packages.
     pub async fn allow_unsigned(&self) {
-        let reply = self.put("/api/v1/plugin-trust/settings", json!({"allowUnsigned": true})).await;
+        let reply = self
+            .put(
+                "/api/v1/plugin-trust/settings",
+                json!({"allowUnsigned": true}),
+            )
+            .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
 
@@ -216,15 +252,27 @@ impl Server {
     /// Installs and enables a fixture with the grants it requests.
     pub async fn install_enabled(&self, package: &Package) -> String {
         let reply = self.install(package).await;
-        assert_eq!(reply.status, 201, "install {}: {:?}", package.id(), reply.body);
+        assert_eq!(
+            reply.status,
+            201,
+            "install {}: {:?}",
+            package.id(),
+            reply.body
+        );
         let id = package.id();
-        let reply = self.post(&format!("/api/v1/plugins/{id}/enable"), json!({})).await;
+        let reply = self
+            .post(&format!("/api/v1/plugins/{id}/enable"), json!({}))
+            .await;
         assert_eq!(reply.status, 200, "enable {id}: {:?}", reply.body);
         id
     }
 
     pub async fn invoke(&self, id: &str, function: &str, input: Value) -> Reply {
-        self.post(&format!("/api/v1/plugins/{id}/invoke"), json!({"function": function, "input": input})).await
+        self.post(
+            &format!("/api/v1/plugins/{id}/invoke"),
+            json!({"function": function, "input": input}),
+        )
+        .await
     }
 
     /// Runs the CLI against this server.
@@ -274,10 +322,21 @@ impl Package {
         let manifest = self
             .manifest
             .lines()
-            .map(|l| if l.trim_start().starts_with(&format!("{key} ")) || l.trim_start().starts_with(&format!("{key}=")) { line.to_owned() } else { l.to_owned() })
+            .map(|l| {
+                if l.trim_start().starts_with(&format!("{key} "))
+                    || l.trim_start().starts_with(&format!("{key}="))
+                {
+                    line.to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
-        Package { manifest, component: self.component.clone() }
+        Package {
+            manifest,
+            component: self.component.clone(),
+        }
     }
 }
 
@@ -299,7 +358,10 @@ pub fn bundled(name: &str) -> Package {
         .iter()
         .find(|b| b.name == name)
         .unwrap_or_else(|| panic!("no bundled plugin named {name}"));
-    Package { manifest: b.manifest.to_owned(), component: b.component.to_vec() }
+    Package {
+        manifest: b.manifest.to_owned(),
+        component: b.component.to_vec(),
+    }
 }
 
 /// Polls `check` (bounded) until it returns true.

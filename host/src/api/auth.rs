@@ -13,7 +13,9 @@ use super::extract::ApiJson;
 use crate::auth::Caller;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(me))
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(me))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -76,7 +76,11 @@ impl ApiError {
 
     fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
     }
 
     pub fn status(&self) -> StatusCode {
@@ -88,11 +92,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Problem {
             kind: "about:blank".into(),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail,
             code: self.code.to_owned(),
@@ -121,9 +121,11 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidCredentials => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", e.to_string())
-            }
+            AuthError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                e.to_string(),
+            ),
             AuthError::InvalidToken => ApiError::unauthorized(),
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(e) => ApiError::internal(e),
@@ -136,14 +138,18 @@ impl From<TrustError> for ApiError {
         let detail = e.to_string();
         match e {
             TrustError::UnsignedRefused => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsigned-package", detail).field("signature")
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsigned-package", detail)
+                    .field("signature")
             }
-            TrustError::UnknownKey(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-signing-key", detail)
-                    .field("signature.keyId")
-            }
+            TrustError::UnknownKey(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-signing-key",
+                detail,
+            )
+            .field("signature.keyId"),
             TrustError::BadSignature(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", detail).field("signature")
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", detail)
+                    .field("signature")
             }
             TrustError::Invalid { field, message } => ApiError::invalid(field, message),
             TrustError::Store(e) => e.into(),
@@ -155,13 +161,23 @@ impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         let detail = e.to_string();
         match e {
-            CallError::NotEnabled(_) => ApiError::new(StatusCode::CONFLICT, "plugin-not-enabled", detail),
-            CallError::Timeout { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "plugin-timeout", detail),
-            CallError::Trap { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "plugin-trapped", detail),
+            CallError::NotEnabled(_) => {
+                ApiError::new(StatusCode::CONFLICT, "plugin-not-enabled", detail)
+            }
+            CallError::Timeout { .. } => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "plugin-timeout", detail)
+            }
+            CallError::Trap { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "plugin-trapped", detail)
+            }
             CallError::OutputTooLarge { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "plugin-output-too-large", detail)
             }
-            CallError::Host { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin-unavailable", detail),
+            CallError::Host { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin-unavailable",
+                detail,
+            ),
         }
     }
 }
@@ -170,7 +186,8 @@ impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         use LifecycleError as E;
         let detail = e.to_string();
-        let unprocessable = |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone());
+        let unprocessable =
+            |code| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail.clone());
         match e {
             E::NotFound(_) => ApiError::not_found("plugin-not-found", detail),
             E::AlreadyInstalled(_) => ApiError::new(StatusCode::CONFLICT, "plugin-exists", detail),
@@ -179,13 +196,21 @@ impl From<LifecycleError> for ApiError {
             E::Invalid { field, message } => ApiError::invalid(field, message),
             E::Compile(_) => unprocessable("component-invalid").field("component"),
             E::WorldMismatch { .. } => unprocessable("world-mismatch").field("component"),
-            E::MetaMismatch { field, .. } => unprocessable("meta-mismatch").field(format!("manifest.{field}")),
-            E::Ungranted(u) => unprocessable("ungranted-import").field(format!("grants ({})", u.import)),
+            E::MetaMismatch { field, .. } => {
+                unprocessable("meta-mismatch").field(format!("manifest.{field}"))
+            }
+            E::Ungranted(u) => {
+                unprocessable("ungranted-import").field(format!("grants ({})", u.import))
+            }
             E::Trust(t) => t.into(),
-            E::VersionConflict { .. } => ApiError::new(StatusCode::CONFLICT, "version-conflict", detail),
+            E::VersionConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "version-conflict", detail)
+            }
             E::UnknownVersion { .. } => unprocessable("unknown-version").field("version"),
             E::AlreadyActive(_) => ApiError::new(StatusCode::CONFLICT, "already-active", detail),
-            E::NothingToRollBack(_) => ApiError::new(StatusCode::CONFLICT, "no-previous-version", detail),
+            E::NothingToRollBack(_) => {
+                ApiError::new(StatusCode::CONFLICT, "no-previous-version", detail)
+            }
             E::Invoke(crate::runtime::worlds::InvokeError::UnknownFunction { .. }) => {
                 unprocessable("unknown-function").field("function")
             }

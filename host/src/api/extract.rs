@@ -22,12 +22,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", rejection.body_text())
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    rejection.body_text(),
+                )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", rejection.body_text())
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable-body",
+                    rejection.body_text(),
+                )
             }
         })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         let de = &mut serde_json::Deserializer::from_slice(text);
         match serde_path_to_error::deserialize(de) {
             Ok(value) => Ok(ApiJson(value)),
@@ -35,9 +47,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 let path = error.path().to_string();
                 let inner = error.into_inner();
                 if inner.is_syntax() || inner.is_eof() {
-                    Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", inner.to_string()))
+                    Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed-json",
+                        inner.to_string(),
+                    ))
                 } else {
-                    Err(ApiError::invalid(crate::input::field_of(&path, &inner.to_string()), inner.to_string()))
+                    Err(ApiError::invalid(
+                        crate::input::field_of(&path, &inner.to_string()),
+                        inner.to_string(),
+                    ))
                 }
             }
         }
@@ -47,7 +66,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -67,10 +89,15 @@ pub struct Admin(pub Caller);
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if !caller.is_admin {
-            return Err(ApiError::forbidden("plugin administration requires the admin"));
+            return Err(ApiError::forbidden(
+                "plugin administration requires the admin",
+            ));
         }
         Ok(Admin(caller))
     }
@@ -89,15 +116,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut paging = Paging { page: 1, page_size: 50 };
+        let mut paging = Paging {
+            page: 1,
+            page_size: 50,
+        };
         for (key, value) in query_pairs(parts) {
             match key.as_str() {
                 "page" => {
-                    paging.page = value
-                        .parse()
-                        .ok()
-                        .filter(|p| *p >= 1)
-                        .ok_or_else(|| ApiError::invalid("page", "must be a whole number from 1"))?;
+                    paging.page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                        ApiError::invalid("page", "must be a whole number from 1")
+                    })?;
                 }
                 "pageSize" => {
                     paging.page_size = value
@@ -105,7 +133,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
                         .ok()
                         .filter(|p| (1..=MAX_PAGE_SIZE).contains(p))
                         .ok_or_else(|| {
-                            ApiError::invalid("pageSize", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"))
+                            ApiError::invalid(
+                                "pageSize",
+                                format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                            )
                         })?;
                 }
                 _ => {}
@@ -142,7 +173,11 @@ impl Paging {
     pub fn apply<T>(&self, all: Vec<T>) -> Page<T> {
         let total = all.len();
         let start = (self.page as usize - 1).saturating_mul(self.page_size as usize);
-        let items = all.into_iter().skip(start).take(self.page_size as usize).collect();
+        let items = all
+            .into_iter()
+            .skip(start)
+            .take(self.page_size as usize)
+            .collect();
         Page {
             items,
             total,

@@ -37,7 +37,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, axum::Json(Health { status: "ready" }))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Health { status: "starting" }))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(Health { status: "starting" }),
+        )
     }
 }
 

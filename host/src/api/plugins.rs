@@ -13,9 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::MAX_PACKAGE_BODY_BYTES;
 use super::error::{ApiError, Problem};
 use super::extract::{Admin, ApiJson, Page, Paging, query_pairs};
-use super::MAX_PACKAGE_BODY_BYTES;
 use crate::runtime::lifecycle::{PluginView, UpgradeTarget};
 use crate::runtime::registry::PluginStatus;
 use crate::runtime::trust::PackageSignature;
@@ -74,7 +74,10 @@ async fn install(
     Admin(caller): Admin,
     ApiJson(body): ApiJson<PackageBody>,
 ) -> Result<(StatusCode, axum::Json<PluginView>), ApiError> {
-    let view = state.runtime.install(body.into_upload()?, &caller.username).await?;
+    let view = state
+        .runtime
+        .install(body.into_upload()?, &caller.username)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -88,17 +91,24 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListFilter {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut filter = ListFilter { status: None, world: None };
+        let mut filter = ListFilter {
+            status: None,
+            world: None,
+        };
         for (key, value) in query_pairs(parts) {
             match key.as_str() {
                 "status" => {
-                    filter.status = Some(serde_json::from_value(Value::String(value)).map_err(|_| {
-                        ApiError::invalid("status", "must be installed, enabled or disabled")
-                    })?)
+                    filter.status =
+                        Some(serde_json::from_value(Value::String(value)).map_err(|_| {
+                            ApiError::invalid("status", "must be installed, enabled or disabled")
+                        })?)
                 }
                 "world" => {
                     filter.world = Some(World::parse(&value).ok_or_else(|| {
-                        ApiError::invalid("world", "must be authorizer, marketplace, gray-router, step or artifact-policy")
+                        ApiError::invalid(
+                            "world",
+                            "must be authorizer, marketplace, gray-router, step or artifact-policy",
+                        )
                     })?)
                 }
                 _ => {}
@@ -132,11 +142,12 @@ async fn list(
 }
 
 fn found(state: &AppState, id: &str) -> Result<PluginView, ApiError> {
-    let record = state
-        .runtime
-        .registry()
-        .get(id)?
-        .ok_or_else(|| ApiError::not_found("plugin-not-found", format!("plugin `{id}` is not installed")))?;
+    let record = state.runtime.registry().get(id)?.ok_or_else(|| {
+        ApiError::not_found(
+            "plugin-not-found",
+            format!("plugin `{id}` is not installed"),
+        )
+    })?;
     Ok(state.runtime.view(&record))
 }
 
@@ -169,7 +180,12 @@ async fn enable(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EnableBody>,
 ) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(state.runtime.enable(&id, body.grants, &caller.username).await?))
+    Ok(axum::Json(
+        state
+            .runtime
+            .enable(&id, body.grants, &caller.username)
+            .await?,
+    ))
 }
 
 /// Disables the plugin; calls in flight finish.
@@ -181,7 +197,9 @@ async fn disable(
     Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(state.runtime.disable(&id, &caller.username).await?))
+    Ok(axum::Json(
+        state.runtime.disable(&id, &caller.username).await?,
+    ))
 }
 
 /// Either a new package or the version to switch to.
@@ -210,10 +228,26 @@ async fn upgrade(
     let target = match (body.version, body.manifest, body.component) {
         (Some(version), None, None) => UpgradeTarget::Version(version),
         (None, Some(manifest), Some(component)) => UpgradeTarget::Package(
-            PackageBody { manifest, component, signature: body.signature, sha256: body.sha256 }.into_upload()?,
+            PackageBody {
+                manifest,
+                component,
+                signature: body.signature,
+                sha256: body.sha256,
+            }
+            .into_upload()?,
         ),
-        (None, Some(_), None) => return Err(ApiError::invalid("component", "a package needs its component")),
-        (None, None, Some(_)) => return Err(ApiError::invalid("manifest", "a package needs its manifest")),
+        (None, Some(_), None) => {
+            return Err(ApiError::invalid(
+                "component",
+                "a package needs its component",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "manifest",
+                "a package needs its manifest",
+            ));
+        }
         _ => {
             return Err(ApiError::invalid(
                 "version",
@@ -221,7 +255,9 @@ async fn upgrade(
             ));
         }
     };
-    Ok(axum::Json(state.runtime.upgrade(&id, target, &caller.username).await?))
+    Ok(axum::Json(
+        state.runtime.upgrade(&id, target, &caller.username).await?,
+    ))
 }
 
 /// Returns to the previously active version.
@@ -233,7 +269,9 @@ async fn rollback(
     Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(state.runtime.rollback(&id, &caller.username).await?))
+    Ok(axum::Json(
+        state.runtime.rollback(&id, &caller.username).await?,
+    ))
 }
 
 /// Uninstalls the plugin with all its versions and kv data.
@@ -259,7 +297,12 @@ async fn configure(
     Path(id): Path<String>,
     ApiJson(settings): ApiJson<Value>,
 ) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(state.runtime.configure(&id, settings, &caller.username).await?))
+    Ok(axum::Json(
+        state
+            .runtime
+            .configure(&id, settings, &caller.username)
+            .await?,
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -285,10 +328,14 @@ async fn logs(
                 .parse()
                 .ok()
                 .filter(|l| (1..=2000).contains(l))
-                .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 2000"))?;
+                .ok_or_else(|| {
+                    ApiError::invalid("limit", "must be a whole number from 1 to 2000")
+                })?;
         }
     }
-    Ok(axum::Json(LogsBody { items: state.runtime.logs(&id, limit) }))
+    Ok(axum::Json(LogsBody {
+        items: state.runtime.logs(&id, limit),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -317,6 +364,9 @@ async fn invoke(
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<axum::Json<InvokeResult>, ApiError> {
     found(&state, &id)?;
-    let output = state.runtime.invoke(&id, &body.function, &body.input).await?;
+    let output = state
+        .runtime
+        .invoke(&id, &body.function, &body.input)
+        .await?;
     Ok(axum::Json(InvokeResult { output }))
 }

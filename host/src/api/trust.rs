@@ -27,8 +27,13 @@ struct KeyList {
 /// Lists trusted signing keys.
 #[utoipa::path(get, path = "/api/v1/plugin-trust/keys", tag = "plugin-trust", security(("bearer" = [])),
     responses((status = 200, body = KeyList), (status = 403, body = Problem)))]
-async fn list_keys(State(state): State<AppState>, Admin(_admin): Admin) -> Result<axum::Json<KeyList>, ApiError> {
-    Ok(axum::Json(KeyList { items: state.runtime.trust().keys()? }))
+async fn list_keys(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+) -> Result<axum::Json<KeyList>, ApiError> {
+    Ok(axum::Json(KeyList {
+        items: state.runtime.trust().keys()?,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -48,7 +53,11 @@ async fn add_key(
     Admin(caller): Admin,
     ApiJson(body): ApiJson<AddKey>,
 ) -> Result<(StatusCode, axum::Json<TrustedKey>), ApiError> {
-    let key = state.runtime.trust().add_key(&body.id, &body.public_key, &caller.username).await?;
+    let key = state
+        .runtime
+        .trust()
+        .add_key(&body.id, &body.public_key, &caller.username)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(key)))
 }
 
@@ -64,14 +73,20 @@ async fn remove_key(
     if state.runtime.trust().remove_key(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found("key-not-found", format!("no trusted key has id `{id}`")))
+        Err(ApiError::not_found(
+            "key-not-found",
+            format!("no trusted key has id `{id}`"),
+        ))
     }
 }
 
 /// The install policy.
 #[utoipa::path(get, path = "/api/v1/plugin-trust/settings", tag = "plugin-trust", security(("bearer" = [])),
     responses((status = 200, body = TrustSettings)))]
-async fn get_settings(State(state): State<AppState>, Admin(_admin): Admin) -> Result<axum::Json<TrustSettings>, ApiError> {
+async fn get_settings(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+) -> Result<axum::Json<TrustSettings>, ApiError> {
     Ok(axum::Json(state.runtime.trust().settings()?))
 }
 

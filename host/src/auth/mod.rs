@@ -100,7 +100,10 @@ impl Identity {
 
     /// Creates the `admin` user on first start. The password comes from `given`, or is
     /// generated and returned so the caller can print it once.
-    pub async fn bootstrap_admin(&self, given: Option<String>) -> Result<AdminBootstrap, AuthError> {
+    pub async fn bootstrap_admin(
+        &self,
+        given: Option<String>,
+    ) -> Result<AdminBootstrap, AuthError> {
         if self.store.get_json::<User>(&user_key("admin"))?.is_some() {
             return Ok(AdminBootstrap::AlreadyPresent);
         }
@@ -108,7 +111,10 @@ impl Identity {
             Some(p) => (p, AdminBootstrap::CreatedWithGivenPassword),
             None => {
                 let generated = random_secret(18);
-                (generated.clone(), AdminBootstrap::CreatedWithGeneratedPassword(generated))
+                (
+                    generated.clone(),
+                    AdminBootstrap::CreatedWithGeneratedPassword(generated),
+                )
             }
         };
         let password_hash = blocking_hash(password).await?;

@@ -4,8 +4,7 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 
 /// A valid argon2id hash of a random password, verified against when the username is
 /// unknown so the response time does not reveal which usernames exist.
-pub(super) const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2o1pyl8xj1ZcWiwYqqVGb0jIxNqkLdnhWx8VtZlJbOs";
+pub(super) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2o1pyl8xj1ZcWiwYqqVGb0jIxNqkLdnhWx8VtZlJbOs";
 
 pub fn hash_password(password: &str) -> Result<String, String> {
     Argon2::default()

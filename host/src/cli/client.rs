@@ -10,7 +10,10 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach {server}: {source}")]
-    Unreachable { server: String, source: reqwest::Error },
+    Unreachable {
+        server: String,
+        source: reqwest::Error,
+    },
     #[error("{detail} (HTTP {status}, code {code}{})", .field.as_deref().map(|f| format!(", field {f}")).unwrap_or_default())]
     Problem {
         status: u16,
@@ -54,12 +57,18 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|source| ClientError::Unreachable {
-            server: self.server.clone(),
-            source,
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                server: self.server.clone(),
+                source,
+            })?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(None);
@@ -72,25 +81,39 @@ impl Client {
         Err(ClientError::Problem {
             status: status.as_u16(),
             code: problem["code"].as_str().unwrap_or("unknown").to_owned(),
-            detail: problem["detail"].as_str().map(str::to_owned).unwrap_or(text),
+            detail: problem["detail"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or(text),
             field: problem["field"].as_str().map(str::to_owned),
         })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let value = self.send::<()>(reqwest::Method::GET, path, None).await?.unwrap_or(Value::Null);
+        let value = self
+            .send::<()>(reqwest::Method::GET, path, None)
+            .await?
+            .unwrap_or(Value::Null);
         serde_json::from_value(value).map_err(|e| ClientError::Unexpected(e.to_string()))
     }
 
     pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
-        Ok(self.send(reqwest::Method::POST, path, Some(body)).await?.unwrap_or(Value::Null))
+        Ok(self
+            .send(reqwest::Method::POST, path, Some(body))
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> Result<Value, ClientError> {
-        Ok(self.send(reqwest::Method::PUT, path, Some(body)).await?.unwrap_or(Value::Null))
+        Ok(self
+            .send(reqwest::Method::PUT, path, Some(body))
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
-        self.send::<()>(reqwest::Method::DELETE, path, None).await.map(|_| ())
+        self.send::<()>(reqwest::Method::DELETE, path, None)
+            .await
+            .map(|_| ())
     }
 }

@@ -10,14 +10,17 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-
 use crate::runtime::HostLimits;
 use crate::serve::ServeOptions;
 
 pub use client::{Client, ClientError};
 
 #[derive(Parser)]
-#[command(name = "wharf", version, about = "Application delivery for Kubernetes, extended by WebAssembly plugins")]
+#[command(
+    name = "wharf",
+    version,
+    about = "Application delivery for Kubernetes, extended by WebAssembly plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,7 +30,12 @@ pub struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Remote {
     /// Base URL of a running Wharf.
-    #[arg(long, env = "WHARF_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "WHARF_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     server: String,
     /// Bearer token (from `wharf login`).
     #[arg(long, env = "WHARF_TOKEN", hide_env_values = true, global = true)]
@@ -112,7 +120,9 @@ impl ServeArgs {
         };
         ServeOptions {
             listen: self.listen,
-            cache_dir: self.cache_dir.unwrap_or_else(|| self.data_dir.join("cache")),
+            cache_dir: self
+                .cache_dir
+                .unwrap_or_else(|| self.data_dir.join("cache")),
             data_dir: self.data_dir,
             admin_password: self.admin_password.filter(|p| !p.is_empty()),
             token_ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
@@ -143,7 +153,10 @@ where
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse_from(args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");
@@ -157,7 +170,11 @@ where
 pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Serve(args) => crate::serve::run(args.into_options()).await,
-        Command::Login { username, password, remote } => login(&remote, &username, &password).await,
+        Command::Login {
+            username,
+            password,
+            remote,
+        } => login(&remote, &username, &password).await,
         Command::Plugin { command, remote } => plugin::run(command, &remote).await,
     };
     match result {
@@ -172,7 +189,10 @@ pub async fn run(cli: Cli) -> i32 {
 async fn login(remote: &Remote, username: &str, password: &str) -> anyhow::Result<()> {
     let client = remote.client()?;
     let response = client
-        .post("/api/v1/auth/login", &serde_json::json!({"username": username, "password": password}))
+        .post(
+            "/api/v1/auth/login",
+            &serde_json::json!({"username": username, "password": password}),
+        )
         .await?;
     if remote.json {
         println!("{response}");

@@ -89,8 +89,13 @@ pub enum PluginCommand {
 #[derive(Subcommand)]
 pub enum TrustCommand {
     List,
-    Add { id: String, public_key: String },
-    Remove { id: String },
+    Add {
+        id: String,
+        public_key: String,
+    },
+    Remove {
+        id: String,
+    },
     /// Whether unsigned packages may be installed.
     AllowUnsigned {
         #[arg(action = clap::ArgAction::Set)]
@@ -134,11 +139,13 @@ pub struct SigningArgs {
 fn package_body(manifest: &Path, component: &Path, signing: &SigningArgs) -> anyhow::Result<Value> {
     let manifest_text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
-    let bytes = std::fs::read(component).with_context(|| format!("reading {}", component.display()))?;
+    let bytes =
+        std::fs::read(component).with_context(|| format!("reading {}", component.display()))?;
     let mut body = json!({"manifest": manifest_text, "component": B64.encode(&bytes)});
     if let (Some(key_file), Some(key_id)) = (&signing.sign_with, &signing.key_id) {
         let key = read_key(key_file)?;
-        body["signature"] = json!({"keyId": key_id, "signature": sign_package(&key, &bytes, &manifest_text)});
+        body["signature"] =
+            json!({"keyId": key_id, "signature": sign_package(&key, &bytes, &manifest_text)});
     }
     if let Some(sha) = &signing.sha256 {
         body["sha256"] = json!(sha);
@@ -147,18 +154,27 @@ fn package_body(manifest: &Path, component: &Path, signing: &SigningArgs) -> any
 }
 
 fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes: [u8; 32] = B64
         .decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .with_context(|| format!("{} is not a key written by `wharf plugin keygen`", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{} is not a key written by `wharf plugin keygen`",
+                path.display()
+            )
+        })?;
     Ok(SigningKey::from_bytes(&bytes))
 }
 
 fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     bar.set_message(message.to_owned());
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
@@ -173,12 +189,30 @@ fn print_plugin(remote: &Remote, plugin: &Value) {
     table.load_style(UTF8_BORDERS_ONLY);
     let row = |k: &str, v: String| vec![k.to_owned(), v];
     table.add_row(row("id", plugin["id"].as_str().unwrap_or_default().into()));
-    table.add_row(row("status", plugin["status"].as_str().unwrap_or_default().into()));
-    table.add_row(row("world", plugin["world"].as_str().unwrap_or_default().into()));
-    table.add_row(row("active version", plugin["activeVersion"].as_str().unwrap_or_default().into()));
-    table.add_row(row("description", plugin["description"].as_str().unwrap_or_default().into()));
-    table.add_row(row("requested grants", plugin["grants"]["requested"].to_string()));
-    table.add_row(row("approved grants", plugin["grants"]["approved"].to_string()));
+    table.add_row(row(
+        "status",
+        plugin["status"].as_str().unwrap_or_default().into(),
+    ));
+    table.add_row(row(
+        "world",
+        plugin["world"].as_str().unwrap_or_default().into(),
+    ));
+    table.add_row(row(
+        "active version",
+        plugin["activeVersion"].as_str().unwrap_or_default().into(),
+    ));
+    table.add_row(row(
+        "description",
+        plugin["description"].as_str().unwrap_or_default().into(),
+    ));
+    table.add_row(row(
+        "requested grants",
+        plugin["grants"]["requested"].to_string(),
+    ));
+    table.add_row(row(
+        "approved grants",
+        plugin["grants"]["approved"].to_string(),
+    ));
     table.add_row(row("limits", plugin["limits"].to_string()));
     table.add_row(row("stats", plugin["stats"].to_string()));
     if let Some(reason) = plugin["disabledReason"].as_str() {
@@ -191,9 +225,18 @@ fn print_plugin(remote: &Remote, plugin: &Value) {
         .map(|v| {
             format!(
                 "{}{} {} ({})",
-                if v["active"].as_bool() == Some(true) { "* " } else { "  " },
+                if v["active"].as_bool() == Some(true) {
+                    "* "
+                } else {
+                    "  "
+                },
                 v["version"].as_str().unwrap_or_default(),
-                &v["sha256"].as_str().unwrap_or_default().chars().take(12).collect::<String>(),
+                &v["sha256"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(12)
+                    .collect::<String>(),
                 v["source"].as_str().unwrap_or_default()
             )
         })
@@ -205,7 +248,14 @@ fn print_plugin(remote: &Remote, plugin: &Value) {
         .flatten()
         .rev()
         .take(5)
-        .map(|e| format!("{} {}: {}", e["time"].as_str().unwrap_or_default(), e["kind"].as_str().unwrap_or_default(), e["message"].as_str().unwrap_or_default()))
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e["time"].as_str().unwrap_or_default(),
+                e["kind"].as_str().unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default()
+            )
+        })
         .collect();
     table.add_row(row("recent events", events.join("\n")));
     println!("{table}");
@@ -222,14 +272,24 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             if let Some(w) = world {
                 query.push(format!("world={w}"));
             }
-            let page: Value = client.get(&format!("/api/v1/plugins?{}", query.join("&"))).await?;
+            let page: Value = client
+                .get(&format!("/api/v1/plugins?{}", query.join("&")))
+                .await?;
             if remote.json {
                 println!("{page:#}");
                 return Ok(());
             }
             let mut table = Table::new();
             table.load_style(UTF8_BORDERS_ONLY);
-            table.set_header(["ID", "VERSION", "WORLD", "STATUS", "CALLS", "TRAPS", "DESCRIPTION"]);
+            table.set_header([
+                "ID",
+                "VERSION",
+                "WORLD",
+                "STATUS",
+                "CALLS",
+                "TRAPS",
+                "DESCRIPTION",
+            ]);
             for p in page["items"].as_array().into_iter().flatten() {
                 table.add_row([
                     p["id"].as_str().unwrap_or_default().to_owned(),
@@ -254,7 +314,11 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             bar.finish_and_clear();
             print_plugin(remote, &result?);
         }
-        PluginCommand::Enable { id, grants_file, allow_http } => {
+        PluginCommand::Enable {
+            id,
+            grants_file,
+            allow_http,
+        } => {
             let mut body = json!({});
             let mut grants = match grants_file {
                 Some(path) => Some(read_grants(&path)?),
@@ -278,26 +342,38 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             if let Some(g) = grants {
                 body["grants"] = g;
             }
-            let plugin = client.post(&format!("/api/v1/plugins/{id}/enable"), &body).await?;
+            let plugin = client
+                .post(&format!("/api/v1/plugins/{id}/enable"), &body)
+                .await?;
             print_plugin(remote, &plugin);
         }
         PluginCommand::Disable { id } => {
-            let plugin = client.post(&format!("/api/v1/plugins/{id}/disable"), &json!({})).await?;
+            let plugin = client
+                .post(&format!("/api/v1/plugins/{id}/disable"), &json!({}))
+                .await?;
             print_plugin(remote, &plugin);
         }
-        PluginCommand::Upgrade { id, version, package } => {
+        PluginCommand::Upgrade {
+            id,
+            version,
+            package,
+        } => {
             let body = match (version, &package.manifest, &package.component) {
                 (Some(v), _, _) => json!({"version": v}),
                 (None, Some(m), Some(c)) => package_body(m, c, &package.signing)?,
                 _ => anyhow::bail!("give --version, or --manifest and --component"),
             };
             let bar = spinner("upgrading");
-            let result = client.post(&format!("/api/v1/plugins/{id}/upgrade"), &body).await;
+            let result = client
+                .post(&format!("/api/v1/plugins/{id}/upgrade"), &body)
+                .await;
             bar.finish_and_clear();
             print_plugin(remote, &result?);
         }
         PluginCommand::Rollback { id } => {
-            let plugin = client.post(&format!("/api/v1/plugins/{id}/rollback"), &json!({})).await?;
+            let plugin = client
+                .post(&format!("/api/v1/plugins/{id}/rollback"), &json!({}))
+                .await?;
             print_plugin(remote, &plugin);
         }
         PluginCommand::Uninstall { id } => {
@@ -305,7 +381,9 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             println!("uninstalled {id}");
         }
         PluginCommand::Logs { id, limit } => {
-            let logs: Value = client.get(&format!("/api/v1/plugins/{id}/logs?limit={limit}")).await?;
+            let logs: Value = client
+                .get(&format!("/api/v1/plugins/{id}/logs?limit={limit}"))
+                .await?;
             if remote.json {
                 println!("{logs:#}");
             } else {
@@ -321,15 +399,26 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             }
         }
         PluginCommand::Config { id, file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let settings: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-            let plugin = client.put(&format!("/api/v1/plugins/{id}/config"), &settings).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let settings: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let plugin = client
+                .put(&format!("/api/v1/plugins/{id}/config"), &settings)
+                .await?;
             print_plugin(remote, &plugin);
         }
-        PluginCommand::Invoke { id, function, input } => {
+        PluginCommand::Invoke {
+            id,
+            function,
+            input,
+        } => {
             let input: Value = serde_json::from_str(&input).context("--input is not JSON")?;
             let result = client
-                .post(&format!("/api/v1/plugins/{id}/invoke"), &json!({"function": function, "input": input}))
+                .post(
+                    &format!("/api/v1/plugins/{id}/invoke"),
+                    &json!({"function": function, "input": input}),
+                )
                 .await?;
             println!("{:#}", result["output"]);
         }
@@ -338,14 +427,24 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             let mut secret = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
             let key = SigningKey::from_bytes(&secret);
-            std::fs::write(&file, B64.encode(secret)).with_context(|| format!("writing {}", file.display()))?;
+            std::fs::write(&file, B64.encode(secret))
+                .with_context(|| format!("writing {}", file.display()))?;
             println!("{}", B64.encode(key.verifying_key().to_bytes()));
-            eprintln!("secret key written to {}; trust the public key above with `wharf plugin trust add ID KEY`", file.display());
+            eprintln!(
+                "secret key written to {}; trust the public key above with `wharf plugin trust add ID KEY`",
+                file.display()
+            );
         }
-        PluginCommand::Sign { key, manifest, component } => {
+        PluginCommand::Sign {
+            key,
+            manifest,
+            component,
+        } => {
             let key = read_key(&key)?;
-            let manifest = std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
-            let bytes = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
+            let manifest = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("reading {}", manifest.display()))?;
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("reading {}", component.display()))?;
             println!("{}", sign_package(&key, &bytes, &manifest));
         }
     }
@@ -353,16 +452,22 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
 }
 
 fn read_grants(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if text.trim_start().starts_with('{') {
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
     } else {
-        let value: toml::Value = toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
+        let value: toml::Value =
+            toml::from_str(&text).with_context(|| format!("{} is not TOML", path.display()))?;
         Ok(serde_json::to_value(value)?)
     }
 }
 
-async fn trust(command: TrustCommand, remote: &Remote, client: &super::Client) -> anyhow::Result<()> {
+async fn trust(
+    command: TrustCommand,
+    remote: &Remote,
+    client: &super::Client,
+) -> anyhow::Result<()> {
     match command {
         TrustCommand::List => {
             let keys: Value = client.get("/api/v1/plugin-trust/keys").await?;
@@ -384,16 +489,31 @@ async fn trust(command: TrustCommand, remote: &Remote, client: &super::Client) -
             println!("{table}");
         }
         TrustCommand::Add { id, public_key } => {
-            client.post("/api/v1/plugin-trust/keys", &json!({"id": id, "publicKey": public_key})).await?;
+            client
+                .post(
+                    "/api/v1/plugin-trust/keys",
+                    &json!({"id": id, "publicKey": public_key}),
+                )
+                .await?;
             println!("trusted key {id}");
         }
         TrustCommand::Remove { id } => {
-            client.delete(&format!("/api/v1/plugin-trust/keys/{id}")).await?;
+            client
+                .delete(&format!("/api/v1/plugin-trust/keys/{id}"))
+                .await?;
             println!("removed key {id}");
         }
         TrustCommand::AllowUnsigned { allow } => {
-            client.put("/api/v1/plugin-trust/settings", &json!({"allowUnsigned": allow})).await?;
-            println!("unsigned packages are now {}", if allow { "allowed" } else { "refused" });
+            client
+                .put(
+                    "/api/v1/plugin-trust/settings",
+                    &json!({"allowUnsigned": allow}),
+                )
+                .await?;
+            println!(
+                "unsigned packages are now {}",
+                if allow { "allowed" } else { "refused" }
+            );
         }
     }
     Ok(())

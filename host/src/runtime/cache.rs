@@ -35,7 +35,8 @@ impl ComponentCache {
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(format!("{sha256}-{}.cwasm", self.engine_hash))
+        self.dir
+            .join(format!("{sha256}-{}.cwasm", self.engine_hash))
     }
 
     /// Loads the compiled component for `sha256`, compiling `wasm()` on a miss.
@@ -53,7 +54,9 @@ impl ComponentCache {
             // hash is part of the name).
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
+                }
             }
         }
         let bytes = wasm()?;

@@ -21,7 +21,8 @@ use super::state::PluginState;
 use super::{ActivePlugin, Runtime, WorldPre};
 
 /// The future a call closure returns: the result and its size in bytes.
-pub type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<(R, usize)>> + Send + 'a>>;
+pub type CallFuture<'a, R> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<(R, usize)>> + Send + 'a>>;
 
 /// Why a plugin call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,7 +56,11 @@ impl Runtime {
     }
 
     /// Calls into a specific version (used for install-time inspection too).
-    pub(crate) async fn call_version<R, F>(&self, plugin: &Arc<ActivePlugin>, f: F) -> Result<R, CallError>
+    pub(crate) async fn call_version<R, F>(
+        &self,
+        plugin: &Arc<ActivePlugin>,
+        f: F,
+    ) -> Result<R, CallError>
     where
         R: Send,
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
@@ -66,7 +71,10 @@ impl Runtime {
             .slots
             .acquire()
             .await
-            .map_err(|_| CallError::Host { id: ctx.id.clone(), reason: "runtime is shutting down".into() })?;
+            .map_err(|_| CallError::Host {
+                id: ctx.id.clone(),
+                reason: "runtime is shutting down".into(),
+            })?;
         let started = Instant::now();
         let timeout = Duration::from_millis(ctx.limits.timeout_ms);
         let deadline = started + timeout;
@@ -74,9 +82,10 @@ impl Runtime {
         let mut store = Store::new(&self.inner.engine, PluginState::new(ctx.clone()));
         store.limiter(|state| &mut state.limiter);
         let fuel_budget = ctx.limits.fuel.unwrap_or(u64::MAX);
-        store
-            .set_fuel(fuel_budget)
-            .map_err(|e| CallError::Host { id: ctx.id.clone(), reason: e.to_string() })?;
+        store.set_fuel(fuel_budget).map_err(|e| CallError::Host {
+            id: ctx.id.clone(),
+            reason: e.to_string(),
+        })?;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -86,7 +95,8 @@ impl Runtime {
             }
         });
 
-        let outcome = tokio::time::timeout(timeout + TIMEOUT_GRACE, f(&mut store, &plugin.pre)).await;
+        let outcome =
+            tokio::time::timeout(timeout + TIMEOUT_GRACE, f(&mut store, &plugin.pre)).await;
         let elapsed = started.elapsed();
 
         let stats = &ctx.stats;
@@ -94,7 +104,9 @@ impl Runtime {
         stats.record_latency(elapsed);
         stats.record_memory(store.data().limiter.peak as u64);
         if let Ok(left) = store.get_fuel() {
-            stats.fuel_used.fetch_add(fuel_budget - left, Ordering::Relaxed);
+            stats
+                .fuel_used
+                .fetch_add(fuel_budget - left, Ordering::Relaxed);
         }
         metrics::histogram!("wharf_plugin_call_seconds", "plugin" => ctx.id.clone())
             .record(elapsed.as_secs_f64());
@@ -107,12 +119,19 @@ impl Runtime {
                 limit: ctx.limits.max_output_bytes,
             }),
             Ok(Err(error)) if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                Err(CallError::Timeout { id: ctx.id.clone(), timeout_ms: ctx.limits.timeout_ms })
+                Err(CallError::Timeout {
+                    id: ctx.id.clone(),
+                    timeout_ms: ctx.limits.timeout_ms,
+                })
             }
-            Ok(Err(error)) => Err(CallError::Trap { id: ctx.id.clone(), reason: trap_reason(&error) }),
-            Err(_elapsed) => {
-                Err(CallError::Timeout { id: ctx.id.clone(), timeout_ms: ctx.limits.timeout_ms })
-            }
+            Ok(Err(error)) => Err(CallError::Trap {
+                id: ctx.id.clone(),
+                reason: trap_reason(&error),
+            }),
+            Err(_elapsed) => Err(CallError::Timeout {
+                id: ctx.id.clone(),
+                timeout_ms: ctx.limits.timeout_ms,
+            }),
         };
 
         store.data().flush_captured_output();
@@ -141,7 +160,8 @@ impl Runtime {
                 }
                 let recent = stats.record_trap(self.inner.limits.trap_window);
                 if recent >= self.inner.limits.trap_limit {
-                    self.auto_disable(&ctx.id, &ctx.version, recent, error).await;
+                    self.auto_disable(&ctx.id, &ctx.version, recent, error)
+                        .await;
                 }
             }
         }

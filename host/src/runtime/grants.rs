@@ -37,9 +37,15 @@ fn requirement(import: &str) -> Requirement {
         i if i.starts_with("wasi:sockets/") => {
             Requirement::Refused("plugins reach the network only through wasi:http")
         }
-        i if ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"]
-            .iter()
-            .any(|p| i.starts_with(p)) =>
+        i if [
+            "wasi:cli/",
+            "wasi:io/",
+            "wasi:clocks/",
+            "wasi:random/",
+            "wasi:filesystem/",
+        ]
+        .iter()
+        .any(|p| i.starts_with(p)) =>
         {
             Requirement::Always
         }
@@ -102,7 +108,10 @@ pub fn linker_for(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<P
         wit::kv::add_to_linker::<PluginState, KvData>(&mut linker, PluginState::kv_view)?;
     }
     if grants.config.is_some() {
-        wit::config::add_to_linker::<PluginState, ConfigData>(&mut linker, PluginState::config_view)?;
+        wit::config::add_to_linker::<PluginState, ConfigData>(
+            &mut linker,
+            PluginState::config_view,
+        )?;
     }
     if grants.http.is_some() {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
@@ -127,9 +136,18 @@ mod tests {
     #[test]
     fn imports_map_to_their_grants() {
         assert_eq!(requirement("wharf:host/kv@0.1.0"), Requirement::Kv);
-        assert_eq!(requirement("wasi:http/outgoing-handler@0.2.6"), Requirement::Http);
+        assert_eq!(
+            requirement("wasi:http/outgoing-handler@0.2.6"),
+            Requirement::Http
+        );
         assert_eq!(requirement("wasi:cli/stderr@0.2.6"), Requirement::Always);
-        assert!(matches!(requirement("wasi:sockets/tcp@0.2.6"), Requirement::Refused(_)));
-        assert!(matches!(requirement("acme:evil/thing"), Requirement::Refused(_)));
+        assert!(matches!(
+            requirement("wasi:sockets/tcp@0.2.6"),
+            Requirement::Refused(_)
+        ));
+        assert!(matches!(
+            requirement("acme:evil/thing"),
+            Requirement::Refused(_)
+        ));
     }
 }

@@ -48,16 +48,19 @@ impl AllowPattern {
             return Err(format!("`{pattern}`: the scheme must be http or https"));
         }
         if rest.contains(['/', '?', '#', '@']) {
-            return Err(format!("`{pattern}`: give only scheme://host:port, no path"));
+            return Err(format!(
+                "`{pattern}`: give only scheme://host:port, no path"
+            ));
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => {
                 let port = if port == "*" {
                     None
                 } else {
-                    Some(port.parse::<u16>().map_err(|_| {
-                        format!("`{pattern}`: the port must be a number or *")
-                    })?)
+                    Some(
+                        port.parse::<u16>()
+                            .map_err(|_| format!("`{pattern}`: the port must be a number or *"))?,
+                    )
                 };
                 (host, port)
             }
@@ -72,11 +75,17 @@ impl AllowPattern {
         } else if let Some(suffix) = host.strip_prefix("*.") {
             HostPattern::Suffix(suffix.to_owned())
         } else if host.contains('*') {
-            return Err(format!("`{pattern}`: `*` may only be the whole host or its first label"));
+            return Err(format!(
+                "`{pattern}`: `*` may only be the whole host or its first label"
+            ));
         } else {
             HostPattern::Exact(host)
         };
-        Ok(AllowPattern { scheme: scheme.to_owned(), host, port })
+        Ok(AllowPattern {
+            scheme: scheme.to_owned(),
+            host,
+            port,
+        })
     }
 
     pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
@@ -96,11 +105,17 @@ pub struct AllowList(Vec<AllowPattern>);
 
 impl AllowList {
     pub fn parse(patterns: &[String]) -> Result<AllowList, String> {
-        patterns.iter().map(|p| AllowPattern::parse(p)).collect::<Result<_, _>>().map(AllowList)
+        patterns
+            .iter()
+            .map(|p| AllowPattern::parse(p))
+            .collect::<Result<_, _>>()
+            .map(AllowList)
     }
 
     pub fn permits(&self, uri: &http::Uri) -> bool {
-        let Some(scheme) = uri.scheme_str() else { return false };
+        let Some(scheme) = uri.scheme_str() else {
+            return false;
+        };
         let Some(host) = uri.host() else { return false };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = uri.port_u16().unwrap_or_else(|| default_port(scheme));
@@ -137,7 +152,10 @@ impl WasiHttpHooks for OutboundHooks {
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
         })
     }
 }
@@ -147,7 +165,8 @@ mod tests {
     use super::*;
 
     fn permits(patterns: &[&str], uri: &str) -> bool {
-        let list = AllowList::parse(&patterns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let list =
+            AllowList::parse(&patterns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         list.permits(&uri.parse().unwrap())
     }
 
@@ -158,19 +177,44 @@ mod tests {
 
     #[test]
     fn patterns_match_scheme_host_and_port() {
-        assert!(permits(&["https://api.example.com"], "https://api.example.com/v1"));
-        assert!(!permits(&["https://api.example.com"], "http://api.example.com/v1"));
-        assert!(!permits(&["https://api.example.com"], "https://api.example.com:8443/"));
+        assert!(permits(
+            &["https://api.example.com"],
+            "https://api.example.com/v1"
+        ));
+        assert!(!permits(
+            &["https://api.example.com"],
+            "http://api.example.com/v1"
+        ));
+        assert!(!permits(
+            &["https://api.example.com"],
+            "https://api.example.com:8443/"
+        ));
         assert!(permits(&["http://127.0.0.1:*"], "http://127.0.0.1:9999/x"));
-        assert!(permits(&["https://*.example.com:443"], "https://a.example.com/"));
-        assert!(!permits(&["https://*.example.com:443"], "https://example.com/"));
-        assert!(!permits(&["https://*.example.com:443"], "https://evil-example.com/"));
+        assert!(permits(
+            &["https://*.example.com:443"],
+            "https://a.example.com/"
+        ));
+        assert!(!permits(
+            &["https://*.example.com:443"],
+            "https://example.com/"
+        ));
+        assert!(!permits(
+            &["https://*.example.com:443"],
+            "https://evil-example.com/"
+        ));
         assert!(permits(&["http://*:8080"], "http://anything:8080/"));
     }
 
     #[test]
     fn malformed_patterns_are_refused() {
-        for bad in ["example.com", "ftp://x:1", "http://x:port", "http://x/path", "http://a*b:1", "http://:80"] {
+        for bad in [
+            "example.com",
+            "ftp://x:1",
+            "http://x:port",
+            "http://x/path",
+            "http://a*b:1",
+            "http://:80",
+        ] {
             assert!(AllowPattern::parse(bad).is_err(), "{bad}");
         }
     }

@@ -8,8 +8,8 @@
 
 use crate::store::{Store, StoreError};
 
-use super::bindings::host::wharf::host::kv::{Host, KeyPage};
 use super::bindings::HostError;
+use super::bindings::host::wharf::host::kv::{Host, KeyPage};
 use super::state::CallBudget;
 
 pub const MAX_KEY_BYTES: usize = 512;
@@ -82,14 +82,22 @@ impl Host for KvView<'_> {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
         self.charge()?;
         let key = self.namespace.full_key(&key)?;
-        self.namespace.store.backend().get(&key).map_err(unavailable)
+        self.namespace
+            .store
+            .backend()
+            .get(&key)
+            .map_err(unavailable)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
         self.charge()?;
         let key = self.namespace.full_key(&key)?;
         check_value(&value)?;
-        self.namespace.store.backend().put(&key, &value).map_err(unavailable)?;
+        self.namespace
+            .store
+            .backend()
+            .put(&key, &value)
+            .map_err(unavailable)?;
         self.budget.wrote_kv = true;
         Ok(())
     }
@@ -97,7 +105,12 @@ impl Host for KvView<'_> {
     fn delete(&mut self, key: String) -> Result<bool, HostError> {
         self.charge()?;
         let key = self.namespace.full_key(&key)?;
-        let existed = self.namespace.store.backend().delete(&key).map_err(unavailable)?;
+        let existed = self
+            .namespace
+            .store
+            .backend()
+            .delete(&key)
+            .map_err(unavailable)?;
         self.budget.wrote_kv = true;
         Ok(existed)
     }

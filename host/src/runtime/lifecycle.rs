@@ -161,14 +161,16 @@ impl Runtime {
     /// The API view of a record.
     pub fn view(&self, record: &PluginRecord) -> PluginView {
         let active = record.active();
-        let manifest = active.map(|v| v.manifest.clone()).unwrap_or_else(|| Manifest {
-            id: record.id.clone(),
-            version: record.active_version.clone(),
-            world: super::World::Step,
-            description: String::new(),
-            grants: Grants::default(),
-            limits: Default::default(),
-        });
+        let manifest = active
+            .map(|v| v.manifest.clone())
+            .unwrap_or_else(|| Manifest {
+                id: record.id.clone(),
+                version: record.active_version.clone(),
+                world: super::World::Step,
+                description: String::new(),
+                grants: Grants::default(),
+                limits: Default::default(),
+            });
         PluginView {
             id: record.id.clone(),
             status: record.status,
@@ -199,7 +201,10 @@ impl Runtime {
             disabled_reason: record.disabled_reason.clone(),
             stats: self.stats(&record.id),
             events: record.events.clone(),
-            functions: worlds::functions(manifest.world).iter().map(|s| s.to_string()).collect(),
+            functions: worlds::functions(manifest.world)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             created_at: record.created_at,
             updated_at: record.updated_at,
             created_by: record.created_by.clone(),
@@ -215,22 +220,31 @@ impl Runtime {
     }
 
     /// Loads (or compiles) the component pinned by `sha256`.
-    async fn component(&self, sha256: &str, bytes: Option<Vec<u8>>) -> Result<Component, LifecycleError> {
+    async fn component(
+        &self,
+        sha256: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Component, LifecycleError> {
         let runtime = self.clone();
         let sha = sha256.to_owned();
         let loaded = tokio::task::spawn_blocking(move || {
             let registry = runtime.inner.registry.clone();
-            runtime.inner.cache.load_or_compile(&runtime.inner.engine, &sha, || match bytes {
-                Some(b) => Ok(b),
-                None => registry
-                    .get_blob(&sha)
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("the component {sha} is missing from storage")),
-            })
+            runtime
+                .inner
+                .cache
+                .load_or_compile(&runtime.inner.engine, &sha, || match bytes {
+                    Some(b) => Ok(b),
+                    None => registry
+                        .get_blob(&sha)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("the component {sha} is missing from storage")),
+                })
         })
         .await
         .map_err(|e| LifecycleError::Compile(e.to_string()))?;
-        loaded.map(|(component, _)| component).map_err(LifecycleError::Compile)
+        loaded
+            .map(|(component, _)| component)
+            .map_err(LifecycleError::Compile)
     }
 
     /// Links `component` with `grants` into a ready-to-call plugin.
@@ -244,17 +258,23 @@ impl Runtime {
     ) -> Result<ActivePlugin, LifecycleError> {
         let engine = &self.inner.engine;
         grants::check_imports(engine, component, grants)?;
-        let linker = grants::linker_for(engine, grants)
-            .map_err(|e| invalid("grants", format!("{e:#}")))?;
+        let linker =
+            grants::linker_for(engine, grants).map_err(|e| invalid("grants", format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(|e| invalid("component", format!("{e:#}")))?;
-        let pre = WorldPre::new(manifest.world, pre).map_err(|e| LifecycleError::WorldMismatch {
-            world: manifest.world.to_string(),
-            detail: format!("{e:#}"),
-        })?;
-        let allow_patterns = grants.http.as_ref().map(|h| h.allow.clone()).unwrap_or_default();
-        let allow = AllowList::parse(&allow_patterns).map_err(|m| invalid("grants.http.allow", m))?;
+        let pre =
+            WorldPre::new(manifest.world, pre).map_err(|e| LifecycleError::WorldMismatch {
+                world: manifest.world.to_string(),
+                detail: format!("{e:#}"),
+            })?;
+        let allow_patterns = grants
+            .http
+            .as_ref()
+            .map(|h| h.allow.clone())
+            .unwrap_or_default();
+        let allow =
+            AllowList::parse(&allow_patterns).map_err(|m| invalid("grants.http.allow", m))?;
         let observed = self.observed(id);
         let context = PluginContext {
             id: id.to_owned(),
@@ -280,7 +300,13 @@ impl Runtime {
         settings: Value,
     ) -> Result<Arc<ActivePlugin>, LifecycleError> {
         let component = self.component(&version.sha256, None).await?;
-        Ok(Arc::new(self.link(&record.id, &version.manifest, &component, grants, settings)?))
+        Ok(Arc::new(self.link(
+            &record.id,
+            &version.manifest,
+            &component,
+            grants,
+            settings,
+        )?))
     }
 
     /// Validates, verifies, compiles and inspects a package.
@@ -312,13 +338,18 @@ impl Runtime {
             )?,
         };
 
-        let component = self.component(&sha256, Some(upload.component.clone())).await?;
+        let component = self
+            .component(&sha256, Some(upload.component.clone()))
+            .await?;
         let everything = grants::everything();
         grants::check_imports(&self.inner.engine, &component, &everything)
             .map_err(|e| invalid("component", e.to_string()))?;
         let inspect = Arc::new(self.link(
             &manifest.id,
-            &Manifest { grants: Grants::default(), ..manifest.clone() },
+            &Manifest {
+                grants: Grants::default(),
+                ..manifest.clone()
+            },
             &component,
             &everything,
             Value::Object(Default::default()),
@@ -360,7 +391,11 @@ impl Runtime {
     }
 
     /// Installs a new plugin (disabled until an admin enables it).
-    pub async fn install(&self, upload: PackageUpload, actor: &str) -> Result<PluginView, LifecycleError> {
+    pub async fn install(
+        &self,
+        upload: PackageUpload,
+        actor: &str,
+    ) -> Result<PluginView, LifecycleError> {
         let _guard = self.inner.lifecycle.lock().await;
         self.install_locked(upload, Source::Upload, actor).await
     }
@@ -394,9 +429,14 @@ impl Runtime {
         record.push_event(
             "installed",
             actor,
-            format!("installed {} ({})", prepared.record.version, prepared.record.sha256),
+            format!(
+                "installed {} ({})",
+                prepared.record.version, prepared.record.sha256
+            ),
         );
-        self.inner.registry.put_blob(&prepared.record.sha256, &prepared.bytes)?;
+        self.inner
+            .registry
+            .put_blob(&prepared.record.sha256, &prepared.bytes)?;
         record.versions.push(prepared.record);
         self.inner.registry.save(&record).await?;
         Ok(self.view(&record))
@@ -423,7 +463,10 @@ impl Runtime {
         let version = record
             .active()
             .cloned()
-            .ok_or_else(|| LifecycleError::UnknownVersion { id: id.into(), version: record.active_version.clone() })?;
+            .ok_or_else(|| LifecycleError::UnknownVersion {
+                id: id.into(),
+                version: record.active_version.clone(),
+            })?;
         let grants = approved.unwrap_or_else(|| version.manifest.grants.clone());
         if let Some(http) = &grants.http {
             for (i, pattern) in http.allow.iter().enumerate() {
@@ -431,7 +474,10 @@ impl Runtime {
                     .map_err(|m| invalid(&format!("grants.http.allow[{i}]"), m))?;
             }
         }
-        let plugin = match self.activate(&record, &version, &grants, record.settings.clone()).await {
+        let plugin = match self
+            .activate(&record, &version, &grants, record.settings.clone())
+            .await
+        {
             Ok(plugin) => plugin,
             Err(error) => {
                 record.push_event("enable-failed", actor, error.to_string());
@@ -456,7 +502,11 @@ impl Runtime {
         self.set_active(id, None);
         record.status = PluginStatus::Disabled;
         record.disabled_reason = Some(format!("disabled by {actor}"));
-        record.push_event("disabled", actor, format!("disabled {}", record.active_version));
+        record.push_event(
+            "disabled",
+            actor,
+            format!("disabled {}", record.active_version),
+        );
         self.inner.registry.save(&record).await?;
         Ok(self.view(&record))
     }
@@ -493,7 +543,9 @@ impl Runtime {
                     None => {
                         let prepared = self.prepare(upload, Source::Upload, actor).await?;
                         let version = prepared.record.version.clone();
-                        self.inner.registry.put_blob(&prepared.record.sha256, &prepared.bytes)?;
+                        self.inner
+                            .registry
+                            .put_blob(&prepared.record.sha256, &prepared.bytes)?;
                         record.push_event("version-added", actor, format!("added {version}"));
                         record.versions.push(prepared.record);
                         self.inner.registry.save(&record).await?;
@@ -502,7 +554,8 @@ impl Runtime {
                 }
             }
         };
-        self.switch_version(&mut record, &version, actor, false).await?;
+        self.switch_version(&mut record, &version, actor, false)
+            .await?;
         Ok(self.view(&record))
     }
 
@@ -515,7 +568,8 @@ impl Runtime {
             .last()
             .cloned()
             .ok_or_else(|| LifecycleError::NothingToRollBack(id.to_owned()))?;
-        self.switch_version(&mut record, &previous, actor, true).await?;
+        self.switch_version(&mut record, &previous, actor, true)
+            .await?;
         Ok(self.view(&record))
     }
 
@@ -530,29 +584,48 @@ impl Runtime {
         if version == record.active_version {
             return Err(LifecycleError::AlreadyActive(version.to_owned()));
         }
-        let target = record
-            .version(version)
-            .cloned()
-            .ok_or_else(|| LifecycleError::UnknownVersion { id: record.id.clone(), version: version.to_owned() })?;
+        let target =
+            record
+                .version(version)
+                .cloned()
+                .ok_or_else(|| LifecycleError::UnknownVersion {
+                    id: record.id.clone(),
+                    version: version.to_owned(),
+                })?;
         if record.status == PluginStatus::Enabled {
             let grants = record.approved_grants.clone().unwrap_or_default();
-            let plugin = self.activate(record, &target, &grants, record.settings.clone()).await?;
+            let plugin = self
+                .activate(record, &target, &grants, record.settings.clone())
+                .await?;
             self.set_active(&record.id, Some(plugin));
         }
         let from = std::mem::replace(&mut record.active_version, version.to_owned());
         if rolling_back {
             record.history.pop();
-            record.push_event("rolled-back", actor, format!("rolled back from {from} to {version}"));
+            record.push_event(
+                "rolled-back",
+                actor,
+                format!("rolled back from {from} to {version}"),
+            );
         } else {
             record.history.push(from.clone());
-            record.push_event("upgraded", actor, format!("upgraded from {from} to {version}"));
+            record.push_event(
+                "upgraded",
+                actor,
+                format!("upgraded from {from} to {version}"),
+            );
         }
         self.inner.registry.save(record).await?;
         Ok(())
     }
 
     /// Replaces the plugin's settings; an enabled plugin sees them on its next call.
-    pub async fn configure(&self, id: &str, settings: Value, actor: &str) -> Result<PluginView, LifecycleError> {
+    pub async fn configure(
+        &self,
+        id: &str,
+        settings: Value,
+        actor: &str,
+    ) -> Result<PluginView, LifecycleError> {
         if !settings.is_object() {
             return Err(invalid("config", "settings must be a JSON object"));
         }
@@ -589,8 +662,15 @@ impl Runtime {
     }
 
     /// Runs one world function from the admin console.
-    pub async fn invoke(&self, id: &str, function: &str, input: &Value) -> Result<Value, LifecycleError> {
-        let plugin = self.active(id).ok_or_else(|| LifecycleError::NotEnabled(id.to_owned()))?;
+    pub async fn invoke(
+        &self,
+        id: &str,
+        function: &str,
+        input: &Value,
+    ) -> Result<Value, LifecycleError> {
+        let plugin = self
+            .active(id)
+            .ok_or_else(|| LifecycleError::NotEnabled(id.to_owned()))?;
         worlds::check_function(plugin.world(), function)?;
         let invocation = Invocation::parse(function, input)?;
         let output = self
@@ -613,9 +693,14 @@ impl Runtime {
             if record.status != PluginStatus::Enabled {
                 continue;
             }
-            let Some(version) = record.active().cloned() else { continue };
+            let Some(version) = record.active().cloned() else {
+                continue;
+            };
             let grants = record.approved_grants.clone().unwrap_or_default();
-            match self.activate(&record, &version, &grants, record.settings.clone()).await {
+            match self
+                .activate(&record, &version, &grants, record.settings.clone())
+                .await
+            {
                 Ok(plugin) => self.set_active(&record.id, Some(plugin)),
                 Err(error) => {
                     tracing::error!(plugin = %record.id, %error, "plugin failed to load; disabling it");
@@ -631,7 +716,11 @@ impl Runtime {
 
     /// Installs and enables the plugins embedded in the binary. A plugin the admin
     /// uninstalled stays uninstalled; a newer bundled version replaces an older bundled one.
-    pub async fn install_bundled(&self, manifest_text: &str, component: &[u8]) -> Result<(), LifecycleError> {
+    pub async fn install_bundled(
+        &self,
+        manifest_text: &str,
+        component: &[u8],
+    ) -> Result<(), LifecycleError> {
         let manifest = Manifest::parse(manifest_text)?;
         let _guard = self.inner.lifecycle.lock().await;
         if self.inner.registry.was_removed(&manifest.id)? {
@@ -644,7 +733,8 @@ impl Runtime {
             expected_sha256: None,
         };
         let Some(mut record) = self.inner.registry.get(&manifest.id)? else {
-            self.install_locked(upload(), Source::Bundled, "wharf").await?;
+            self.install_locked(upload(), Source::Bundled, "wharf")
+                .await?;
             self.enable_locked(&manifest.id, None, "wharf").await?;
             return Ok(());
         };
@@ -652,12 +742,19 @@ impl Runtime {
             return Ok(());
         }
         let prepared = self.prepare(upload(), Source::Bundled, "wharf").await?;
-        self.inner.registry.put_blob(&prepared.record.sha256, &prepared.bytes)?;
-        record.push_event("version-added", "wharf", format!("bundled {} added", manifest.version));
+        self.inner
+            .registry
+            .put_blob(&prepared.record.sha256, &prepared.bytes)?;
+        record.push_event(
+            "version-added",
+            "wharf",
+            format!("bundled {} added", manifest.version),
+        );
         record.versions.push(prepared.record);
         let replace = record.active().is_some_and(|v| v.source == Source::Bundled);
         if replace {
-            self.switch_version(&mut record, &manifest.version, "wharf", false).await?;
+            self.switch_version(&mut record, &manifest.version, "wharf", false)
+                .await?;
         } else {
             self.inner.registry.save(&record).await?;
         }
@@ -681,7 +778,9 @@ impl Runtime {
         // Persist outside the caller's path: the caller may hold the lifecycle lock.
         tokio::spawn(async move {
             let _guard = runtime.inner.lifecycle.lock().await;
-            let Ok(Some(mut record)) = runtime.inner.registry.get(&id) else { return };
+            let Ok(Some(mut record)) = runtime.inner.registry.get(&id) else {
+                return;
+            };
             record.status = PluginStatus::Disabled;
             record.disabled_reason = Some(reason.clone());
             record.push_event("auto-disabled", "wharf", reason);

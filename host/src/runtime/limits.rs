@@ -91,7 +91,10 @@ impl HostLimits {
                 self.max_timeout.as_millis() as u64,
             )
             .max(1),
-            fuel: requested.fuel.filter(|f| *f > 0).map(|f| f.min(self.max_fuel)),
+            fuel: requested
+                .fuel
+                .filter(|f| *f > 0)
+                .map(|f| f.min(self.max_fuel)),
             max_output_bytes: clamp(
                 requested.max_output_bytes,
                 self.default_output_bytes,

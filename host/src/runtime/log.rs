@@ -128,7 +128,11 @@ mod tests {
     fn lines_past_the_budget_are_dropped_and_counted() {
         let ring = LogRing::default();
         let mut budget = CallBudget::new(2 * LINE_OVERHEAD_BYTES + 10, 100);
-        let mut view = LogView { ring: &ring, version: "1.0.0", budget: &mut budget };
+        let mut view = LogView {
+            ring: &ring,
+            version: "1.0.0",
+            budget: &mut budget,
+        };
         view.log(Level::Info, "12345".into());
         view.log(Level::Info, "123456".into());
         assert_eq!(ring.tail(10).len(), 1);

@@ -121,9 +121,8 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
         let manifest: Manifest = if text.trim_start().starts_with('{') {
             let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                invalid(&format!("manifest.{}", e.path()), e.inner().to_string())
-            })?
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| invalid(&format!("manifest.{}", e.path()), e.inner().to_string()))?
         } else {
             toml::from_str(text).map_err(|e| invalid("manifest", e.message().to_owned()))?
         };
@@ -173,7 +172,9 @@ pub fn validate_version(version: &str) -> Result<(), String> {
     if numeric && version.len() <= 64 && !version.contains(char::is_whitespace) {
         Ok(())
     } else {
-        Err(format!("`{version}` is not a version: use MAJOR.MINOR.PATCH"))
+        Err(format!(
+            "`{version}` is not a version: use MAJOR.MINOR.PATCH"
+        ))
     }
 }
 
@@ -196,16 +197,21 @@ mod tests {
         let json = r#"{"id":"hello","version":"0.1.0","world":"step",
             "grants":{"kv":{},"http":{"allow":["https://example.com:443"]}},
             "limits":{"memory-mib":8}}"#;
-        assert_eq!(Manifest::parse(toml).unwrap(), Manifest::parse(json).unwrap());
+        assert_eq!(
+            Manifest::parse(toml).unwrap(),
+            Manifest::parse(json).unwrap()
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = Manifest::parse(r#"{"id":"Hello","version":"0.1.0","world":"step"}"#).unwrap_err();
+        let err =
+            Manifest::parse(r#"{"id":"Hello","version":"0.1.0","world":"step"}"#).unwrap_err();
         assert_eq!(err.field, "manifest.id");
         let err = Manifest::parse(r#"{"id":"hello","version":"1","world":"step"}"#).unwrap_err();
         assert_eq!(err.field, "manifest.version");
-        let err = Manifest::parse(r#"{"id":"hello","version":"1.0.0","world":"nope"}"#).unwrap_err();
+        let err =
+            Manifest::parse(r#"{"id":"hello","version":"1.0.0","world":"nope"}"#).unwrap_err();
         assert_eq!(err.field, "manifest.world");
         let err = Manifest::parse(
             r#"{"id":"hello","version":"1.0.0","world":"step","grants":{"http":{"allow":["ftp://x"]}}}"#,

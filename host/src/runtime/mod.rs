@@ -101,7 +101,10 @@ pub enum StartError {
     #[error("creating the wasmtime engine: {0}")]
     Engine(String),
     #[error("creating the component cache in {path}: {source}")]
-    Cache { path: PathBuf, source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -109,10 +112,19 @@ pub enum StartError {
 impl Runtime {
     /// Creates the engine and the epoch ticker; no plugin is loaded yet (see
     /// [`Runtime::load_enabled`]).
-    pub fn new(store: Store, limits: HostLimits, cache_dir: PathBuf) -> Result<Runtime, StartError> {
-        let engine = engine::build_engine(&limits).map_err(|e| StartError::Engine(format!("{e:#}")))?;
-        let cache = ComponentCache::new(cache_dir.clone(), &engine)
-            .map_err(|source| StartError::Cache { path: cache_dir, source })?;
+    pub fn new(
+        store: Store,
+        limits: HostLimits,
+        cache_dir: PathBuf,
+    ) -> Result<Runtime, StartError> {
+        let engine =
+            engine::build_engine(&limits).map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let cache = ComponentCache::new(cache_dir.clone(), &engine).map_err(|source| {
+            StartError::Cache {
+                path: cache_dir,
+                source,
+            }
+        })?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Runtime {
             inner: Arc::new(Inner {

@@ -135,7 +135,8 @@ impl Registry {
     }
 
     pub fn list(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        self.store.list_json(&format!("{}/", Store::key(&["plugins"])))
+        self.store
+            .list_json(&format!("{}/", Store::key(&["plugins"])))
     }
 
     /// Writes the record durably.
@@ -154,7 +155,10 @@ impl Registry {
     }
 
     pub fn was_removed(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.store.get_json::<bool>(&removed_key(id))?.unwrap_or(false))
+        Ok(self
+            .store
+            .get_json::<bool>(&removed_key(id))?
+            .unwrap_or(false))
     }
 
     pub fn put_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -169,7 +173,9 @@ impl Registry {
     pub fn collect_blobs(&self, candidates: &[String]) -> Result<(), StoreError> {
         let records = self.list()?;
         for sha in candidates {
-            let pinned = records.iter().any(|r| r.versions.iter().any(|v| &v.sha256 == sha));
+            let pinned = records
+                .iter()
+                .any(|r| r.versions.iter().any(|v| &v.sha256 == sha));
             if !pinned {
                 self.store.delete(&blob_key(sha))?;
             }

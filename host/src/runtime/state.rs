@@ -167,7 +167,10 @@ impl PluginState {
         let ctx = &self.plugin;
         for (pipe, level) in [(&self.stdout, "info"), (&self.stderr, "error")] {
             let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+            for line in String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 ctx.ring.host_line(level, &ctx.version, line.to_owned());
             }
         }

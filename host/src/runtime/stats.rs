@@ -61,7 +61,10 @@ impl PluginStats {
         let now = Instant::now();
         let mut recent = self.recent_traps.lock().unwrap_or_else(|p| p.into_inner());
         recent.push_back(now);
-        while recent.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
             recent.pop_front();
         }
         recent.len() as u32
@@ -69,7 +72,10 @@ impl PluginStats {
 
     /// Forgets recent traps (after the plugin is re-enabled).
     pub fn reset_trap_window(&self) {
-        self.recent_traps.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.recent_traps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub fn view(&self) -> StatsView {

@@ -46,7 +46,9 @@ pub struct PackageSignature {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("unsigned packages are refused: sign the package with a trusted key, or allow unsigned packages")]
+    #[error(
+        "unsigned packages are refused: sign the package with a trusted key, or allow unsigned packages"
+    )]
     UnsignedRefused,
     #[error("no trusted key has id `{0}`")]
     UnknownKey(String),
@@ -78,7 +80,9 @@ pub fn sign_package(key: &SigningKey, component: &[u8], manifest_text: &str) -> 
 }
 
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes = B64.decode(text.trim()).map_err(|e| format!("not base64: {e}"))?;
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
     let bytes: [u8; 32] = bytes
         .try_into()
         .map_err(|_| "an ed25519 public key is 32 bytes".to_owned())?;
@@ -105,10 +109,16 @@ impl Trust {
     }
 
     pub fn keys(&self) -> Result<Vec<TrustedKey>, StoreError> {
-        self.store.list_json(&format!("{}/", Store::key(&["trusted-keys"])))
+        self.store
+            .list_json(&format!("{}/", Store::key(&["trusted-keys"])))
     }
 
-    pub async fn add_key(&self, id: &str, public_key: &str, actor: &str) -> Result<TrustedKey, TrustError> {
+    pub async fn add_key(
+        &self,
+        id: &str,
+        public_key: &str,
+        actor: &str,
+    ) -> Result<TrustedKey, TrustError> {
         super::manifest::validate_id(id).map_err(|m| TrustError::Invalid {
             field: "id".into(),
             message: m.replace("plugin id", "key id"),
@@ -166,10 +176,12 @@ impl Trust {
             field: "signature.keyId".into(),
             message: m,
         })?;
-        let raw = B64.decode(signature.signature.trim()).map_err(|e| TrustError::Invalid {
-            field: "signature.signature".into(),
-            message: format!("not base64: {e}"),
-        })?;
+        let raw = B64
+            .decode(signature.signature.trim())
+            .map_err(|e| TrustError::Invalid {
+                field: "signature.signature".into(),
+                message: format!("not base64: {e}"),
+            })?;
         let sig = Signature::from_slice(&raw).map_err(|_| TrustError::Invalid {
             field: "signature.signature".into(),
             message: "an ed25519 signature is 64 bytes".into(),

@@ -101,9 +101,18 @@ pub fn functions(world: World) -> &'static [&'static str] {
     match world {
         World::Authorizer => &["meta.info", "authorize.check"],
         World::Marketplace => &["meta.info", "catalog.search", "catalog.fetch"],
-        World::GrayRouter => &["meta.info", "router.validate", "router.render", "router.route"],
+        World::GrayRouter => &[
+            "meta.info",
+            "router.validate",
+            "router.render",
+            "router.route",
+        ],
         World::Step => &["meta.info", "step.describe", "step.run"],
-        World::ArtifactPolicy => &["meta.info", "policy.check-push", "policy.select-for-deletion"],
+        World::ArtifactPolicy => &[
+            "meta.info",
+            "policy.check-push",
+            "policy.select-for-deletion",
+        ],
     }
 }
 
@@ -125,7 +134,11 @@ fn parse<T: DeserializeOwned>(input: &Value) -> Result<T, InvokeError> {
         let message = e.inner().to_string();
         let field = crate::input::field_of(&e.path().to_string(), &message);
         InvokeError::InvalidInput {
-            field: if field == "body" { "input".to_owned() } else { format!("input.{field}") },
+            field: if field == "body" {
+                "input".to_owned()
+            } else {
+                format!("input.{field}")
+            },
             message,
         }
     })
@@ -149,12 +162,18 @@ pub enum Invocation {
     CatalogFetch(String, Option<String>),
     RouterValidate(String),
     RouterRender(String, String),
-    RouterRoute(String, gray_router::exports::wharf::plugin::router::SampleRequest),
+    RouterRoute(
+        String,
+        gray_router::exports::wharf::plugin::router::SampleRequest,
+    ),
     PolicyCheckPush(
         artifact_policy::exports::wharf::plugin::policy::Artifact,
         Option<artifact_policy::exports::wharf::plugin::policy::Artifact>,
     ),
-    PolicySelect(String, Vec<artifact_policy::exports::wharf::plugin::policy::Artifact>),
+    PolicySelect(
+        String,
+        Vec<artifact_policy::exports::wharf::plugin::policy::Artifact>,
+    ),
 }
 
 #[derive(Deserialize)]
@@ -323,7 +342,10 @@ impl Invocation {
                 let requests = input
                     .requests
                     .into_iter()
-                    .map(|r| Request { action: r.action, resource: r.resource })
+                    .map(|r| Request {
+                        action: r.action,
+                        resource: r.resource,
+                    })
                     .collect();
                 Invocation::AuthorizeCheck(subject, requests)
             }
@@ -353,7 +375,10 @@ impl Invocation {
             }
             "policy.check-push" => {
                 let input: CheckPushInput = parse(input)?;
-                Invocation::PolicyCheckPush(input.candidate.into(), input.existing.map(Artifact::from))
+                Invocation::PolicyCheckPush(
+                    input.candidate.into(),
+                    input.existing.map(Artifact::from),
+                )
             }
             "policy.select-for-deletion" => {
                 let input: SelectInput = parse(input)?;
@@ -372,7 +397,11 @@ impl Invocation {
     }
 
     /// Runs the invocation on a fresh instance and renders the result as JSON.
-    pub async fn run(self, store: &mut Store<PluginState>, pre: &WorldPre) -> wasmtime::Result<Value> {
+    pub async fn run(
+        self,
+        store: &mut Store<PluginState>,
+        pre: &WorldPre,
+    ) -> wasmtime::Result<Value> {
         if let Invocation::MetaInfo = self {
             let info = meta_info(store, pre).await?;
             return Ok(json!(info));
@@ -390,9 +419,14 @@ impl Invocation {
             (Invocation::StepRun(ctx, params), WorldPre::Step(p)) => {
                 use step::exports::wharf::plugin::step::{Outcome, StepError};
                 let i = p.instantiate_async(&mut *store).await?;
-                let result = i.wharf_plugin_step().call_run(&mut *store, &ctx, &params).await?;
+                let result = i
+                    .wharf_plugin_step()
+                    .call_run(&mut *store, &ctx, &params)
+                    .await?;
                 Ok(match result {
-                    Ok(Outcome::Done(outputs)) => json!({"outcome": "done", "outputs": json_or_text(outputs)}),
+                    Ok(Outcome::Done(outputs)) => {
+                        json!({"outcome": "done", "outputs": json_or_text(outputs)})
+                    }
                     Ok(Outcome::Pending(p)) => json!({
                         "outcome": "pending", "state": p.state, "recheckAfterMs": p.recheck_after_ms,
                     }),
@@ -420,8 +454,12 @@ impl Invocation {
                         Decision::Allow => json!({"allow": true}),
                         Decision::Deny(reason) => json!({"allow": false, "reason": reason}),
                     }).collect::<Vec<_>>()}),
-                    Err(AuthorizeError::InvalidRequest(m)) => json!({"error": {"kind": "invalid-request", "message": m}}),
-                    Err(AuthorizeError::Unavailable(m)) => json!({"error": {"kind": "unavailable", "message": m}}),
+                    Err(AuthorizeError::InvalidRequest(m)) => {
+                        json!({"error": {"kind": "invalid-request", "message": m}})
+                    }
+                    Err(AuthorizeError::Unavailable(m)) => {
+                        json!({"error": {"kind": "unavailable", "message": m}})
+                    }
                 })
             }
             (Invocation::CatalogSearch(query, page, page_size), WorldPre::Marketplace(p)) => {
@@ -448,13 +486,18 @@ impl Invocation {
                     .call_fetch(&mut *store, &app_id, version.as_deref())
                     .await?;
                 Ok(match result {
-                    Ok(t) => json!({"id": t.id, "version": t.version, "template": json_or_text(t.template_json)}),
+                    Ok(t) => {
+                        json!({"id": t.id, "version": t.version, "template": json_or_text(t.template_json)})
+                    }
                     Err(e) => catalog_error(e),
                 })
             }
             (Invocation::RouterValidate(rule), WorldPre::GrayRouter(p)) => {
                 let i = p.instantiate_async(&mut *store).await?;
-                let result = i.wharf_plugin_router().call_validate(&mut *store, &rule).await?;
+                let result = i
+                    .wharf_plugin_router()
+                    .call_validate(&mut *store, &rule)
+                    .await?;
                 Ok(match result {
                     Ok(()) => json!({"valid": true}),
                     Err(e) => route_error(e),
@@ -462,15 +505,23 @@ impl Invocation {
             }
             (Invocation::RouterRender(rule, target), WorldPre::GrayRouter(p)) => {
                 let i = p.instantiate_async(&mut *store).await?;
-                let result = i.wharf_plugin_router().call_render(&mut *store, &rule, &target).await?;
+                let result = i
+                    .wharf_plugin_router()
+                    .call_render(&mut *store, &rule, &target)
+                    .await?;
                 Ok(match result {
-                    Ok(objects) => json!({"objects": objects.into_iter().map(json_or_text).collect::<Vec<_>>()}),
+                    Ok(objects) => {
+                        json!({"objects": objects.into_iter().map(json_or_text).collect::<Vec<_>>()})
+                    }
                     Err(e) => route_error(e),
                 })
             }
             (Invocation::RouterRoute(rule, sample), WorldPre::GrayRouter(p)) => {
                 let i = p.instantiate_async(&mut *store).await?;
-                let result = i.wharf_plugin_router().call_route(&mut *store, &rule, &sample).await?;
+                let result = i
+                    .wharf_plugin_router()
+                    .call_route(&mut *store, &rule, &sample)
+                    .await?;
                 Ok(match result {
                     Ok(version) => json!({"version": version}),
                     Err(e) => route_error(e),

@@ -93,12 +93,14 @@ impl Store {
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         match self.backend.get(key.as_bytes())? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                StoreError::Corrupt {
-                    key: key.to_owned(),
-                    reason: e.to_string(),
-                }
-            }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: key.to_owned(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 

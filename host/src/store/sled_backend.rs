@@ -47,11 +47,13 @@ impl Backend for SledBackend {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();
-        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match after
-        {
+        let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match after {
             Some(after) => {
                 let start = std::ops::Bound::Excluded(after.to_vec());
-                Box::new(self.db.range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)))
+                Box::new(
+                    self.db
+                        .range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)),
+                )
             }
             None => Box::new(self.db.scan_prefix(prefix)),
         };
@@ -83,7 +85,10 @@ impl Backend for SledBackend {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<Result<(), CasConflict>, StoreError> {
-        let outcome = self.db.compare_and_swap(key, expected, new).map_err(backend)?;
+        let outcome = self
+            .db
+            .compare_and_swap(key, expected, new)
+            .map_err(backend)?;
         Ok(outcome.map_err(|_| CasConflict))
     }
 
@@ -119,7 +124,8 @@ mod tests {
         pub struct Dir(std::path::PathBuf);
         impl Dir {
             pub fn new() -> Self {
-                let path = std::env::temp_dir().join(format!("wharf-store-{}", uuid::Uuid::new_v4()));
+                let path =
+                    std::env::temp_dir().join(format!("wharf-store-{}", uuid::Uuid::new_v4()));
                 std::fs::create_dir_all(&path).expect("create temp dir");
                 Self(path)
             }
@@ -143,7 +149,10 @@ mod tests {
         let first = db.scan(b"a/", None, 2).unwrap();
         assert_eq!(first.len(), 2);
         let rest = db.scan(b"a/", Some(&first[1].0), 10).unwrap();
-        assert_eq!(rest.iter().map(|(k, _)| k.as_slice()).collect::<Vec<_>>(), vec![b"a/3".as_slice()]);
+        assert_eq!(
+            rest.iter().map(|(k, _)| k.as_slice()).collect::<Vec<_>>(),
+            vec![b"a/3".as_slice()]
+        );
         assert_eq!(db.count(b"a/").unwrap(), 3);
     }
 
@@ -151,7 +160,10 @@ mod tests {
     fn compare_and_swap_detects_conflicts() {
         let (_dir, db) = open();
         assert_eq!(db.compare_and_swap(b"k", None, Some(b"1")).unwrap(), Ok(()));
-        assert_eq!(db.compare_and_swap(b"k", None, Some(b"2")).unwrap(), Err(CasConflict));
+        assert_eq!(
+            db.compare_and_swap(b"k", None, Some(b"2")).unwrap(),
+            Err(CasConflict)
+        );
         assert_eq!(db.compare_and_swap(b"k", Some(b"1"), None).unwrap(), Ok(()));
         assert_eq!(db.get(b"k").unwrap(), None);
     }

@@ -52,7 +52,8 @@ impl Step for Hello {
     fn run(_context: RunContext, params_json: String) -> Result<Outcome, StepError> {
         let name = parse_name(&params_json)?;
         // An admin may set `greeting` in the plugin's config; anything else means the default.
-        let greeting: String = wharf_sdk::config::get("greeting").unwrap_or_else(|| "Hello".to_string());
+        let greeting: String =
+            wharf_sdk::config::get("greeting").unwrap_or_else(|| "Hello".to_string());
 
         // One kv round trip: read the counter, write it back incremented. Concurrent runs
         // can lose an increment; `kv::compare_and_swap` would make it exact.
@@ -64,7 +65,9 @@ impl Step for Hello {
 
         let message = greet(&greeting, &name);
         wharf_sdk::info!("{message} (greeting #{count})");
-        Ok(Outcome::done_json(&json!({ "message": message, "count": count })))
+        Ok(Outcome::done_json(
+            &json!({ "message": message, "count": count }),
+        ))
     }
 }
 
@@ -81,10 +84,16 @@ fn parse_name(params_json: &str) -> Result<String, StepError> {
         None => return Err(StepError::invalid_param("name", "is required")),
     };
     if !(1..=64).contains(&name.chars().count()) {
-        return Err(StepError::invalid_param("name", "must be 1 to 64 characters"));
+        return Err(StepError::invalid_param(
+            "name",
+            "must be 1 to 64 characters",
+        ));
     }
     if let Some(unknown) = fields.keys().next() {
-        return Err(StepError::invalid_param(unknown.clone(), "is not a known parameter"));
+        return Err(StepError::invalid_param(
+            unknown.clone(),
+            "is not a known parameter",
+        ));
     }
     Ok(name)
 }
@@ -146,7 +155,12 @@ mod tests {
     #[test]
     fn invalid_name_is_a_violation_on_name() {
         let host = Host::new();
-        for params in [json!({}), json!({ "name": 7 }), json!({ "name": "" }), json!({ "name": "x".repeat(65) })] {
+        for params in [
+            json!({}),
+            json!({ "name": 7 }),
+            json!({ "name": "" }),
+            json!({ "name": "x".repeat(65) }),
+        ] {
             match run(&host, params.clone()) {
                 Err(StepError::InvalidParams(violations)) => {
                     assert!(
@@ -165,19 +179,26 @@ mod tests {
     fn unknown_params_are_rejected() {
         let host = Host::new();
         let result = run(&host, json!({ "name": "Ada", "loud": true }));
-        assert_eq!(result, Err(StepError::invalid_param("loud", "is not a known parameter")));
+        assert_eq!(
+            result,
+            Err(StepError::invalid_param("loud", "is not a known parameter"))
+        );
     }
 
     #[test]
     fn kv_failure_is_internal_error() {
         let host = Host::new().fail_kv(wharf_sdk::HostError::Unavailable("store offline".into()));
         let result = run(&host, json!({ "name": "Ada" }));
-        assert_eq!(result, Err(StepError::Internal("kv: unavailable: store offline".into())));
+        assert_eq!(
+            result,
+            Err(StepError::Internal("kv: unavailable: store offline".into()))
+        );
     }
 
     #[test]
     fn describe_schema_is_json() {
-        let schema: Value = serde_json::from_str(&Hello::describe().params_schema).expect("schema is JSON");
+        let schema: Value =
+            serde_json::from_str(&Hello::describe().params_schema).expect("schema is JSON");
         assert_eq!(schema["required"], json!(["name"]));
     }
 

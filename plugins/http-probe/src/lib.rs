@@ -7,7 +7,9 @@
 
 use serde_json::{Map, Value, json};
 use wharf_sdk::http::{self, HttpError};
-use wharf_sdk::step::{Descriptor, Meta, Outcome, PluginInfo, RunContext, Step, StepError, Violation};
+use wharf_sdk::step::{
+    Descriptor, Meta, Outcome, PluginInfo, RunContext, Step, StepError, Violation,
+};
 
 const DESCRIPTION: &str = "GETs a URL and checks the response status.";
 const PARAMS_SCHEMA: &str = r#"{"type":"object","properties":{"url":{"type":"string","pattern":"^https?://"},"expectStatus":{"type":"integer","minimum":100,"maximum":599,"default":200}},"required":["url"],"additionalProperties":false}"#;
@@ -59,18 +61,28 @@ impl Step for HttpProbe {
                 )));
             }
             // The URL passed our checks but not the host's: still the user's input to fix.
-            Err(HttpError::InvalidRequest(why)) => return Err(StepError::invalid_param("url", why)),
+            Err(HttpError::InvalidRequest(why)) => {
+                return Err(StepError::invalid_param("url", why));
+            }
             Err(HttpError::Transport(why)) => {
                 wharf_sdk::warn!("GET {} failed: {why}", params.url);
-                return Ok(Outcome::Failed(format!("request to {} failed: {why}", params.url)));
+                return Ok(Outcome::Failed(format!(
+                    "request to {} failed: {why}",
+                    params.url
+                )));
             }
         };
 
         wharf_sdk::info!("GET {} -> {}", params.url, response.status);
         if response.status == params.expect_status {
-            Ok(Outcome::done_json(&json!({ "status": response.status, "bytes": response.body.len() })))
+            Ok(Outcome::done_json(
+                &json!({ "status": response.status, "bytes": response.body.len() }),
+            ))
         } else {
-            Ok(Outcome::Failed(format!("expected {}, got {}", params.expect_status, response.status)))
+            Ok(Outcome::Failed(format!(
+                "expected {}, got {}",
+                params.expect_status, response.status
+            )))
         }
     }
 }
@@ -85,18 +97,25 @@ fn parse_params(params_json: &str) -> Result<Params, StepError> {
     let mut violations = Vec::new();
     let url = check_url(&fields, &mut violations);
     let expect_status = check_expect_status(&fields, &mut violations);
-    for unknown in fields.keys().filter(|k| !matches!(k.as_str(), "url" | "expectStatus")) {
+    for unknown in fields
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "url" | "expectStatus"))
+    {
         violations.push(Violation::new(unknown.clone(), "is not a known parameter"));
     }
     match (url, expect_status) {
-        (Some(url), Some(expect_status)) if violations.is_empty() => Ok(Params { url, expect_status }),
+        (Some(url), Some(expect_status)) if violations.is_empty() => {
+            Ok(Params { url, expect_status })
+        }
         _ => Err(StepError::InvalidParams(violations)),
     }
 }
 
 fn check_url(fields: &Map<String, Value>, violations: &mut Vec<Violation>) -> Option<String> {
     match fields.get("url") {
-        Some(Value::String(url)) if url.starts_with("http://") || url.starts_with("https://") => Some(url.clone()),
+        Some(Value::String(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            Some(url.clone())
+        }
         Some(Value::String(_)) => {
             violations.push(Violation::new("url", "must start with http:// or https://"));
             None
@@ -112,14 +131,20 @@ fn check_url(fields: &Map<String, Value>, violations: &mut Vec<Violation>) -> Op
     }
 }
 
-fn check_expect_status(fields: &Map<String, Value>, violations: &mut Vec<Violation>) -> Option<u16> {
+fn check_expect_status(
+    fields: &Map<String, Value>,
+    violations: &mut Vec<Violation>,
+) -> Option<u16> {
     let Some(value) = fields.get("expectStatus") else {
         return Some(DEFAULT_EXPECT_STATUS);
     };
     match value.as_u64().and_then(|n| u16::try_from(n).ok()) {
         Some(status) if (100..=599).contains(&status) => Some(status),
         _ => {
-            violations.push(Violation::new("expectStatus", "must be an integer from 100 to 599"));
+            violations.push(Violation::new(
+                "expectStatus",
+                "must be an integer from 100 to 599",
+            ));
             None
         }
     }
@@ -141,17 +166,32 @@ mod tests {
     fn matching_status_is_done() {
         let host = Host::new().stub_http("https://svc.example/health", 200, "ok");
         let outcome = run(&host, json!({ "url": "https://svc.example/health" }));
-        assert_eq!(outcome, Ok(Outcome::done_json(&json!({ "status": 200, "bytes": 2 }))));
-        assert_eq!(host.log_messages(), vec!["GET https://svc.example/health -> 200".to_string()]);
+        assert_eq!(
+            outcome,
+            Ok(Outcome::done_json(&json!({ "status": 200, "bytes": 2 })))
+        );
+        assert_eq!(
+            host.log_messages(),
+            vec!["GET https://svc.example/health -> 200".to_string()]
+        );
     }
 
     #[test]
     fn other_status_fails_the_step() {
         let host = Host::new().stub_http("http://svc/ready", 503, "");
         let outcome = run(&host, json!({ "url": "http://svc/ready" }));
-        assert_eq!(outcome, Ok(Outcome::Failed("expected 200, got 503".to_string())));
-        let outcome = run(&host, json!({ "url": "http://svc/ready", "expectStatus": 503 }));
-        assert_eq!(outcome, Ok(Outcome::done_json(&json!({ "status": 503, "bytes": 0 }))));
+        assert_eq!(
+            outcome,
+            Ok(Outcome::Failed("expected 200, got 503".to_string()))
+        );
+        let outcome = run(
+            &host,
+            json!({ "url": "http://svc/ready", "expectStatus": 503 }),
+        );
+        assert_eq!(
+            outcome,
+            Ok(Outcome::done_json(&json!({ "status": 503, "bytes": 0 })))
+        );
     }
 
     #[test]
@@ -160,18 +200,27 @@ mod tests {
         let outcome = run(&host, json!({ "url": "http://10.0.0.1:8080/" }));
         match outcome {
             Ok(Outcome::Failed(message)) => {
-                assert!(message.starts_with("request denied: http://10.0.0.1:8080/"), "{message}");
+                assert!(
+                    message.starts_with("request denied: http://10.0.0.1:8080/"),
+                    "{message}"
+                );
                 assert!(message.contains("HTTP request denied"), "{message}");
             }
             other => panic!("expected Failed, got {other:?}"),
         }
-        assert_eq!(host.denied_urls(), vec!["http://10.0.0.1:8080/".to_string()]);
+        assert_eq!(
+            host.denied_urls(),
+            vec!["http://10.0.0.1:8080/".to_string()]
+        );
     }
 
     #[test]
     fn bad_params_name_their_fields() {
         let host = Host::new();
-        let result = run(&host, json!({ "url": "ftp://x", "expectStatus": 700, "retries": 3 }));
+        let result = run(
+            &host,
+            json!({ "url": "ftp://x", "expectStatus": 700, "retries": 3 }),
+        );
         let Err(StepError::InvalidParams(violations)) = result else {
             panic!("expected InvalidParams, got {result:?}");
         };
