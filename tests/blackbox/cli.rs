@@ -136,3 +136,26 @@ async fn the_cli_upgrades_rolls_back_and_reads_logs() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("not installed"));
 }
+
+#[tokio::test]
+async fn the_cli_adds_outbound_hosts_when_enabling() {
+    let server = Server::start().await;
+    let enabled = stdout(&server.cli(&[
+        "plugin",
+        "enable",
+        "http-probe",
+        "--allow-http",
+        "https://api.example.com:443",
+        "--json",
+    ]));
+    assert!(enabled.contains("https://api.example.com:443"), "{enabled}");
+    let refused = server.cli(&[
+        "plugin",
+        "enable",
+        "http-probe",
+        "--allow-http",
+        "ftp://nope",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("grants.http.allow[0]"));
+}

@@ -1,7 +1,10 @@
 //! What was acknowledged survives `kill -9`; a warm restart serves the same plugins.
 
 use serde_json::json;
-use wharf_tests::{Server, fixture};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use wharf_tests::{Server, TempDir, fixture};
 
 #[tokio::test]
 async fn acknowledged_plugin_changes_survive_kill_9() {
@@ -64,4 +67,48 @@ async fn an_uninstalled_bundled_plugin_stays_uninstalled_after_restart() {
     server.kill_and_restart().await;
     assert_eq!(server.get("/api/v1/plugins/http-probe").await.status, 404);
     assert_eq!(server.get("/api/v1/plugins/hello").await.status, 200);
+}
+
+fn cache_files(dir: &std::path::Path) -> BTreeMap<String, SystemTime> {
+    std::fs::read_dir(dir)
+        .expect("cache dir")
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().and_then(|m| m.modified()).expect("mtime"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restart_with_a_warm_cache_loads_plugins_without_recompiling() {
+    let cache = TempDir::new("cache");
+    let cache_arg = cache.path().to_str().expect("utf-8 path").to_owned();
+    let mut server = Server::start_with(&["--cache-dir", &cache_arg]).await;
+    let compiled = cache_files(cache.path());
+    assert_eq!(compiled.len(), wharf_tests::BUNDLED.len(), "{compiled:?}");
+    assert!(compiled.keys().all(|name| name.ends_with(".cwasm")));
+
+    server.kill_and_restart().await;
+    let hello = server.invoke("hello", "meta.info", json!({})).await;
+    assert_eq!(hello.status, 200);
+    assert_eq!(
+        cache_files(cache.path()),
+        compiled,
+        "a warm restart wrote to the cache, so it recompiled"
+    );
+
+    std::fs::remove_dir_all(cache.path()).expect("clear cache");
+    server.kill_and_restart().await;
+    assert_eq!(
+        server.invoke("hello", "meta.info", json!({})).await.status,
+        200
+    );
+    assert_eq!(
+        cache_files(cache.path()).len(),
+        compiled.len(),
+        "a cold restart compiles again"
+    );
 }

@@ -63,6 +63,41 @@ async fn an_infinite_loop_is_stopped_at_its_deadline_and_the_host_stays_responsi
 }
 
 #[tokio::test]
+async fn a_fuel_budget_stops_a_loop_deterministically_before_its_deadline() {
+    let server = Server::start().await;
+    server.allow_unsigned().await;
+    let mut budgeted = fixture("loop");
+    budgeted
+        .manifest
+        .push_str("\n[limits]\nfuel = 5000000\ntimeout-ms = 30000\n");
+    let id = server.install_enabled(&budgeted).await;
+    let view = server.get(&format!("/api/v1/plugins/{id}")).await;
+    assert_eq!(view.body["limits"]["fuel"], 5_000_000);
+    let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (502, Some("plugin-trapped")),
+        "{:?}",
+        reply.body
+    );
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fuel"),
+        "{:?}",
+        reply.body
+    );
+    let view = server.get(&format!("/api/v1/plugins/{id}")).await;
+    assert!(
+        view.body["stats"]["fuelUsed"].as_u64().unwrap_or(0) >= 5_000_000,
+        "{:?}",
+        view.body["stats"]
+    );
+    assert_eq!(view.body["stats"]["timeouts"], 0);
+}
+
+#[tokio::test]
 async fn a_memory_bomb_is_stopped_at_its_limit() {
     let server = Server::start().await;
     server.allow_unsigned().await;

@@ -102,12 +102,16 @@ impl Server {
     }
 
     async fn boot(&mut self) {
-        let mut child = Command::new(wharf_bin())
+        let mut command = Command::new(wharf_bin());
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data.path())
-            .arg("--cache-dir")
-            .arg(shared_cache_dir())
+            .arg(self.data.path());
+        if !self.extra_args.iter().any(|a| a == "--cache-dir") {
+            command.arg("--cache-dir").arg(shared_cache_dir());
+        }
+        let mut child = command
             .args(&self.extra_args)
+            .env("WHARF_LOG", "warn")
             .env("WHARF_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

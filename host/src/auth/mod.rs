@@ -202,3 +202,39 @@ pub fn random_secret(bytes: usize) -> String {
     rand::rng().fill_bytes(&mut buf);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (std::path::PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("wharf-auth-{}", uuid::Uuid::new_v4()));
+        let store = Store::open_sled(&dir).expect("open store");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn tokens_are_stored_hashed_and_expire() {
+        let (dir, store) = store();
+        let identity = Identity::new(store.clone(), Duration::from_secs(3600));
+        identity.bootstrap_admin(Some("pw".into())).await.unwrap();
+        let issued = identity.login("admin", "pw").await.unwrap();
+        assert!(identity.authenticate(&issued.token).unwrap().is_admin);
+        let raw = store.backend().scan(b"v1/tokens/", None, 10).unwrap();
+        assert_eq!(raw.len(), 1);
+        assert!(!String::from_utf8_lossy(&raw[0].0).contains(&issued.token));
+        assert!(!String::from_utf8_lossy(&raw[0].1).contains(&issued.token));
+
+        let short = Identity::new(store, Duration::ZERO);
+        let expired = short.login("admin", "pw").await.unwrap();
+        assert!(matches!(
+            short.authenticate(&expired.token),
+            Err(AuthError::InvalidToken)
+        ));
+        assert!(matches!(
+            identity.login("admin", "wrong").await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

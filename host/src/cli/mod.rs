@@ -147,8 +147,9 @@ where
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("wharf_host=info,tower_http=info,warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

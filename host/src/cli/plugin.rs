@@ -325,19 +325,20 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
                 None => None,
             };
             if !allow_http.is_empty() {
-                let current = match grants.take() {
+                let mut extended = match grants.take() {
                     Some(g) => g,
                     None => {
                         let plugin: Value = client.get(&format!("/api/v1/plugins/{id}")).await?;
                         plugin["grants"]["requested"].clone()
                     }
                 };
-                let mut g = current;
-                let allow = g["http"]["allow"].as_array().cloned().unwrap_or_default();
-                let mut allow: Vec<Value> = allow;
+                let mut allow = extended["http"]["allow"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 allow.extend(allow_http.into_iter().map(Value::String));
-                g["http"] = json!({"allow": allow});
-                grants = Some(g);
+                extended["http"] = json!({ "allow": allow });
+                grants = Some(extended);
             }
             if let Some(g) = grants {
                 body["grants"] = g;
