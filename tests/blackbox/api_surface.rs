@@ -60,10 +60,7 @@ async fn login_refuses_a_wrong_password_and_the_token_identifies_the_admin() {
             None,
         )
         .await;
-    assert_eq!(
-        (wrong.status, wrong.body["code"].as_str()),
-        (401, Some("invalid-credentials"))
-    );
+    wrong.assert_problem(401, "invalid-credentials");
     let unknown = server
         .request(
             "POST",
@@ -86,10 +83,7 @@ async fn login_refuses_a_wrong_password_and_the_token_identifies_the_admin() {
             None,
         )
         .await;
-    assert_eq!(
-        (missing.status, missing.body["field"].as_str()),
-        (422, Some("password"))
-    );
+    missing.assert_field(422, "password");
 }
 
 #[tokio::test]
@@ -103,19 +97,13 @@ async fn malformed_and_invalid_input_are_problems_not_server_errors() {
             "application/json",
         )
         .await;
-    assert_eq!(
-        (malformed.status, malformed.body["code"].as_str()),
-        (400, Some("malformed-json"))
-    );
+    malformed.assert_problem(400, "malformed-json");
     assert_eq!(malformed.content_type, "application/problem+json");
 
     let wrong_type = server
         .post("/api/v1/plugins", json!({"manifest": 5, "component": ""}))
         .await;
-    assert_eq!(
-        (wrong_type.status, wrong_type.body["field"].as_str()),
-        (422, Some("manifest"))
-    );
+    wrong_type.assert_field(422, "manifest");
 
     let bad_base64 = server
         .post(
@@ -123,40 +111,22 @@ async fn malformed_and_invalid_input_are_problems_not_server_errors() {
             json!({"manifest": "id = \"x\"", "component": "***"}),
         )
         .await;
-    assert_eq!(
-        (bad_base64.status, bad_base64.body["field"].as_str()),
-        (422, Some("component"))
-    );
+    bad_base64.assert_field(422, "component");
 
     let bad_manifest = server
         .post("/api/v1/plugins", json!({"manifest": "id = \"Bad Id\"\nversion = \"1.0.0\"\nworld = \"step\"", "component": "AAAA"}))
         .await;
-    assert_eq!(
-        (bad_manifest.status, bad_manifest.body["field"].as_str()),
-        (422, Some("manifest.id"))
-    );
+    bad_manifest.assert_field(422, "manifest.id");
 
     let bad_page = server.get("/api/v1/plugins?pageSize=501").await;
-    assert_eq!(
-        (bad_page.status, bad_page.body["field"].as_str()),
-        (422, Some("pageSize"))
-    );
+    bad_page.assert_field(422, "pageSize");
     let bad_page = server.get("/api/v1/plugins?page=0").await;
-    assert_eq!(
-        (bad_page.status, bad_page.body["field"].as_str()),
-        (422, Some("page"))
-    );
+    bad_page.assert_field(422, "page");
     let bad_status = server.get("/api/v1/plugins?status=sleeping").await;
-    assert_eq!(
-        (bad_status.status, bad_status.body["field"].as_str()),
-        (422, Some("status"))
-    );
+    bad_status.assert_field(422, "status");
 
     let unknown_route = server.get("/api/v1/nothing-here").await;
-    assert_eq!(
-        (unknown_route.status, unknown_route.body["code"].as_str()),
-        (404, Some("route-not-found"))
-    );
+    unknown_route.assert_problem(404, "route-not-found");
 
     let huge = server
         .raw(
@@ -166,10 +136,7 @@ async fn malformed_and_invalid_input_are_problems_not_server_errors() {
             "application/json",
         )
         .await;
-    assert_eq!(
-        (huge.status, huge.body["code"].as_str()),
-        (413, Some("body-too-large"))
-    );
+    huge.assert_problem(413, "body-too-large");
 }
 
 #[tokio::test]

@@ -51,12 +51,7 @@ async fn an_infinite_loop_is_stopped_at_its_deadline_and_the_host_stays_responsi
         assert_host_healthy(&server).await;
     };
     let (reply, ()) = tokio::join!(spinning, meanwhile);
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (504, Some("plugin-timeout")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(504, "plugin-timeout");
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(view.body["stats"]["timeouts"], 1);
     assert_host_healthy(&server).await;
@@ -74,12 +69,7 @@ async fn a_fuel_budget_stops_a_loop_deterministically_before_its_deadline() {
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(view.body["limits"]["fuel"], 5_000_000);
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (502, Some("plugin-trapped")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(502, "plugin-trapped");
     assert!(
         reply.body["detail"]
             .as_str()
@@ -103,12 +93,7 @@ async fn a_memory_bomb_is_stopped_at_its_limit() {
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("memory-bomb")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (502, Some("plugin-trapped")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(502, "plugin-trapped");
     assert!(
         reply.body["detail"]
             .as_str()
@@ -129,12 +114,7 @@ async fn a_panic_is_a_trap_with_its_message_in_the_log() {
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("panic")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (502, Some("plugin-trapped")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(502, "plugin-trapped");
     let logs = server.get(&format!("/api/v1/plugins/{id}/logs")).await;
     let text = logs.body["items"].to_string();
     assert!(text.contains("panicked"), "{text}");
@@ -189,12 +169,7 @@ async fn an_ungranted_import_is_refused_at_enable_naming_the_import() {
     let reply = server
         .post(&format!("/api/v1/plugins/{id}/enable"), json!({}))
         .await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (422, Some("ungranted-import")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(422, "ungranted-import");
     assert!(
         reply.body["detail"]
             .as_str()
@@ -280,10 +255,7 @@ async fn outbound_http_is_denied_unless_allow_listed() {
             json!({"grants": {"http": {"allow": ["ftp://x"]}}}),
         )
         .await;
-    assert_eq!(
-        (bad_grant.status, bad_grant.body["field"].as_str()),
-        (422, Some("grants.http.allow[0]"))
-    );
+    bad_grant.assert_field(422, "grants.http.allow[0]");
     assert_host_healthy(&server).await;
 }
 
@@ -314,11 +286,6 @@ async fn a_huge_output_is_capped() {
     server.allow_unsigned().await;
     let id = server.install_enabled(&fixture("huge-output")).await;
     let reply = server.invoke(&id, "step.run", json!({"params": {}})).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (502, Some("plugin-output-too-large")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(502, "plugin-output-too-large");
     assert_host_healthy(&server).await;
 }

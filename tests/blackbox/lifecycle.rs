@@ -36,12 +36,7 @@ async fn bundled_plugins_are_installed_and_enabled_on_first_start() {
 async fn unsigned_packages_are_refused_until_the_admin_allows_them() {
     let server = Server::start().await;
     let refused = server.install(&fixture("noop")).await;
-    assert_eq!(
-        (refused.status, refused.body["code"].as_str()),
-        (422, Some("unsigned-package")),
-        "{:?}",
-        refused.body
-    );
+    refused.assert_problem(422, "unsigned-package");
     server.allow_unsigned().await;
     let installed = server.install(&fixture("noop")).await;
     assert_eq!(installed.status, 201, "{:?}", installed.body);
@@ -72,12 +67,7 @@ async fn a_package_signed_by_a_trusted_key_installs_and_a_tampered_one_does_not(
     let mut tampered = body.clone();
     tampered["manifest"] = json!(package.manifest.replace("[grants]", "[grants]\nkv = {}"));
     let refused = server.post("/api/v1/plugins", tampered).await;
-    assert_eq!(
-        (refused.status, refused.body["code"].as_str()),
-        (422, Some("bad-signature")),
-        "{:?}",
-        refused.body
-    );
+    refused.assert_problem(422, "bad-signature");
 
     let mut unknown = body.clone();
     unknown["signature"]["keyId"] = json!("nobody");
@@ -96,10 +86,7 @@ async fn a_pinned_digest_must_match() {
     let mut body = fixture("noop").body();
     body["sha256"] = json!("0".repeat(64));
     let reply = server.post("/api/v1/plugins", body).await;
-    assert_eq!(
-        (reply.status, reply.body["field"].as_str()),
-        (422, Some("sha256"))
-    );
+    reply.assert_field(422, "sha256");
 }
 
 #[tokio::test]
@@ -108,12 +95,7 @@ async fn a_component_whose_world_differs_from_its_manifest_fails_to_install() {
     server.allow_unsigned().await;
     let wrong_world = fixture("noop").with_manifest_line("world", "world = \"authorizer\"");
     let reply = server.install(&wrong_world).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (422, Some("world-mismatch")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(422, "world-mismatch");
     assert!(
         reply.body["detail"]
             .as_str()
@@ -123,12 +105,7 @@ async fn a_component_whose_world_differs_from_its_manifest_fails_to_install() {
 
     let wrong_version = fixture("noop").with_manifest_line("version", "version = \"9.9.9\"");
     let reply = server.install(&wrong_version).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (422, Some("meta-mismatch")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(422, "meta-mismatch");
     assert_eq!(reply.body["field"], "manifest.version");
 
     let not_wasm = wharf_tests::Package {
@@ -136,12 +113,7 @@ async fn a_component_whose_world_differs_from_its_manifest_fails_to_install() {
         component: b"not wasm".to_vec(),
     };
     let reply = server.install(&not_wasm).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (422, Some("component-invalid")),
-        "{:?}",
-        reply.body
-    );
+    reply.assert_problem(422, "component-invalid");
 }
 
 #[tokio::test]
@@ -149,10 +121,7 @@ async fn installing_an_existing_id_is_a_conflict() {
     let server = Server::start().await;
     server.allow_unsigned().await;
     let reply = server.install(&bundled("hello")).await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (409, Some("plugin-exists"))
-    );
+    reply.assert_problem(409, "plugin-exists");
 }
 
 #[tokio::test]
@@ -176,10 +145,7 @@ async fn enable_disable_and_the_plugin_view() {
         .await;
     assert_eq!(disabled.body["status"], "disabled");
     let refused = server.invoke(&id, "meta.info", json!({})).await;
-    assert_eq!(
-        (refused.status, refused.body["code"].as_str()),
-        (409, Some("plugin-not-enabled"))
-    );
+    refused.assert_problem(409, "plugin-not-enabled");
 
     let enabled = server
         .post(&format!("/api/v1/plugins/{id}/enable"), json!({}))
@@ -215,10 +181,7 @@ async fn enable_disable_and_the_plugin_view() {
 async fn console_input_errors_name_the_field() {
     let server = Server::start().await;
     let unknown = server.invoke("hello", "catalog.search", json!({})).await;
-    assert_eq!(
-        (unknown.status, unknown.body["code"].as_str()),
-        (422, Some("unknown-function"))
-    );
+    unknown.assert_problem(422, "unknown-function");
     let bad = server
         .invoke(
             "hello",
@@ -226,12 +189,7 @@ async fn console_input_errors_name_the_field() {
             json!({"context": {"attempt": "first"}}),
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.body["field"].as_str()),
-        (422, Some("input.context.attempt")),
-        "{:?}",
-        bad.body
-    );
+    bad.assert_field(422, "input.context.attempt");
     let missing = server
         .invoke("no-such-plugin", "meta.info", json!({}))
         .await;
@@ -252,10 +210,7 @@ async fn config_reaches_the_plugin_on_its_next_call() {
     let not_object = server
         .put("/api/v1/plugins/hello/config", json!([1, 2]))
         .await;
-    assert_eq!(
-        (not_object.status, not_object.body["field"].as_str()),
-        (422, Some("config"))
-    );
+    not_object.assert_field(422, "config");
 }
 
 #[tokio::test]
@@ -299,10 +254,7 @@ async fn kv_state_survives_upgrade_and_logs_are_readable() {
         "{lines:?}"
     );
     let bad_limit = server.get("/api/v1/plugins/hello/logs?limit=0").await;
-    assert_eq!(
-        (bad_limit.status, bad_limit.body["field"].as_str()),
-        (422, Some("limit"))
-    );
+    bad_limit.assert_field(422, "limit");
 }
 
 #[tokio::test]
@@ -365,17 +317,11 @@ async fn upgrade_and_rollback_swap_versions_without_failing_a_call() {
     let same = server
         .post("/api/v1/plugins/hello/upgrade", json!({"version": "0.1.0"}))
         .await;
-    assert_eq!(
-        (same.status, same.body["code"].as_str()),
-        (409, Some("already-active"))
-    );
+    same.assert_problem(409, "already-active");
     let unknown = server
         .post("/api/v1/plugins/hello/upgrade", json!({"version": "7.0.0"}))
         .await;
-    assert_eq!(
-        (unknown.status, unknown.body["field"].as_str()),
-        (422, Some("version"))
-    );
+    unknown.assert_field(422, "version");
     let both = server
         .post(
             "/api/v1/plugins/hello/upgrade",
@@ -399,22 +345,14 @@ async fn a_version_cannot_be_reuploaded_with_different_bytes() {
     let conflict = server
         .post("/api/v1/plugins/hello/upgrade", forged.body())
         .await;
-    assert_eq!(
-        (conflict.status, conflict.body["code"].as_str()),
-        (409, Some("version-conflict")),
-        "{:?}",
-        conflict.body
-    );
+    conflict.assert_problem(409, "version-conflict");
     let other_id = server
         .post(
             "/api/v1/plugins/http-probe/upgrade",
             fixture("hello-v2").body(),
         )
         .await;
-    assert_eq!(
-        (other_id.status, other_id.body["field"].as_str()),
-        (422, Some("manifest.id"))
-    );
+    other_id.assert_field(422, "manifest.id");
 }
 
 #[tokio::test]
@@ -423,10 +361,7 @@ async fn rollback_without_history_is_a_conflict() {
     let reply = server
         .post("/api/v1/plugins/hello/rollback", json!({}))
         .await;
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (409, Some("no-previous-version"))
-    );
+    reply.assert_problem(409, "no-previous-version");
 }
 
 #[tokio::test]

@@ -76,6 +76,32 @@ pub struct Reply {
     pub headers: reqwest::header::HeaderMap,
 }
 
+impl Reply {
+    /// Asserts a problem response with this status and `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "{:?}",
+            self.body
+        );
+        assert_eq!(self.content_type, "application/problem+json");
+    }
+
+    /// Asserts a problem response with this status naming `field`.
+    #[track_caller]
+    pub fn assert_field(&self, status: u16, field: &str) {
+        assert_eq!(
+            (self.status, self.body["field"].as_str()),
+            (status, Some(field)),
+            "{:?}",
+            self.body
+        );
+        assert_eq!(self.content_type, "application/problem+json");
+    }
+}
+
 impl Server {
     /// Starts a server with a fresh data directory and logs in as admin.
     pub async fn start() -> Server {

@@ -657,6 +657,7 @@ impl Runtime {
         let shas: Vec<String> = record.versions.iter().map(|v| v.sha256.clone()).collect();
         self.inner.registry.collect_blobs(&shas)?;
         self.inner.store.commit().await?;
+        self.forget_observed(id);
         tracing::info!(plugin = id, actor, "plugin uninstalled");
         Ok(())
     }

@@ -187,6 +187,15 @@ impl Runtime {
             .clone()
     }
 
+    /// Drops the log ring and stats of an uninstalled plugin.
+    fn forget_observed(&self, id: &str) {
+        self.inner
+            .observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     /// The newest `limit` log lines of a plugin.
     pub fn logs(&self, id: &str, limit: usize) -> Vec<LogLine> {
         self.observed(id).ring.tail(limit)
