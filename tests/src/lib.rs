@@ -158,11 +158,11 @@ impl Server {
         self.child = Some(child);
         self.base = base;
         for _ in 0..600 {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
-                if r.status().as_u16() == 200 {
-                    self.token = self.login("admin", ADMIN_PASSWORD).await;
-                    return;
-                }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status().as_u16() == 200
+            {
+                self.token = self.login("admin", ADMIN_PASSWORD).await;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

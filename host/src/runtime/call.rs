@@ -137,10 +137,8 @@ impl Runtime {
         store.data().flush_captured_output();
         let wrote_kv = store.data().budget.wrote_kv;
         drop(store);
-        if wrote_kv {
-            if let Err(e) = self.inner.store.commit().await {
-                tracing::error!(plugin = %ctx.id, error = %e, "committing plugin kv writes failed");
-            }
+        if wrote_kv && let Err(e) = self.inner.store.commit().await {
+            tracing::error!(plugin = %ctx.id, error = %e, "committing plugin kv writes failed");
         }
 
         let outcome_label = match &result {

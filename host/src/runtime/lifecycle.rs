@@ -321,13 +321,13 @@ impl Runtime {
             return Err(invalid("component", "the component is empty"));
         }
         let sha256 = sha256_hex(&upload.component);
-        if let Some(expected) = &upload.expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&sha256) {
-                return Err(invalid(
-                    "sha256",
-                    format!("the component's digest is {sha256}, not the pinned {expected}"),
-                ));
-            }
+        if let Some(expected) = &upload.expected_sha256
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(invalid(
+                "sha256",
+                format!("the component's digest is {sha256}, not the pinned {expected}"),
+            ));
         }
         let signed_by = match source {
             Source::Bundled => None,

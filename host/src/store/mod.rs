@@ -26,6 +26,9 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+/// Key-value rows as a scan returns them.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A compare-and-swap that lost the race.
 #[derive(Debug, PartialEq, Eq)]
 pub struct CasConflict;
@@ -38,12 +41,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Returns whether the key existed.
     fn delete(&self, key: &[u8]) -> Result<bool, StoreError>;
     /// Entries whose key starts with `prefix` and sorts after `after`, at most `limit`.
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Rows, StoreError>;
     /// Number of keys under `prefix`.
     fn count(&self, prefix: &[u8]) -> Result<usize, StoreError>;
     /// Replaces the value only if the current one equals `expected` (`None` = absent);

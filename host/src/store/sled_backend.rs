@@ -4,7 +4,7 @@ use std::path::Path;
 
 use futures::FutureExt;
 
-use super::{Backend, CasConflict, StoreError};
+use super::{Backend, CasConflict, Rows, StoreError};
 
 /// sled-backed [`Backend`]. sled batches fsyncs, so concurrent commits share one flush.
 pub struct SledBackend {
@@ -40,12 +40,7 @@ impl Backend for SledBackend {
         Ok(self.db.remove(key).map_err(backend)?.is_some())
     }
 
-    fn scan(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Rows, StoreError> {
         let mut out = Vec::new();
         let iter: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match after {
             Some(after) => {
