@@ -174,3 +174,106 @@ impl Host for KvView<'_> {
         Ok(swapped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(plugin: &str, store: &Store) -> KvNamespace {
+        KvNamespace::new(store.clone(), plugin)
+    }
+
+    fn temp_store() -> (std::path::PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("wharf-kv-{}", uuid::Uuid::new_v4()));
+        let store = Store::open_sled(&dir).expect("open store");
+        (dir, store)
+    }
+
+    #[test]
+    fn namespaces_are_private_and_capped() {
+        let (dir, store) = temp_store();
+        let (a, b) = (namespace("alpha", &store), namespace("beta", &store));
+        let mut budget = CallBudget::new(0, 100);
+        let mut view_a = KvView {
+            namespace: &a,
+            budget: &mut budget,
+        };
+        view_a.set("k".into(), b"1".to_vec()).unwrap();
+        assert!(view_a.budget.wrote_kv);
+        assert!(matches!(
+            view_a.set(String::new(), vec![]),
+            Err(HostError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            view_a.set("x".repeat(MAX_KEY_BYTES + 1), vec![]),
+            Err(HostError::LimitExceeded(_))
+        ));
+        assert!(matches!(
+            view_a.set("big".into(), vec![0; MAX_VALUE_BYTES + 1]),
+            Err(HostError::LimitExceeded(_))
+        ));
+        let mut budget = CallBudget::new(0, 100);
+        let mut view_b = KvView {
+            namespace: &b,
+            budget: &mut budget,
+        };
+        assert_eq!(view_b.get("k".into()).unwrap(), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn list_prefix_pages_with_a_cursor_and_cas_detects_changes() {
+        let (dir, store) = temp_store();
+        let ns = namespace("gamma", &store);
+        let mut budget = CallBudget::new(0, 100);
+        let mut kv = KvView {
+            namespace: &ns,
+            budget: &mut budget,
+        };
+        for key in ["job/1", "job/2", "job/3", "other"] {
+            kv.set(key.into(), b"v".to_vec()).unwrap();
+        }
+        let first = kv.list_prefix("job/".into(), None, 2).unwrap();
+        assert_eq!(first.keys, ["job/1", "job/2"]);
+        let rest = kv.list_prefix("job/".into(), first.next_cursor, 2).unwrap();
+        assert_eq!(
+            (rest.keys.as_slice(), rest.next_cursor),
+            (["job/3".to_owned()].as_slice(), None)
+        );
+
+        assert!(
+            kv.compare_and_swap("lock".into(), None, Some(b"me".to_vec()))
+                .unwrap()
+        );
+        assert!(
+            !kv.compare_and_swap("lock".into(), None, Some(b"you".to_vec()))
+                .unwrap()
+        );
+        assert!(
+            kv.compare_and_swap("lock".into(), Some(b"me".to_vec()), None)
+                .unwrap()
+        );
+        assert!(!kv.delete("lock".into()).unwrap());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_host_call_budget_ends_a_flood() {
+        let (dir, store) = temp_store();
+        let ns = namespace("delta", &store);
+        let mut budget = CallBudget::new(0, 3);
+        let mut kv = KvView {
+            namespace: &ns,
+            budget: &mut budget,
+        };
+        for _ in 0..3 {
+            kv.get("k".into()).unwrap();
+        }
+        assert!(matches!(
+            kv.get("k".into()),
+            Err(HostError::LimitExceeded(_))
+        ));
+        assert_eq!(budget.refused_host_calls, 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
