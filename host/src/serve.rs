@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::api::{self, AppState};
 use crate::artifacts::BUNDLED;
+use crate::audit::AuditLog;
 use crate::auth::{AdminBootstrap, Identity};
 use crate::runtime::{HostLimits, Runtime};
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub struct ServeOptions {
     pub cache_dir: PathBuf,
     pub admin_password: Option<String>,
     pub token_ttl: Duration,
+    /// Audit records older than this are removed.
+    pub audit_retention: Duration,
     pub limits: HostLimits,
 }
 
@@ -53,11 +56,14 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         }
     });
 
-    let runtime = Runtime::new(store, options.limits, options.cache_dir)?;
+    let runtime = Runtime::new(store.clone(), options.limits, options.cache_dir)?;
     let ready = Arc::new(AtomicBool::new(false));
+    let audit = AuditLog::new(store.clone());
+    spawn_retention(audit.clone(), options.audit_retention);
     let state = AppState {
         runtime: runtime.clone(),
         identity,
+        audit,
         metrics,
         ready: ready.clone(),
     };
@@ -95,6 +101,20 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         .context("server task")?
         .context("serving HTTP")?;
     Ok(())
+}
+
+/// Drops audit records past the retention period, at start and then hourly.
+fn spawn_retention(audit: AuditLog, retention: Duration) {
+    tokio::spawn(async move {
+        loop {
+            match audit.purge_older_than(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "audit records past retention removed"),
+                Err(error) => tracing::error!(%error, "audit retention sweep failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
 }
 
 async fn shutdown_signal() {

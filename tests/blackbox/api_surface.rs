@@ -2,6 +2,7 @@
 //! metrics, OpenAPI.
 
 use serde_json::json;
+use wharf_host::api::routes::{Access, ROUTES, find};
 use wharf_tests::Server;
 
 #[tokio::test]
@@ -16,36 +17,72 @@ async fn health_and_readiness_need_no_token() {
     );
 }
 
+/// A concrete path for a route template.
+pub fn concrete(path: &str) -> String {
+    path.replace("{id}", "hello")
+}
+
 #[tokio::test]
-async fn every_api_route_but_login_requires_a_token() {
+async fn every_served_route_is_in_the_route_table_and_the_other_way_round() {
     let server = Server::start().await;
-    for (method, path) in [
-        ("GET", "/api/v1/plugins"),
-        ("POST", "/api/v1/plugins"),
-        ("GET", "/api/v1/plugins/hello"),
-        ("POST", "/api/v1/plugins/hello/enable"),
-        ("POST", "/api/v1/plugins/hello/disable"),
-        ("POST", "/api/v1/plugins/hello/upgrade"),
-        ("POST", "/api/v1/plugins/hello/rollback"),
-        ("DELETE", "/api/v1/plugins/hello"),
-        ("GET", "/api/v1/plugins/hello/logs"),
-        ("PUT", "/api/v1/plugins/hello/config"),
-        ("POST", "/api/v1/plugins/hello/invoke"),
-        ("GET", "/api/v1/plugin-trust/keys"),
-        ("GET", "/api/v1/plugin-trust/settings"),
-        ("GET", "/api/v1/auth/me"),
-    ] {
-        let reply = server.request(method, path, Some(json!({})), None).await;
-        assert_eq!(reply.status, 401, "{method} {path}: {:?}", reply.body);
-        assert_eq!(
-            reply.content_type, "application/problem+json",
-            "{method} {path}"
+    let doc = server
+        .request("GET", "/api/v1/openapi.json", None, None)
+        .await;
+    let mut served = Vec::new();
+    for (path, item) in doc.body["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            served.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    for (method, path) in &served {
+        assert!(
+            find(method, path).is_some(),
+            "{method} {path} is served but not in the route table"
         );
-        assert_eq!(reply.body["code"], "unauthenticated");
-        let forged = server
-            .request(method, path, Some(json!({})), Some("wharf_forged"))
+    }
+    for route in ROUTES {
+        let documented = served
+            .iter()
+            .any(|(m, p)| m == route.method && p == route.path);
+        assert!(
+            documented || route.path == "/api/v1/openapi.json",
+            "{} {} is in the route table but not served/documented",
+            route.method,
+            route.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_non_public_route_requires_a_token_and_public_ones_do_not() {
+    let server = Server::start().await;
+    for route in ROUTES {
+        let path = concrete(route.path);
+        let reply = server
+            .request(route.method, &path, Some(json!({})), None)
             .await;
-        assert_eq!(forged.status, 401, "{method} {path} with a forged token");
+        if route.access == Access::Public {
+            assert_ne!(reply.status, 401, "{} {path} is public", route.method);
+            continue;
+        }
+        reply.assert_problem(401, "unauthenticated");
+        let forged = server
+            .request(route.method, &path, Some(json!({})), Some("wharf_forged"))
+            .await;
+        assert_eq!(
+            forged.status, 401,
+            "{} {path} with a forged token",
+            route.method
+        );
+        let admin = server
+            .request(route.method, &path, Some(json!({})), Some(&server.token))
+            .await;
+        assert!(
+            ![401, 403].contains(&admin.status),
+            "{} {path} refused the admin: {:?}",
+            route.method,
+            admin.body
+        );
     }
 }
 

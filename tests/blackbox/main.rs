@@ -2,6 +2,7 @@
 //! or the CLI, the way a user or an admin would.
 
 mod api_surface;
+mod audit;
 mod cli;
 mod durability;
 mod fixtures_used;

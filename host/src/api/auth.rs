@@ -1,6 +1,8 @@
 //! Sessions: log in for a bearer token; ask who the token belongs to.
 
+use axum::Extension;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -10,6 +12,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
+use super::guard::AuditDetail;
 use crate::auth::Caller;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -41,6 +44,17 @@ struct LoginResponse {
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
+) -> impl IntoResponse {
+    let detail = AuditDetail {
+        target: Some(format!("user:{}", body.username)),
+        ..AuditDetail::default()
+    };
+    (Extension(detail), issue_token(&state, body).await)
+}
+
+async fn issue_token(
+    state: &AppState,
+    body: LoginRequest,
 ) -> Result<axum::Json<LoginResponse>, ApiError> {
     if body.username.is_empty() || body.username.len() > 64 {
         return Err(ApiError::invalid("username", "must be 1-64 characters"));

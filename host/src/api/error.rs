@@ -29,6 +29,10 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// The `code` of a problem response, kept as a response extension for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemCode(pub &'static str);
+
 /// An error on its way to becoming a problem response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -103,6 +107,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        response.extensions_mut().insert(ProblemCode(self.code));
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -8,9 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
-use crate::auth::Caller;
 
 /// A JSON body. Malformed JSON is a 400; JSON of the wrong shape a 422 naming the field.
 /// An empty body reads as `{}`.
@@ -60,46 +58,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 }
             }
         }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        Ok(state.identity.authenticate(token.trim())?)
-    }
-}
-
-/// The caller, who must be the admin. (The authorizer plugin replaces this check.)
-pub struct Admin(pub Caller);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if !caller.is_admin {
-            return Err(ApiError::forbidden(
-                "plugin administration requires the admin",
-            ));
-        }
-        Ok(Admin(caller))
     }
 }
 

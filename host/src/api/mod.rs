@@ -5,11 +5,14 @@
 //! metrics and body-size limits. The OpenAPI 3.1 document is generated from the handler
 //! annotations, so it cannot drift from the routes.
 
+mod audit;
 mod auth;
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod health;
 mod plugins;
+pub mod routes;
 mod trust;
 
 use std::sync::Arc;
@@ -23,11 +26,12 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::audit::AuditLog;
 use crate::auth::Identity;
 use crate::runtime::Runtime;
 
@@ -43,6 +47,7 @@ pub const MAX_PACKAGE_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub struct AppState {
     pub runtime: Runtime,
     pub identity: Identity,
+    pub audit: AuditLog,
     pub metrics: PrometheusHandle,
     pub ready: Arc<AtomicBool>,
 }
@@ -55,6 +60,7 @@ pub struct AppState {
         (name = "auth", description = "Sessions"),
         (name = "plugins", description = "Plugin lifecycle (admin)"),
         (name = "plugin-trust", description = "Keys trusted to sign plugins (admin)"),
+        (name = "audit", description = "The audit log (admin)"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -78,6 +84,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(plugins::routes())
         .merge(trust::routes())
+        .merge(audit::routes())
         .merge(health::routes())
 }
 
@@ -99,6 +106,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .fallback(|| async {
             ApiError::not_found("route-not-found", "no route matches this path")
         })
@@ -118,7 +126,10 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("-");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                // Every response is already logged above; 5xx are not all faults (a 503
+                // from /readyz while starting, a 502 from a trapping plugin).
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -2,12 +2,13 @@
 //! (TOML or JSON) and the component as base64, optionally with a signature and a pinned
 //! sha256.
 
+use axum::Extension;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +16,9 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::MAX_PACKAGE_BODY_BYTES;
 use super::error::{ApiError, Problem};
-use super::extract::{Admin, ApiJson, Page, Paging, query_pairs};
+use super::extract::{ApiJson, Page, Paging, query_pairs};
+use super::guard::AuditDetail;
+use crate::auth::Caller;
 use crate::runtime::lifecycle::{PluginView, UpgradeTarget};
 use crate::runtime::registry::PluginStatus;
 use crate::runtime::trust::PackageSignature;
@@ -35,6 +38,34 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(configure))
         .routes(routes!(logs))
         .routes(routes!(invoke))
+}
+
+/// The part of a plugin an audit record compares before and after a change.
+fn summary(view: &PluginView) -> Value {
+    json!({
+        "status": view.status,
+        "activeVersion": view.active_version,
+        "approvedGrants": view.grants.approved,
+        "config": view.config,
+    })
+}
+
+fn summary_of(state: &AppState, id: &str) -> Option<Value> {
+    let record = state.runtime.registry().get(id).ok().flatten()?;
+    Some(summary(&state.runtime.view(&record)))
+}
+
+/// A changed plugin with the audit detail of the change.
+type Changed = (Extension<AuditDetail>, axum::Json<PluginView>);
+
+fn changed(before: Option<Value>, view: PluginView) -> Changed {
+    let detail = AuditDetail {
+        target: Some(format!("plugin:{}", view.id)),
+        plugin: Some(format!("{}@{}", view.id, view.active_version)),
+        before,
+        after: Some(summary(&view)),
+    };
+    (Extension(detail), axum::Json(view))
 }
 
 /// A plugin package.
@@ -71,14 +102,14 @@ impl PackageBody {
         (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn install(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     ApiJson(body): ApiJson<PackageBody>,
-) -> Result<(StatusCode, axum::Json<PluginView>), ApiError> {
+) -> Result<(StatusCode, Changed), ApiError> {
     let view = state
         .runtime
         .install(body.into_upload()?, &caller.username)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(view)))
+    Ok((StatusCode::CREATED, changed(None, view)))
 }
 
 /// Filters of the plugin list.
@@ -125,7 +156,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListFilter {
     responses((status = 200, body = Page<PluginView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
     paging: Paging,
     filter: ListFilter,
 ) -> Result<axum::Json<Page<PluginView>>, ApiError> {
@@ -157,7 +187,6 @@ fn found(state: &AppState, id: &str) -> Result<PluginView, ApiError> {
     responses((status = 200, body = PluginView), (status = 404, body = Problem)))]
 async fn get(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<axum::Json<PluginView>, ApiError> {
     Ok(axum::Json(found(&state, &id)?))
@@ -176,11 +205,13 @@ struct EnableBody {
     responses((status = 200, body = PluginView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn enable(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EnableBody>,
-) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(
+) -> Result<Changed, ApiError> {
+    let before = summary_of(&state, &id);
+    Ok(changed(
+        before,
         state
             .runtime
             .enable(&id, body.grants, &caller.username)
@@ -194,10 +225,12 @@ async fn enable(
     responses((status = 200, body = PluginView), (status = 404, body = Problem)))]
 async fn disable(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(
+) -> Result<Changed, ApiError> {
+    let before = summary_of(&state, &id);
+    Ok(changed(
+        before,
         state.runtime.disable(&id, &caller.username).await?,
     ))
 }
@@ -221,10 +254,10 @@ struct UpgradeBody {
         (status = 422, body = Problem)))]
 async fn upgrade(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpgradeBody>,
-) -> Result<axum::Json<PluginView>, ApiError> {
+) -> Result<Changed, ApiError> {
     let target = match (body.version, body.manifest, body.component) {
         (Some(version), None, None) => UpgradeTarget::Version(version),
         (None, Some(manifest), Some(component)) => UpgradeTarget::Package(
@@ -255,7 +288,9 @@ async fn upgrade(
             ));
         }
     };
-    Ok(axum::Json(
+    let before = summary_of(&state, &id);
+    Ok(changed(
+        before,
         state.runtime.upgrade(&id, target, &caller.username).await?,
     ))
 }
@@ -266,10 +301,12 @@ async fn upgrade(
     responses((status = 200, body = PluginView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn rollback(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(
+) -> Result<Changed, ApiError> {
+    let before = summary_of(&state, &id);
+    Ok(changed(
+        before,
         state.runtime.rollback(&id, &caller.username).await?,
     ))
 }
@@ -280,11 +317,16 @@ async fn rollback(
     responses((status = 204), (status = 404, body = Problem)))]
 async fn uninstall(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(Extension<AuditDetail>, StatusCode), ApiError> {
+    let before = summary_of(&state, &id);
     state.runtime.uninstall(&id, &caller.username).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let detail = AuditDetail {
+        before,
+        ..AuditDetail::default()
+    };
+    Ok((Extension(detail), StatusCode::NO_CONTENT))
 }
 
 /// Replaces the plugin's settings (a JSON object), read by the plugin through `config`.
@@ -293,11 +335,13 @@ async fn uninstall(
     responses((status = 200, body = PluginView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn configure(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(settings): ApiJson<Value>,
-) -> Result<axum::Json<PluginView>, ApiError> {
-    Ok(axum::Json(
+) -> Result<Changed, ApiError> {
+    let before = summary_of(&state, &id);
+    Ok(changed(
+        before,
         state
             .runtime
             .configure(&id, settings, &caller.username)
@@ -316,7 +360,6 @@ struct LogsBody {
     responses((status = 200, body = LogsBody), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn logs(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<axum::Json<LogsBody>, ApiError> {
@@ -359,14 +402,21 @@ struct InvokeResult {
         (status = 422, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)))]
 async fn invoke(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<InvokeBody>,
-) -> Result<axum::Json<InvokeResult>, ApiError> {
+) -> Result<(Extension<AuditDetail>, axum::Json<InvokeResult>), ApiError> {
     found(&state, &id)?;
+    let serving = state
+        .runtime
+        .active(&id)
+        .map(|p| format!("{id}@{}", p.version()));
     let output = state
         .runtime
         .invoke(&id, &body.function, &body.input)
         .await?;
-    Ok(axum::Json(InvokeResult { output }))
+    let detail = AuditDetail {
+        plugin: serving,
+        ..AuditDetail::default()
+    };
+    Ok((Extension(detail), axum::Json(InvokeResult { output })))
 }

@@ -9,8 +9,11 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Admin, ApiJson};
+use super::extract::ApiJson;
+use super::guard::AuditDetail;
+use crate::auth::Caller;
 use crate::runtime::trust::{TrustSettings, TrustedKey};
+use axum::Extension;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,10 +30,7 @@ struct KeyList {
 /// Lists trusted signing keys.
 #[utoipa::path(get, path = "/api/v1/plugin-trust/keys", tag = "plugin-trust", security(("bearer" = [])),
     responses((status = 200, body = KeyList), (status = 403, body = Problem)))]
-async fn list_keys(
-    State(state): State<AppState>,
-    Admin(_admin): Admin,
-) -> Result<axum::Json<KeyList>, ApiError> {
+async fn list_keys(State(state): State<AppState>) -> Result<axum::Json<KeyList>, ApiError> {
     Ok(axum::Json(KeyList {
         items: state.runtime.trust().keys()?,
     }))
@@ -50,15 +50,20 @@ struct AddKey {
     responses((status = 201, body = TrustedKey), (status = 422, body = Problem)))]
 async fn add_key(
     State(state): State<AppState>,
-    Admin(caller): Admin,
+    caller: Caller,
     ApiJson(body): ApiJson<AddKey>,
-) -> Result<(StatusCode, axum::Json<TrustedKey>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditDetail>, axum::Json<TrustedKey>), ApiError> {
     let key = state
         .runtime
         .trust()
         .add_key(&body.id, &body.public_key, &caller.username)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(key)))
+    let detail = AuditDetail {
+        target: Some(format!("trusted-key:{}", key.id)),
+        after: serde_json::to_value(&key).ok(),
+        ..AuditDetail::default()
+    };
+    Ok((StatusCode::CREATED, Extension(detail), axum::Json(key)))
 }
 
 /// Stops trusting a key (installed versions it signed stay installed).
@@ -67,7 +72,6 @@ async fn add_key(
     responses((status = 204), (status = 404, body = Problem)))]
 async fn remove_key(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if state.runtime.trust().remove_key(&id).await? {
@@ -85,7 +89,6 @@ async fn remove_key(
     responses((status = 200, body = TrustSettings)))]
 async fn get_settings(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
 ) -> Result<axum::Json<TrustSettings>, ApiError> {
     Ok(axum::Json(state.runtime.trust().settings()?))
 }
@@ -96,9 +99,14 @@ async fn get_settings(
     responses((status = 200, body = TrustSettings), (status = 422, body = Problem)))]
 async fn put_settings(
     State(state): State<AppState>,
-    Admin(_admin): Admin,
     ApiJson(body): ApiJson<TrustSettings>,
-) -> Result<axum::Json<TrustSettings>, ApiError> {
+) -> Result<(Extension<AuditDetail>, axum::Json<TrustSettings>), ApiError> {
+    let before = serde_json::to_value(state.runtime.trust().settings()?).ok();
     state.runtime.trust().set_settings(&body).await?;
-    Ok(axum::Json(body))
+    let detail = AuditDetail {
+        before,
+        after: serde_json::to_value(&body).ok(),
+        ..AuditDetail::default()
+    };
+    Ok((Extension(detail), axum::Json(body)))
 }

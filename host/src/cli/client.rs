@@ -44,6 +44,31 @@ impl Client {
         })
     }
 
+    /// GET returning the body as text (for non-JSON answers such as JSON lines).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let mut request = self.http.get(format!("{}{path}", self.server));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                server: self.server.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(problem(status.as_u16(), text))
+        }
+    }
+
     pub async fn send<B: Serialize>(
         &self,
         method: reqwest::Method,
@@ -115,5 +140,16 @@ impl Client {
         self.send::<()>(reqwest::Method::DELETE, path, None)
             .await
             .map(|_| ())
+    }
+}
+
+/// A problem+json body (or any error body) as a [`ClientError`].
+fn problem(status: u16, text: String) -> ClientError {
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    ClientError::Problem {
+        status,
+        code: body["code"].as_str().unwrap_or("unknown").to_owned(),
+        detail: body["detail"].as_str().map(str::to_owned).unwrap_or(text),
+        field: body["field"].as_str().map(str::to_owned),
     }
 }

@@ -1,6 +1,7 @@
 //! The `wharf` command line: `serve`, and admin commands that talk to a running server
 //! over REST (`--server`/`WHARF_SERVER`, `--token`/`WHARF_TOKEN`).
 
+mod audit;
 mod client;
 mod plugin;
 
@@ -65,6 +66,13 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Reads the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Installs, enables, upgrades and inspects plugins.
     Plugin {
         #[command(subcommand)]
@@ -91,6 +99,9 @@ struct ServeArgs {
     /// Lifetime of session tokens, in seconds.
     #[arg(long, env = "WHARF_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     token_ttl_secs: u64,
+    /// Days audit records are kept.
+    #[arg(long, env = "WHARF_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    audit_retention_days: u64,
     /// Concurrent plugin instances (pooling-allocator slots).
     #[arg(long, env = "WHARF_PLUGIN_SLOTS", default_value_t = 64)]
     plugin_slots: u32,
@@ -126,6 +137,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             admin_password: self.admin_password.filter(|p| !p.is_empty()),
             token_ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
+            audit_retention: Duration::from_secs(self.audit_retention_days.saturating_mul(86_400)),
             limits,
         }
     }
@@ -177,6 +189,7 @@ pub async fn run(cli: Cli) -> i32 {
             remote,
         } => login(&remote, &username, &password).await,
         Command::Plugin { command, remote } => plugin::run(command, &remote).await,
+        Command::Audit { command, remote } => audit::run(command, &remote).await,
     };
     match result {
         Ok(()) => 0,

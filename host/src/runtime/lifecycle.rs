@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use wasmtime::component::Component;
 
+use crate::audit::{Actor, Entry, Outcome};
 use crate::store::StoreError;
 
 use super::call::CallError;
@@ -705,6 +706,20 @@ impl Runtime {
                 Ok(plugin) => self.set_active(&record.id, Some(plugin)),
                 Err(error) => {
                     tracing::error!(plugin = %record.id, %error, "plugin failed to load; disabling it");
+                    let entry = Entry::new(
+                        Actor::system(),
+                        "plugin.disable",
+                        &format!("plugin:{}", record.id),
+                        Outcome::Ok,
+                    );
+                    self.inner
+                        .audit
+                        .record(Entry {
+                            plugin: Some(format!("{}@{}", record.id, version.version)),
+                            after: Some(serde_json::json!({"status": "disabled", "reason": error.to_string()})),
+                            ..entry
+                        })
+                        .await;
                     record.status = PluginStatus::Disabled;
                     record.disabled_reason = Some(format!("failed to load at start: {error}"));
                     record.push_event("enable-failed", "wharf", error.to_string());
@@ -737,6 +752,22 @@ impl Runtime {
             self.install_locked(upload(), Source::Bundled, "wharf")
                 .await?;
             self.enable_locked(&manifest.id, None, "wharf").await?;
+            let plugin = format!("{}@{}", manifest.id, manifest.version);
+            for action in ["plugin.install", "plugin.enable"] {
+                let entry = Entry::new(
+                    Actor::system(),
+                    action,
+                    &format!("plugin:{}", manifest.id),
+                    Outcome::Ok,
+                );
+                self.inner
+                    .audit
+                    .record(Entry {
+                        plugin: Some(plugin.clone()),
+                        ..entry
+                    })
+                    .await;
+            }
             return Ok(());
         };
         if record.version(&manifest.version).is_some() {
@@ -776,6 +807,7 @@ impl Runtime {
         tracing::warn!(plugin = id, version, %reason);
         let runtime = self.clone();
         let id = id.to_owned();
+        let version = version.to_owned();
         // Persist outside the caller's path: the caller may hold the lifecycle lock.
         tokio::spawn(async move {
             let _guard = runtime.inner.lifecycle.lock().await;
@@ -784,7 +816,23 @@ impl Runtime {
             };
             record.status = PluginStatus::Disabled;
             record.disabled_reason = Some(reason.clone());
-            record.push_event("auto-disabled", "wharf", reason);
+            record.push_event("auto-disabled", "wharf", reason.clone());
+            let entry = Entry::new(
+                Actor::system(),
+                "plugin.auto-disable",
+                &format!("plugin:{id}"),
+                Outcome::Ok,
+            );
+            runtime
+                .inner
+                .audit
+                .record(Entry {
+                    plugin: Some(format!("{id}@{version}")),
+                    before: Some(serde_json::json!({"status": "enabled"})),
+                    after: Some(serde_json::json!({"status": "disabled", "reason": reason})),
+                    ..entry
+                })
+                .await;
             if let Err(e) = runtime.inner.registry.save(&record).await {
                 tracing::error!(plugin = %id, error = %e, "recording an auto-disable failed");
             }

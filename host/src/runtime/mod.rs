@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use wasmtime::Engine;
 
+use crate::audit::AuditLog;
 use crate::store::{Store, StoreError};
 
 pub use call::{CallError, CallFuture};
@@ -85,6 +86,8 @@ struct Inner {
     store: Store,
     registry: Registry,
     trust: Trust,
+    /// Records lifecycle changes the runtime makes on its own (auto-disable, bundled installs).
+    audit: AuditLog,
     limits: HostLimits,
     cache: ComponentCache,
     slots: tokio::sync::Semaphore,
@@ -130,6 +133,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 slots: tokio::sync::Semaphore::new(limits.instance_slots.max(1) as usize),
                 registry: Registry::new(store.clone()),
+                audit: AuditLog::new(store.clone()),
                 trust: Trust::new(store.clone()),
                 engine,
                 store,

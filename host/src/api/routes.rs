@@ -1,0 +1,228 @@
+//! The route table: every route's action, resource and who may call it, in one place.
+//!
+//! The guard middleware reads it for each request (authenticate, authorize, audit), and
+//! the tests read it to check that every served route is listed and behaves as declared.
+//! Resources are scope paths with `{param}` filled from the request path.
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed (health, metrics, OpenAPI, login).
+    Public,
+    /// Any valid token.
+    Authenticated,
+    /// The admin only (the authorizer plugin replaces this check).
+    Admin,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// The axum path, e.g. `/api/v1/plugins/{id}`.
+    pub path: &'static str,
+    /// `resource.verb`.
+    pub action: &'static str,
+    /// Scope path of the resource acted on.
+    pub resource: &'static str,
+    pub access: Access,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    action: &'static str,
+    resource: &'static str,
+    access: Access,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        action,
+        resource,
+        access,
+    }
+}
+
+use Access::{Admin, Authenticated, Public};
+
+pub const ROUTES: &[RouteSpec] = &[
+    route("GET", "/healthz", "health.read", "system", Public),
+    route("GET", "/readyz", "health.read", "system", Public),
+    route("GET", "/metrics", "metrics.read", "system", Public),
+    route(
+        "GET",
+        "/api/v1/openapi.json",
+        "openapi.read",
+        "system",
+        Public,
+    ),
+    route(
+        "POST",
+        "/api/v1/auth/login",
+        "session.create",
+        "system",
+        Public,
+    ),
+    route(
+        "GET",
+        "/api/v1/auth/me",
+        "session.read",
+        "system",
+        Authenticated,
+    ),
+    route("GET", "/api/v1/plugins", "plugin.list", "system", Admin),
+    route("POST", "/api/v1/plugins", "plugin.install", "system", Admin),
+    route(
+        "GET",
+        "/api/v1/plugins/{id}",
+        "plugin.read",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/plugins/{id}",
+        "plugin.uninstall",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/api/v1/plugins/{id}/enable",
+        "plugin.enable",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/api/v1/plugins/{id}/disable",
+        "plugin.disable",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/api/v1/plugins/{id}/upgrade",
+        "plugin.upgrade",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/api/v1/plugins/{id}/rollback",
+        "plugin.rollback",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "PUT",
+        "/api/v1/plugins/{id}/config",
+        "plugin.configure",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "GET",
+        "/api/v1/plugins/{id}/logs",
+        "plugin.read-logs",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/api/v1/plugins/{id}/invoke",
+        "plugin.invoke",
+        "plugin:{id}",
+        Admin,
+    ),
+    route(
+        "GET",
+        "/api/v1/plugin-trust/keys",
+        "plugin-trust.list-keys",
+        "system",
+        Admin,
+    ),
+    route(
+        "POST",
+        "/api/v1/plugin-trust/keys",
+        "plugin-trust.add-key",
+        "system",
+        Admin,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/plugin-trust/keys/{id}",
+        "plugin-trust.remove-key",
+        "trusted-key:{id}",
+        Admin,
+    ),
+    route(
+        "GET",
+        "/api/v1/plugin-trust/settings",
+        "plugin-trust.read-settings",
+        "system",
+        Admin,
+    ),
+    route(
+        "PUT",
+        "/api/v1/plugin-trust/settings",
+        "plugin-trust.update-settings",
+        "system",
+        Admin,
+    ),
+    route("GET", "/api/v1/audit", "audit.list", "system", Admin),
+    route(
+        "GET",
+        "/api/v1/audit/export",
+        "audit.export",
+        "system",
+        Admin,
+    ),
+];
+
+/// The row for a method and matched path.
+pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
+
+/// Whether the method changes state (and so is always audited).
+pub fn is_mutation(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+}
+
+/// The resource with `{param}`s filled from the concrete request path.
+pub fn resource_for(spec: &RouteSpec, request_path: &str) -> String {
+    let mut resource = spec.resource.to_owned();
+    for (template, actual) in spec.path.split('/').zip(request_path.split('/')) {
+        if template.starts_with('{') && template.ends_with('}') {
+            resource = resource.replace(template, actual);
+        }
+    }
+    resource
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_is_listed_once_and_resources_fill_in() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            assert!(
+                ROUTES
+                    .iter()
+                    .skip(i + 1)
+                    .all(|b| (a.method, a.path) != (b.method, b.path)),
+                "{} {} listed twice",
+                a.method,
+                a.path
+            );
+        }
+        let spec = find("POST", "/api/v1/plugins/{id}/enable").unwrap();
+        assert_eq!(
+            resource_for(spec, "/api/v1/plugins/hello/enable"),
+            "plugin:hello"
+        );
+    }
+}
