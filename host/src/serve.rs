@@ -25,6 +25,7 @@ pub struct ServeOptions {
     pub cache_dir: PathBuf,
     pub admin_password: Option<String>,
     pub token_ttl: Duration,
+    pub allow_registration: bool,
     /// Audit records older than this are removed.
     pub audit_retention: Duration,
     pub limits: HostLimits,
@@ -34,7 +35,8 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
     let store = Store::open_sled(&options.data_dir.join("db"))?;
-    let identity = Identity::new(store.clone(), options.token_ttl);
+    let identity = Identity::new(store.clone(), options.token_ttl)
+        .with_registration(options.allow_registration);
     match identity.bootstrap_admin(options.admin_password).await? {
         AdminBootstrap::CreatedWithGeneratedPassword(password) => println!(
             "created user `admin` with password {password} (shown only now; set WHARF_ADMIN_PASSWORD to choose it)"

@@ -53,19 +53,25 @@ async fn every_served_route_is_in_the_route_table_and_the_other_way_round() {
     }
 }
 
+/// Routes that end the session they are called with get a throwaway session.
+pub fn ends_session(action: &str) -> bool {
+    matches!(action, "session.delete" | "session.refresh")
+}
+
 #[tokio::test]
-async fn every_non_public_route_requires_a_token_and_public_ones_do_not() {
+async fn every_route_answers_401_without_a_token_403_without_the_right_and_serves_with_it() {
     let server = Server::start().await;
+    let user = server.create_user("mallory", false).await;
     for route in ROUTES {
         let path = concrete(route.path);
-        let reply = server
+        let anonymous = server
             .request(route.method, &path, Some(json!({})), None)
             .await;
         if route.access == Access::Public {
-            assert_ne!(reply.status, 401, "{} {path} is public", route.method);
+            assert_ne!(anonymous.status, 401, "{} {path} is public", route.method);
             continue;
         }
-        reply.assert_problem(401, "unauthenticated");
+        anonymous.assert_problem(401, "unauthenticated");
         let forged = server
             .request(route.method, &path, Some(json!({})), Some("wharf_forged"))
             .await;
@@ -74,8 +80,33 @@ async fn every_non_public_route_requires_a_token_and_public_ones_do_not() {
             "{} {path} with a forged token",
             route.method
         );
+
+        let user_token = if ends_session(route.action) {
+            server.login("mallory", "mallory-password").await
+        } else {
+            user.clone()
+        };
+        let as_user = server
+            .request(route.method, &path, Some(json!({})), Some(&user_token))
+            .await;
+        if route.access == Access::Admin {
+            as_user.assert_problem(403, "forbidden");
+        } else {
+            assert!(
+                ![401, 403].contains(&as_user.status),
+                "{} {path} refused a user: {:?}",
+                route.method,
+                as_user.body
+            );
+        }
+
+        let admin_token = if ends_session(route.action) {
+            server.login("admin", wharf_tests::ADMIN_PASSWORD).await
+        } else {
+            server.token.clone()
+        };
         let admin = server
-            .request(route.method, &path, Some(json!({})), Some(&server.token))
+            .request(route.method, &path, Some(json!({})), Some(&admin_token))
             .await;
         assert!(
             ![401, 403].contains(&admin.status),

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use wharf_host::api::routes::{Access, ROUTES, is_mutation};
 use wharf_tests::{Server, eventually, fixture};
 
-use crate::api_surface::concrete;
+use crate::api_surface::{concrete, ends_session};
 
 async fn records(server: &Server, query: &str) -> Vec<Value> {
     let reply = server
@@ -30,8 +30,13 @@ async fn each_mutating_route_leaves_exactly_one_record_with_actor_and_outcome() 
             .await
             .len();
         let path = concrete(route.path);
+        let token = if ends_session(route.action) {
+            server.login("admin", wharf_tests::ADMIN_PASSWORD).await
+        } else {
+            server.token.clone()
+        };
         let reply = server
-            .request(route.method, &path, Some(json!({})), Some(&server.token))
+            .request(route.method, &path, Some(json!({})), Some(&token))
             .await;
         let after = records(&server, &format!("action={}", route.action)).await;
         assert_eq!(

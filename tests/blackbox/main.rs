@@ -7,4 +7,5 @@ mod cli;
 mod durability;
 mod fixtures_used;
 mod hostile;
+mod identity;
 mod lifecycle;

@@ -263,6 +263,19 @@ impl Server {
         self.request("DELETE", path, None, Some(&self.token)).await
     }
 
+    /// Creates a user (password `<username>-password`) and returns a session token for it.
+    pub async fn create_user(&self, username: &str, is_admin: bool) -> String {
+        let password = format!("{username}-password");
+        let reply = self
+            .post(
+                "/api/v1/users",
+                json!({"username": username, "password": password, "isAdmin": is_admin}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "creating {username}: {:?}", reply.body);
+        self.login(username, &password).await
+    }
+
     /// Lets the server accept unsigned packages.
     pub async fn allow_unsigned(&self) {
         let reply = self

@@ -132,6 +132,20 @@ impl From<AuthError> for ApiError {
                 e.to_string(),
             ),
             AuthError::InvalidToken => ApiError::unauthorized(),
+            AuthError::Throttled { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login-throttled",
+                e.to_string(),
+            ),
+            AuthError::Invalid { field, message } => ApiError::invalid(field, message),
+            AuthError::UserNotFound(_) => ApiError::not_found("user-not-found", e.to_string()),
+            AuthError::TokenNotFound(_) => ApiError::not_found("token-not-found", e.to_string()),
+            AuthError::UsernameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "username-taken", e.to_string())
+                    .field("username")
+            }
+            AuthError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
+            AuthError::RegistrationDisabled => ApiError::forbidden(e.to_string()),
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(e) => ApiError::internal(e),
         }

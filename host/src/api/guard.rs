@@ -78,6 +78,13 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             let error = ApiError::forbidden(format!("`{}` requires the admin", spec.action));
             return deny(&state, entry, error).await;
         }
+        if !caller.token_allows(spec.action) {
+            let error = ApiError::forbidden(format!(
+                "this token's scope does not include `{}`",
+                spec.action
+            ));
+            return deny(&state, entry, error).await;
+        }
         request.extensions_mut().insert(caller);
     }
 

@@ -14,6 +14,7 @@ mod health;
 mod plugins;
 pub mod routes;
 mod trust;
+mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -61,6 +62,7 @@ pub struct AppState {
         (name = "plugins", description = "Plugin lifecycle (admin)"),
         (name = "plugin-trust", description = "Keys trusted to sign plugins (admin)"),
         (name = "audit", description = "The audit log (admin)"),
+        (name = "users", description = "User administration (admin)"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -85,6 +87,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(plugins::routes())
         .merge(trust::routes())
         .merge(audit::routes())
+        .merge(users::routes())
         .merge(health::routes())
 }
 

@@ -1,47 +1,28 @@
-//! Who is calling: users, password hashes and bearer tokens.
+//! Who is calling: users, password hashes, sessions and personal API tokens.
 //!
 //! Passwords are hashed with argon2id; tokens are 256 random bits handed out once and
-//! stored only as their SHA-256, so a leaked database yields no usable credential.
-//! Authorization decisions are not made here (see the authorizer plugin issue); this
-//! module only says who the caller is and whether they are the admin.
+//! stored only as their SHA-256, so a leaked database yields no usable credential. Failed
+//! logins are throttled per username and per source address. Authorization decisions are
+//! not made here; this module only says who the caller is.
 
 mod password;
+mod throttle;
+mod tokens;
+mod users;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::store::{Store, StoreError};
 
 pub use password::{hash_password, verify_password};
-
-/// A stored user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub id: String,
-    pub username: String,
-    pub password_hash: String,
-    pub is_admin: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-/// A stored session token (the token itself is never stored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenRecord {
-    user_id: String,
-    username: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: OffsetDateTime,
-}
+pub use throttle::Throttle;
+pub use tokens::{IssuedToken, TokenKind, TokenView};
+pub use users::{NewUser, User, UserStatus, UserUpdate, UserView};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -49,6 +30,19 @@ pub struct Caller {
     pub user_id: String,
     pub username: String,
     pub is_admin: bool,
+    /// Id of the token used (for logout and auditing).
+    pub token_id: String,
+    /// Action prefixes a narrowed personal token may use; `None` = everything the user may.
+    pub scope: Option<Vec<String>>,
+}
+
+impl Caller {
+    /// Whether the token's scope covers `action`.
+    pub fn token_allows(&self, action: &str) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|prefixes| prefixes.iter().any(|p| action.starts_with(p.as_str())))
+    }
 }
 
 /// Errors of identity operations.
@@ -56,26 +50,33 @@ pub struct Caller {
 pub enum AuthError {
     #[error("invalid username or password")]
     InvalidCredentials,
+    #[error("too many failed logins; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
     #[error("the bearer token is missing, unknown or expired")]
     InvalidToken,
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("user `{0}` does not exist")]
+    UserNotFound(String),
+    #[error("token `{0}` does not exist")]
+    TokenNotFound(String),
+    #[error("the username `{0}` is taken")]
+    UsernameTaken(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("self-registration is disabled on this server")]
+    RegistrationDisabled,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
     Hashing(String),
 }
 
-/// A freshly issued token, shown to the caller once.
-#[derive(Debug, Clone)]
-pub struct IssuedToken {
-    pub token: String,
-    pub expires_at: OffsetDateTime,
-}
-
-/// Users and sessions over the host store.
-#[derive(Clone)]
-pub struct Identity {
-    store: Store,
-    token_ttl: Duration,
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> AuthError {
+    AuthError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// What first start did about the admin account.
@@ -85,17 +86,29 @@ pub enum AdminBootstrap {
     CreatedWithGeneratedPassword(String),
 }
 
-fn user_key(username: &str) -> String {
-    Store::key(&["users", username])
-}
-
-fn token_key(token: &str) -> String {
-    Store::key(&["tokens", &hex::encode(Sha256::digest(token.as_bytes()))])
+/// Users and sessions over the host store.
+#[derive(Clone)]
+pub struct Identity {
+    store: Store,
+    session_ttl: Duration,
+    throttle: std::sync::Arc<Throttle>,
+    allow_registration: bool,
 }
 
 impl Identity {
-    pub fn new(store: Store, token_ttl: Duration) -> Self {
-        Self { store, token_ttl }
+    pub fn new(store: Store, session_ttl: Duration) -> Self {
+        Self {
+            store,
+            session_ttl,
+            throttle: std::sync::Arc::new(Throttle::default()),
+            allow_registration: false,
+        }
+    }
+
+    /// Lets people register themselves; their accounts wait for an admin's approval.
+    pub fn with_registration(mut self, allow: bool) -> Self {
+        self.allow_registration = allow;
+        self
     }
 
     /// Creates the `admin` user on first start. The password comes from `given`, or is
@@ -104,7 +117,7 @@ impl Identity {
         &self,
         given: Option<String>,
     ) -> Result<AdminBootstrap, AuthError> {
-        if self.store.get_json::<User>(&user_key("admin"))?.is_some() {
+        if self.user_by_name("admin")?.is_some() {
             return Ok(AdminBootstrap::AlreadyPresent);
         }
         let (password, outcome) = match given {
@@ -117,75 +130,45 @@ impl Identity {
                 )
             }
         };
-        let password_hash = blocking_hash(password).await?;
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
+        let admin = NewUser {
             username: "admin".into(),
-            password_hash,
+            password,
+            display_name: Some("Administrator".into()),
+            email: None,
             is_admin: true,
-            created_at: OffsetDateTime::now_utc(),
         };
-        self.store.put_json(&user_key("admin"), &user)?;
-        self.store.commit().await?;
+        self.create_user_with_status(admin, UserStatus::Active, "wharf")
+            .await?;
         Ok(outcome)
     }
 
     /// Checks a username and password and issues a session token.
-    pub async fn login(&self, username: &str, password: &str) -> Result<IssuedToken, AuthError> {
-        let user = self.store.get_json::<User>(&user_key(username))?;
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<IssuedToken, AuthError> {
+        self.throttle.check(username, source)?;
+        let user = self.user_by_name(username)?;
         // Verify against a dummy hash for unknown users so timing does not reveal which
         // usernames exist.
-        let (hash, known) = match &user {
-            Some(u) => (u.password_hash.clone(), true),
-            None => (password::DUMMY_HASH.to_owned(), false),
-        };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| AuthError::Hashing(e.to_string()))?;
-        let user = match (ok && known, user) {
-            (true, Some(user)) => user,
-            _ => return Err(AuthError::InvalidCredentials),
-        };
-        self.issue_token(&user).await
-    }
-
-    async fn issue_token(&self, user: &User) -> Result<IssuedToken, AuthError> {
-        let token = format!("wharf_{}", random_secret(32));
-        let now = OffsetDateTime::now_utc();
-        let expires_at = now + self.token_ttl;
-        let record = TokenRecord {
-            user_id: user.id.clone(),
-            username: user.username.clone(),
-            created_at: now,
-            expires_at,
-        };
-        self.store.put_json(&token_key(&token), &record)?;
-        self.store.commit().await?;
-        Ok(IssuedToken { token, expires_at })
-    }
-
-    /// Resolves a bearer token to its caller. Expired tokens are removed.
-    pub fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
-        let key = token_key(token);
-        let record = self
-            .store
-            .get_json::<TokenRecord>(&key)?
-            .ok_or(AuthError::InvalidToken)?;
-        if record.expires_at <= OffsetDateTime::now_utc() {
-            self.store.delete(&key)?;
-            return Err(AuthError::InvalidToken);
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+        let ok = blocking_verify(password.to_owned(), hash).await?;
+        match user {
+            Some(user) if ok && user.status == UserStatus::Active => {
+                self.throttle.succeeded(username, source);
+                self.issue(&user, TokenKind::Session, None, self.session_ttl, None)
+                    .await
+            }
+            _ => {
+                self.throttle.failed(username, source);
+                Err(AuthError::InvalidCredentials)
+            }
         }
-        let user = self
-            .store
-            .get_json::<User>(&user_key(&record.username))?
-            .filter(|u| u.id == record.user_id)
-            .ok_or(AuthError::InvalidToken)?;
-        Ok(Caller {
-            user_id: user.id,
-            username: user.username,
-            is_admin: user.is_admin,
-        })
     }
 }
 
@@ -196,6 +179,12 @@ async fn blocking_hash(password: String) -> Result<String, AuthError> {
         .map_err(AuthError::Hashing)
 }
 
+async fn blocking_verify(password: String, hash: String) -> Result<bool, AuthError> {
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| AuthError::Hashing(e.to_string()))
+}
+
 /// `bytes` random bytes, base64url without padding.
 pub fn random_secret(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -203,38 +192,6 @@ pub fn random_secret(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> (std::path::PathBuf, Store) {
-        let dir = std::env::temp_dir().join(format!("wharf-auth-{}", uuid::Uuid::new_v4()));
-        let store = Store::open_sled(&dir).expect("open store");
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn tokens_are_stored_hashed_and_expire() {
-        let (dir, store) = store();
-        let identity = Identity::new(store.clone(), Duration::from_secs(3600));
-        identity.bootstrap_admin(Some("pw".into())).await.unwrap();
-        let issued = identity.login("admin", "pw").await.unwrap();
-        assert!(identity.authenticate(&issued.token).unwrap().is_admin);
-        let raw = store.backend().scan(b"v1/tokens/", None, 10).unwrap();
-        assert_eq!(raw.len(), 1);
-        assert!(!String::from_utf8_lossy(&raw[0].0).contains(&issued.token));
-        assert!(!String::from_utf8_lossy(&raw[0].1).contains(&issued.token));
-
-        let short = Identity::new(store, Duration::ZERO);
-        let expired = short.login("admin", "pw").await.unwrap();
-        assert!(matches!(
-            short.authenticate(&expired.token),
-            Err(AuthError::InvalidToken)
-        ));
-        assert!(matches!(
-            identity.login("admin", "wrong").await,
-            Err(AuthError::InvalidCredentials)
-        ));
-        let _ = std::fs::remove_dir_all(dir);
-    }
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
 }

@@ -99,6 +99,9 @@ struct ServeArgs {
     /// Lifetime of session tokens, in seconds.
     #[arg(long, env = "WHARF_TOKEN_TTL_SECS", default_value_t = 12 * 3600)]
     token_ttl_secs: u64,
+    /// Let people register themselves (their accounts wait for an admin's approval).
+    #[arg(long, env = "WHARF_ALLOW_REGISTRATION")]
+    allow_registration: bool,
     /// Days audit records are kept.
     #[arg(long, env = "WHARF_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     audit_retention_days: u64,
@@ -137,6 +140,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             admin_password: self.admin_password.filter(|p| !p.is_empty()),
             token_ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
+            allow_registration: self.allow_registration,
             audit_retention: Duration::from_secs(self.audit_retention_days.saturating_mul(86_400)),
             limits,
         }
