@@ -159,3 +159,78 @@ async fn the_cli_adds_outbound_hosts_when_enabling() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("grants.http.allow[0]"));
 }
+
+#[tokio::test]
+async fn the_cli_manages_users_tokens_and_sessions() {
+    let server = Server::start().await;
+    let created = stdout(&server.cli(&[
+        "user",
+        "create",
+        "dora",
+        "--password",
+        "dora-password",
+        "--email",
+        "dora@example.com",
+    ]));
+    assert!(
+        created.contains("dora") && created.contains("active"),
+        "{created}"
+    );
+    assert!(stdout(&server.cli(&["user", "list", "--search", "dor"])).contains("dora@example.com"));
+    assert!(
+        stdout(&server.cli(&["user", "update", "dora", "--display-name", "Dora D."]))
+            .contains("Dora D.")
+    );
+    assert!(stdout(&server.cli(&["user", "disable", "dora"])).contains("disabled"));
+    assert!(
+        stdout(&server.cli(&["user", "enable", "dora", "--json"]))
+            .contains("\"status\": \"active\"")
+    );
+    stdout(&server.cli(&[
+        "user",
+        "reset-password",
+        "dora",
+        "--password",
+        "dora-password-2",
+    ]));
+    let dora = server.login("dora", "dora-password-2").await;
+
+    let secret = stdout(&server.cli(&[
+        "token",
+        "create",
+        "deploy-bot",
+        "--days",
+        "7",
+        "--scope",
+        "plugin.read",
+    ]))
+    .trim()
+    .to_owned();
+    assert!(secret.starts_with("wharf_"), "{secret}");
+    let listed = stdout(&server.cli(&["token", "list"]));
+    assert!(
+        listed.contains("deploy-bot")
+            && listed.contains("plugin.read")
+            && !listed.contains(&secret),
+        "{listed}"
+    );
+
+    let logout = std::process::Command::new(wharf_bin())
+        .args(["logout", "--server", &server.base, "--token", &dora])
+        .output()
+        .expect("wharf logout");
+    stdout(&logout);
+    assert_eq!(
+        server
+            .request("GET", "/api/v1/auth/me", None, Some(&dora))
+            .await
+            .status,
+        401
+    );
+
+    stdout(&server.cli(&["user", "delete", "dora"]));
+    assert!(!stdout(&server.cli(&["user", "list"])).contains("dora"));
+    let refused = server.cli(&["user", "disable", "admin"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("last active admin"));
+}

@@ -256,7 +256,7 @@ impl Identity {
                 tokens.push(view(&record));
             }
         }
-        tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        tokens.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         Ok(tokens)
     }
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod plugin;
+mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,34 @@ enum Command {
         /// The password; read from WHARF_PASSWORD when not given.
         #[arg(long, env = "WHARF_PASSWORD", hide_env_values = true)]
         password: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Ends the session of the token in use.
+    Logout {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Changes your own password.
+    Password {
+        #[arg(long, env = "WHARF_PASSWORD", hide_env_values = true)]
+        old: String,
+        #[arg(long, env = "WHARF_NEW_PASSWORD", hide_env_values = true)]
+        new: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manages users (admin).
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Manages your personal API tokens.
+    Token {
+        #[command(subcommand)]
+        command: user::TokenCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -194,6 +223,10 @@ pub async fn run(cli: Cli) -> i32 {
         } => login(&remote, &username, &password).await,
         Command::Plugin { command, remote } => plugin::run(command, &remote).await,
         Command::Audit { command, remote } => audit::run(command, &remote).await,
+        Command::Logout { remote } => user::logout(&remote).await,
+        Command::Password { old, new, remote } => user::change_password(&remote, old, new).await,
+        Command::User { command, remote } => user::run_user(command, &remote).await,
+        Command::Token { command, remote } => user::run_token(command, &remote).await,
     };
     match result {
         Ok(()) => 0,
