@@ -32,9 +32,9 @@ const COLD_START_ROUNDS: usize = 5;
 const UPGRADES: usize = 100;
 const CONCURRENT_CALLERS: usize = 4;
 
-struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 impl TempDir {
-    fn new(label: &str) -> anyhow::Result<Self> {
+    pub fn new(label: &str) -> anyhow::Result<Self> {
         let path = std::env::temp_dir().join(format!("wharf-bench-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)?;
@@ -47,13 +47,13 @@ impl Drop for TempDir {
     }
 }
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
     let rank = ((samples.len() as f64) * p).ceil() as usize;
     samples[rank.clamp(1, samples.len()) - 1]
 }
 
-fn micros(d: Duration) -> f64 {
+pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 

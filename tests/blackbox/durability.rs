@@ -106,9 +106,17 @@ async fn a_restart_with_a_warm_cache_loads_plugins_without_recompiling() {
         server.invoke("hello", "meta.info", json!({})).await.status,
         200
     );
+    let enabled = server.get("/api/v1/plugins?status=enabled").await.body["total"]
+        .as_u64()
+        .unwrap_or(0);
+    let recompiled = cache_files(cache.path());
     assert_eq!(
-        cache_files(cache.path()).len(),
-        compiled.len(),
-        "a cold restart compiles again"
+        recompiled.len() as u64,
+        enabled,
+        "a cold restart compiles every enabled plugin again"
+    );
+    assert!(
+        recompiled.keys().all(|name| compiled.contains_key(name)),
+        "same digests, same engine, same names"
     );
 }

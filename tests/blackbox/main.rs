@@ -3,6 +3,7 @@
 
 mod api_surface;
 mod audit;
+mod authz;
 mod cli;
 mod durability;
 mod fixtures_used;

@@ -90,6 +90,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -143,6 +147,10 @@ impl From<AuthError> for ApiError {
             AuthError::UsernameTaken(_) => {
                 ApiError::new(StatusCode::CONFLICT, "username-taken", e.to_string())
                     .field("username")
+            }
+            AuthError::GroupNotFound(_) => ApiError::not_found("group-not-found", e.to_string()),
+            AuthError::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "name-taken", e.to_string()).field("name")
             }
             AuthError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "refused", e.to_string()),
             AuthError::RegistrationDisabled => ApiError::forbidden(e.to_string()),

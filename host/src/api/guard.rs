@@ -10,10 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
+use super::authz::{authorize_problem, no_authorizer};
 use super::error::{ApiError, ProblemCode};
-use super::routes::{self, Access};
+use super::routes::{self, Access, RouteSpec};
 use crate::audit::{Actor, Entry, Outcome};
 use crate::auth::Caller;
+use crate::runtime::authorizer::{Decision, Request as AuthzRequest, Subject};
+use axum::http::StatusCode;
 
 /// What a handler adds to its audit record (as a response extension).
 #[derive(Debug, Clone, Default)]
@@ -74,15 +77,14 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             _ => return deny(&state, entry, ApiError::unauthorized()).await,
         };
         entry.actor = Actor::user(&caller.user_id, &caller.username);
-        if spec.access == Access::Admin && !caller.is_admin {
-            let error = ApiError::forbidden(format!("`{}` requires the admin", spec.action));
-            return deny(&state, entry, error).await;
-        }
         if !caller.token_allows(spec.action) {
             let error = ApiError::forbidden(format!(
                 "this token's scope does not include `{}`",
                 spec.action
             ));
+            return deny(&state, entry, error).await;
+        }
+        if let Err(error) = authorize(&state, &caller, spec, &mut entry).await {
             return deny(&state, entry, error).await;
         }
         request.extensions_mut().insert(caller);
@@ -106,13 +108,81 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
             if let Some(target) = &detail.target {
                 entry.target = target.clone();
             }
-            entry.plugin = detail.plugin.clone();
+            if detail.plugin.is_some() {
+                entry.plugin = detail.plugin.clone();
+            }
             entry.before = detail.before.clone();
             entry.after = detail.after.clone();
         }
         state.audit.record(entry).await;
     }
     response
+}
+
+/// Asks the enabled authorizer about the request; fails closed on any error.
+///
+/// With no authorizer enabled every request is refused, except that the built-in admin
+/// may still administer plugins, trust and the audit log: otherwise disabling the last
+/// authorizer would lock everyone out for good.
+async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    spec: &RouteSpec,
+    entry: &mut Entry,
+) -> Result<(), ApiError> {
+    let Some(plugin) = state.runtime.authorizer() else {
+        let recovery = ["plugin.", "plugin-trust.", "audit."]
+            .iter()
+            .any(|p| spec.action.starts_with(p));
+        return if caller.is_admin && recovery {
+            Ok(())
+        } else {
+            Err(no_authorizer())
+        };
+    };
+    entry.plugin = Some(format!("{}@{}", plugin.id(), plugin.version()));
+    let request = AuthzRequest {
+        action: spec.action.to_owned(),
+        resource: entry.target.clone(),
+    };
+    match state
+        .runtime
+        .check(&plugin, subject_of(state, caller)?, vec![request])
+        .await
+    {
+        Ok(Ok(decisions)) => match decisions.into_iter().next() {
+            Some(Decision::Allow) => Ok(()),
+            Some(Decision::Deny(reason)) => Err(ApiError::forbidden(reason)),
+            None => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorizer-unavailable",
+                "the authorizer returned no decision",
+            )),
+        },
+        Ok(Err(error)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorizer-unavailable",
+            format!(
+                "the authorizer failed: {}",
+                authorize_problem(error).detail()
+            ),
+        )),
+        Err(error) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorizer-unavailable",
+            format!("the authorizer failed, so the request is denied: {error}"),
+        )),
+    }
+}
+
+/// The caller as the authorizer sees it.
+pub fn subject_of(state: &AppState, caller: &Caller) -> Result<Subject, ApiError> {
+    Ok(Subject {
+        id: caller.user_id.clone(),
+        username: caller.username.clone(),
+        groups: state.identity.groups_of(&caller.user_id)?,
+        is_admin: caller.is_admin,
+    })
 }
 
 async fn deny(state: &AppState, mut entry: Entry, error: ApiError) -> Response {

@@ -7,8 +7,10 @@
 
 mod audit;
 mod auth;
+mod authz;
 pub mod error;
 pub mod extract;
+mod groups;
 pub mod guard;
 mod health;
 mod plugins;
@@ -62,7 +64,9 @@ pub struct AppState {
         (name = "plugins", description = "Plugin lifecycle (admin)"),
         (name = "plugin-trust", description = "Keys trusted to sign plugins (admin)"),
         (name = "audit", description = "The audit log (admin)"),
-        (name = "users", description = "User administration (admin)"),
+        (name = "users", description = "User administration"),
+        (name = "groups", description = "Groups of users"),
+        (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -88,6 +92,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(trust::routes())
         .merge(audit::routes())
         .merge(users::routes())
+        .merge(groups::routes())
+        .merge(authz::routes())
         .merge(health::routes())
 }
 
@@ -98,18 +104,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
+    build(state, true)
+}
+
+/// The same handlers with no guard: no authentication, authorization or audit. Only for
+/// the benchmark that measures what the guard costs; never serve users with it.
+pub fn unguarded_router_for_benchmarks(state: AppState) -> Router {
+    build(state, false)
+}
+
+fn build(state: AppState, guarded: bool) -> Router {
     let (routes, openapi) = api_routes().split_for_parts();
     let openapi = Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
+    let routes = routes.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || {
+            let doc = openapi.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    );
+    let routes = if guarded {
+        routes.route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+    } else {
+        routes
+    };
     routes
-        .route(
-            "/api/v1/openapi.json",
-            axum::routing::get(move || {
-                let doc = openapi.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .fallback(|| async {
             ApiError::not_found("route-not-found", "no route matches this path")
         })

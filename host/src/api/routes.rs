@@ -1,7 +1,8 @@
 //! The route table: every route's action, resource and who may call it, in one place.
 //!
-//! The guard middleware reads it for each request (authenticate, authorize, audit), and
-//! the tests read it to check that every served route is listed and behaves as declared.
+//! The guard middleware reads it for each request (authenticate, ask the authorizer plugin
+//! about `(action, resource)`, audit), and the tests read it to check that every served
+//! route is listed and behaves as declared.
 //! Resources are scope paths with `{param}` filled from the request path.
 
 /// Who may call a route.
@@ -9,10 +10,11 @@
 pub enum Access {
     /// No token needed (health, metrics, OpenAPI, login).
     Public,
-    /// Any valid token.
+    /// Self-service: any authenticated user may call it (every authorizer should allow
+    /// it; policy checks that matter happen inside, e.g. granting in `permission.grant`).
     Authenticated,
-    /// The admin only (the authorizer plugin replaces this check).
-    Admin,
+    /// Needs a grant from the authorizer (the admin holds every grant).
+    Granted,
 }
 
 /// One row of the table.
@@ -44,7 +46,7 @@ const fn route(
     }
 }
 
-use Access::{Admin, Authenticated, Public};
+use Access::{Authenticated, Granted, Public};
 
 #[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
@@ -61,33 +63,50 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/v1/auth/tokens", "token.list", "system", Authenticated),
     route("POST", "/api/v1/auth/tokens", "token.create", "system", Authenticated),
     route("DELETE", "/api/v1/auth/tokens/{id}", "token.revoke", "token:{id}", Authenticated),
-    route("GET", "/api/v1/users", "user.list", "system", Admin),
-    route("POST", "/api/v1/users", "user.create", "system", Admin),
-    route("GET", "/api/v1/users/{id}", "user.read", "user:{id}", Admin),
-    route("PATCH", "/api/v1/users/{id}", "user.update", "user:{id}", Admin),
-    route("DELETE", "/api/v1/users/{id}", "user.delete", "user:{id}", Admin),
-    route("POST", "/api/v1/users/{id}/enable", "user.enable", "user:{id}", Admin),
-    route("POST", "/api/v1/users/{id}/disable", "user.disable", "user:{id}", Admin),
-    route("POST", "/api/v1/users/{id}/approve", "user.approve", "user:{id}", Admin),
-    route("PUT", "/api/v1/users/{id}/password", "user.reset-password", "user:{id}", Admin),
-    route("GET", "/api/v1/plugins", "plugin.list", "system", Admin),
-    route("POST", "/api/v1/plugins", "plugin.install", "system", Admin),
-    route("GET", "/api/v1/plugins/{id}", "plugin.read", "plugin:{id}", Admin),
-    route("DELETE", "/api/v1/plugins/{id}", "plugin.uninstall", "plugin:{id}", Admin),
-    route("POST", "/api/v1/plugins/{id}/enable", "plugin.enable", "plugin:{id}", Admin),
-    route("POST", "/api/v1/plugins/{id}/disable", "plugin.disable", "plugin:{id}", Admin),
-    route("POST", "/api/v1/plugins/{id}/upgrade", "plugin.upgrade", "plugin:{id}", Admin),
-    route("POST", "/api/v1/plugins/{id}/rollback", "plugin.rollback", "plugin:{id}", Admin),
-    route("PUT", "/api/v1/plugins/{id}/config", "plugin.configure", "plugin:{id}", Admin),
-    route("GET", "/api/v1/plugins/{id}/logs", "plugin.read-logs", "plugin:{id}", Admin),
-    route("POST", "/api/v1/plugins/{id}/invoke", "plugin.invoke", "plugin:{id}", Admin),
-    route("GET", "/api/v1/plugin-trust/keys", "plugin-trust.list-keys", "system", Admin),
-    route("POST", "/api/v1/plugin-trust/keys", "plugin-trust.add-key", "system", Admin),
-    route("DELETE", "/api/v1/plugin-trust/keys/{id}", "plugin-trust.remove-key", "trusted-key:{id}", Admin),
-    route("GET", "/api/v1/plugin-trust/settings", "plugin-trust.read-settings", "system", Admin),
-    route("PUT", "/api/v1/plugin-trust/settings", "plugin-trust.update-settings", "system", Admin),
-    route("GET", "/api/v1/audit", "audit.list", "system", Admin),
-    route("GET", "/api/v1/audit/export", "audit.export", "system", Admin),
+    route("GET", "/api/v1/users", "user.list", "system", Granted),
+    route("POST", "/api/v1/users", "user.create", "system", Granted),
+    route("GET", "/api/v1/users/{id}", "user.read", "user:{id}", Granted),
+    route("PATCH", "/api/v1/users/{id}", "user.update", "user:{id}", Granted),
+    route("DELETE", "/api/v1/users/{id}", "user.delete", "user:{id}", Granted),
+    route("POST", "/api/v1/users/{id}/enable", "user.enable", "user:{id}", Granted),
+    route("POST", "/api/v1/users/{id}/disable", "user.disable", "user:{id}", Granted),
+    route("POST", "/api/v1/users/{id}/approve", "user.approve", "user:{id}", Granted),
+    route("PUT", "/api/v1/users/{id}/password", "user.reset-password", "user:{id}", Granted),
+    route("GET", "/api/v1/groups", "group.list", "system", Granted),
+    route("POST", "/api/v1/groups", "group.create", "system", Granted),
+    route("GET", "/api/v1/groups/{id}", "group.read", "group:{id}", Granted),
+    route("PATCH", "/api/v1/groups/{id}", "group.update", "group:{id}", Granted),
+    route("DELETE", "/api/v1/groups/{id}", "group.delete", "group:{id}", Granted),
+    route("PUT", "/api/v1/groups/{id}/members/{user}", "group.add-member", "group:{id}", Granted),
+    route("DELETE", "/api/v1/groups/{id}/members/{user}", "group.remove-member", "group:{id}", Granted),
+    route("GET", "/api/v1/authz", "permission.read", "system", Authenticated),
+    route("POST", "/api/v1/authz/check", "authz.check", "system", Authenticated),
+    route("GET", "/api/v1/authz/roles", "permission.read", "system", Authenticated),
+    route("POST", "/api/v1/authz/roles", "permission.grant", "system", Authenticated),
+    route("DELETE", "/api/v1/authz/roles/{id}", "permission.grant", "role:{id}", Authenticated),
+    route("GET", "/api/v1/authz/bindings", "permission.read", "system", Authenticated),
+    route("POST", "/api/v1/authz/bindings", "permission.grant", "system", Authenticated),
+    route("DELETE", "/api/v1/authz/bindings/{id}", "permission.grant", "binding:{id}", Authenticated),
+    route("POST", "/api/v1/authz/who-can", "permission.read", "system", Authenticated),
+    route("POST", "/api/v1/authz/what-can", "permission.read", "system", Authenticated),
+    route("GET", "/api/v1/plugins", "plugin.list", "system", Granted),
+    route("POST", "/api/v1/plugins", "plugin.install", "system", Granted),
+    route("GET", "/api/v1/plugins/{id}", "plugin.read", "plugin:{id}", Granted),
+    route("DELETE", "/api/v1/plugins/{id}", "plugin.uninstall", "plugin:{id}", Granted),
+    route("POST", "/api/v1/plugins/{id}/enable", "plugin.enable", "plugin:{id}", Granted),
+    route("POST", "/api/v1/plugins/{id}/disable", "plugin.disable", "plugin:{id}", Granted),
+    route("POST", "/api/v1/plugins/{id}/upgrade", "plugin.upgrade", "plugin:{id}", Granted),
+    route("POST", "/api/v1/plugins/{id}/rollback", "plugin.rollback", "plugin:{id}", Granted),
+    route("PUT", "/api/v1/plugins/{id}/config", "plugin.configure", "plugin:{id}", Granted),
+    route("GET", "/api/v1/plugins/{id}/logs", "plugin.read-logs", "plugin:{id}", Granted),
+    route("POST", "/api/v1/plugins/{id}/invoke", "plugin.invoke", "plugin:{id}", Granted),
+    route("GET", "/api/v1/plugin-trust/keys", "plugin-trust.list-keys", "system", Granted),
+    route("POST", "/api/v1/plugin-trust/keys", "plugin-trust.add-key", "system", Granted),
+    route("DELETE", "/api/v1/plugin-trust/keys/{id}", "plugin-trust.remove-key", "trusted-key:{id}", Granted),
+    route("GET", "/api/v1/plugin-trust/settings", "plugin-trust.read-settings", "system", Granted),
+    route("PUT", "/api/v1/plugin-trust/settings", "plugin-trust.update-settings", "system", Granted),
+    route("GET", "/api/v1/audit", "audit.list", "system", Granted),
+    route("GET", "/api/v1/audit/export", "audit.export", "system", Granted),
 ];
 
 /// The row for a method and matched path.

@@ -5,6 +5,7 @@
 //! logins are throttled per username and per source address. Authorization decisions are
 //! not made here; this module only says who the caller is.
 
+mod groups;
 mod password;
 mod throttle;
 mod tokens;
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::store::{Store, StoreError};
 
+pub use groups::Group;
 pub use password::{hash_password, verify_password};
 pub use throttle::Throttle;
 pub use tokens::{IssuedToken, TokenKind, TokenView};
@@ -62,6 +64,10 @@ pub enum AuthError {
     TokenNotFound(String),
     #[error("the username `{0}` is taken")]
     UsernameTaken(String),
+    #[error("group `{0}` does not exist")]
+    GroupNotFound(String),
+    #[error("the name `{0}` is taken")]
+    NameTaken(String),
     #[error("{0}")]
     Refused(String),
     #[error("self-registration is disabled on this server")]

@@ -297,6 +297,7 @@ impl Identity {
         let user = self.user(id)?;
         self.refuse_if_last_admin(&user, "deleted")?;
         self.revoke_all(&user.id).await?;
+        self.leave_all_groups(&user.id).await?;
         self.store.delete(&user_key(&user.id))?;
         self.store.delete(&name_key(&user.username))?;
         self.store.commit().await?;

@@ -56,11 +56,7 @@ impl Runtime {
     }
 
     /// Calls into a specific version (used for install-time inspection too).
-    pub(crate) async fn call_version<R, F>(
-        &self,
-        plugin: &Arc<ActivePlugin>,
-        f: F,
-    ) -> Result<R, CallError>
+    pub async fn call_version<R, F>(&self, plugin: &Arc<ActivePlugin>, f: F) -> Result<R, CallError>
     where
         R: Send,
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,

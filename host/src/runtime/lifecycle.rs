@@ -486,6 +486,9 @@ impl Runtime {
                 return Err(error);
             }
         };
+        if plugin.world() == super::World::Authorizer {
+            self.retire_other_authorizers(id, actor).await?;
+        }
         self.set_active(id, Some(plugin));
         self.observed(id).stats.reset_trap_window();
         record.status = PluginStatus::Enabled;
@@ -494,6 +497,46 @@ impl Runtime {
         record.push_event("enabled", actor, format!("enabled {}", version.version));
         self.inner.registry.save(&record).await?;
         Ok(self.view(&record))
+    }
+
+    /// One authorizer serves at a time: enabling one disables the others, recorded on each.
+    async fn retire_other_authorizers(&self, id: &str, actor: &str) -> Result<(), LifecycleError> {
+        let others: Vec<String> = self
+            .inner
+            .active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(other, p)| other.as_str() != id && p.world() == super::World::Authorizer)
+            .map(|(other, _)| other.clone())
+            .collect();
+        for other in others {
+            self.set_active(&other, None);
+            let Some(mut record) = self.inner.registry.get(&other)? else {
+                continue;
+            };
+            let reason = format!("replaced by authorizer `{id}`");
+            record.status = PluginStatus::Disabled;
+            record.disabled_reason = Some(reason.clone());
+            record.push_event("disabled", actor, reason.clone());
+            self.inner.registry.save(&record).await?;
+            let entry = Entry::new(
+                Actor::system(),
+                "plugin.disable",
+                &format!("plugin:{other}"),
+                Outcome::Ok,
+            );
+            self.inner
+                .audit
+                .record(Entry {
+                    plugin: Some(format!("{other}@{}", record.active_version)),
+                    before: Some(serde_json::json!({"status": "enabled"})),
+                    after: Some(serde_json::json!({"status": "disabled", "reason": reason})),
+                    ..entry
+                })
+                .await;
+        }
+        Ok(())
     }
 
     /// Stops new calls; calls in flight finish.
@@ -751,9 +794,15 @@ impl Runtime {
         let Some(mut record) = self.inner.registry.get(&manifest.id)? else {
             self.install_locked(upload(), Source::Bundled, "wharf")
                 .await?;
-            self.enable_locked(&manifest.id, None, "wharf").await?;
+            // A second bundled authorizer stays installed, ready to swap in.
+            let enable = manifest.world != super::World::Authorizer || self.authorizer().is_none();
+            let mut actions = vec!["plugin.install"];
+            if enable {
+                self.enable_locked(&manifest.id, None, "wharf").await?;
+                actions.push("plugin.enable");
+            }
             let plugin = format!("{}@{}", manifest.id, manifest.version);
-            for action in ["plugin.install", "plugin.enable"] {
+            for action in actions {
                 let entry = Entry::new(
                     Actor::system(),
                     action,

@@ -8,6 +8,7 @@
 //! fresh `Store` and instance; see [`call`] for the limits applied to it and
 //! [`lifecycle`] for install, enable, upgrade and the rest.
 
+pub mod authorizer;
 pub mod bindings;
 mod cache;
 mod call;
@@ -59,6 +60,10 @@ pub struct ActivePlugin {
 }
 
 impl ActivePlugin {
+    pub fn id(&self) -> &str {
+        &self.context.id
+    }
+
     pub fn version(&self) -> &str {
         &self.context.version
     }

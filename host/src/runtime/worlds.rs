@@ -99,7 +99,7 @@ pub enum InvokeError {
 /// Functions each world offers to the console.
 pub fn functions(world: World) -> &'static [&'static str] {
     match world {
-        World::Authorizer => &["meta.info", "authorize.check"],
+        World::Authorizer => &["meta.info", "authorize.check", "authorize.manage"],
         World::Marketplace => &["meta.info", "catalog.search", "catalog.fetch"],
         World::GrayRouter => &[
             "meta.info",
@@ -158,6 +158,11 @@ pub enum Invocation {
         authorizer::exports::wharf::plugin::authorize::Subject,
         Vec<authorizer::exports::wharf::plugin::authorize::Request>,
     ),
+    AuthorizeManage(
+        authorizer::exports::wharf::plugin::authorize::Subject,
+        String,
+        String,
+    ),
     CatalogSearch(String, u32, u32),
     CatalogFetch(String, Option<String>),
     RouterValidate(String),
@@ -204,6 +209,28 @@ struct SubjectInput {
     username: String,
     #[serde(default)]
     groups: Vec<String>,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+impl From<SubjectInput> for authorizer::exports::wharf::plugin::authorize::Subject {
+    fn from(s: SubjectInput) -> Self {
+        Self {
+            id: s.id,
+            username: s.username,
+            groups: s.groups,
+            is_admin: s.is_admin,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ManageInput {
+    subject: SubjectInput,
+    operation: String,
+    #[serde(default)]
+    input: Value,
 }
 
 #[derive(Deserialize)]
@@ -334,11 +361,7 @@ impl Invocation {
             }
             "authorize.check" => {
                 let input: CheckInput = parse(input)?;
-                let subject = Subject {
-                    id: input.subject.id,
-                    username: input.subject.username,
-                    groups: input.subject.groups,
-                };
+                let subject = Subject::from(input.subject);
                 let requests = input
                     .requests
                     .into_iter()
@@ -348,6 +371,14 @@ impl Invocation {
                     })
                     .collect();
                 Invocation::AuthorizeCheck(subject, requests)
+            }
+            "authorize.manage" => {
+                let input: ManageInput = parse(input)?;
+                Invocation::AuthorizeManage(
+                    input.subject.into(),
+                    input.operation,
+                    json_text(&input.input),
+                )
             }
             "catalog.search" => {
                 let input: SearchInput = parse(input)?;
@@ -443,7 +474,7 @@ impl Invocation {
                 })
             }
             (Invocation::AuthorizeCheck(subject, requests), WorldPre::Authorizer(p)) => {
-                use authorizer::exports::wharf::plugin::authorize::{AuthorizeError, Decision};
+                use authorizer::exports::wharf::plugin::authorize::Decision;
                 let i = p.instantiate_async(&mut *store).await?;
                 let result = i
                     .wharf_plugin_authorize()
@@ -454,12 +485,18 @@ impl Invocation {
                         Decision::Allow => json!({"allow": true}),
                         Decision::Deny(reason) => json!({"allow": false, "reason": reason}),
                     }).collect::<Vec<_>>()}),
-                    Err(AuthorizeError::InvalidRequest(m)) => {
-                        json!({"error": {"kind": "invalid-request", "message": m}})
-                    }
-                    Err(AuthorizeError::Unavailable(m)) => {
-                        json!({"error": {"kind": "unavailable", "message": m}})
-                    }
+                    Err(e) => json!({"error": authorize_error(&e)}),
+                })
+            }
+            (Invocation::AuthorizeManage(subject, operation, input), WorldPre::Authorizer(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_authorize()
+                    .call_manage(&mut *store, &subject, &operation, &input)
+                    .await?;
+                Ok(match result {
+                    Ok(output) => json_or_text(output),
+                    Err(e) => json!({"error": authorize_error(&e)}),
                 })
             }
             (Invocation::CatalogSearch(query, page, page_size), WorldPre::Marketplace(p)) => {
@@ -557,6 +594,27 @@ impl Invocation {
             )),
         }
     }
+}
+
+/// An authorizer's typed error as JSON: `{"kind", "message"}` or `{"kind", "violations"}`.
+pub fn authorize_error(e: &authorizer::exports::wharf::plugin::authorize::AuthorizeError) -> Value {
+    use authorizer::exports::wharf::plugin::authorize::AuthorizeError as E;
+    let (kind, message) = match e {
+        E::InvalidRequest(violations) => {
+            return json!({
+                "kind": "invalid-request",
+                "violations": violations.iter()
+                    .map(|v| json!({"field": v.field, "message": v.message}))
+                    .collect::<Vec<_>>(),
+            });
+        }
+        E::NotFound(m) => ("not-found", m),
+        E::Forbidden(m) => ("forbidden", m),
+        E::UnknownPermission(m) => ("unknown-permission", m),
+        E::Unsupported(m) => ("unsupported", m),
+        E::Unavailable(m) => ("unavailable", m),
+    };
+    json!({"kind": kind, "message": message})
 }
 
 fn catalog_error(e: marketplace::exports::wharf::plugin::catalog::CatalogError) -> Value {
