@@ -325,3 +325,35 @@ async fn a_trapping_authorizer_fails_closed() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_revoked_binding_takes_effect_on_the_next_request() {
+    let server = Server::start().await;
+    let token = server.create_user("mona", false).await;
+    let id = me_id(&server, &token).await;
+    let binding = bind(&server, &format!("user:{id}"), "viewer", "system").await;
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .request("GET", "/api/v1/plugins", None, Some(&token))
+                .await
+                .status,
+            200
+        );
+    }
+    let binding_id = binding["id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| binding["id"].to_string());
+    assert_eq!(
+        server
+            .delete(&format!("/api/v1/authz/bindings/{binding_id}"))
+            .await
+            .status,
+        204
+    );
+    server
+        .request("GET", "/api/v1/plugins", None, Some(&token))
+        .await
+        .assert_problem(403, "forbidden");
+}

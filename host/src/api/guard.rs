@@ -147,18 +147,11 @@ async fn authorize(
     };
     match state
         .runtime
-        .check(&plugin, subject_of(state, caller)?, vec![request])
+        .decide(&plugin, subject_of(state, caller)?, request)
         .await
     {
-        Ok(Ok(decisions)) => match decisions.into_iter().next() {
-            Some(Decision::Allow) => Ok(()),
-            Some(Decision::Deny(reason)) => Err(ApiError::forbidden(reason)),
-            None => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "authorizer-unavailable",
-                "the authorizer returned no decision",
-            )),
-        },
+        Ok(Ok(Decision::Allow)) => Ok(()),
+        Ok(Ok(Decision::Deny(reason))) => Err(ApiError::forbidden(reason)),
         Ok(Err(error)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "authorizer-unavailable",

@@ -718,6 +718,8 @@ impl Runtime {
             .ok_or_else(|| LifecycleError::NotEnabled(id.to_owned()))?;
         worlds::check_function(plugin.world(), function)?;
         let invocation = Invocation::parse(function, input)?;
+        // The console can run policy administration too; cached decisions must not outlive it.
+        let manages_policy = matches!(invocation, Invocation::AuthorizeManage(..));
         let output = self
             .call_version(&plugin, move |store, pre| {
                 Box::pin(async move {
@@ -726,8 +728,11 @@ impl Runtime {
                     Ok((value, size))
                 })
             })
-            .await?;
-        Ok(output)
+            .await;
+        if manages_policy {
+            self.invalidate_decisions();
+        }
+        Ok(output?)
     }
 
     /// At start: serves every plugin that was enabled. A version that no longer loads is

@@ -97,6 +97,7 @@ struct Inner {
     cache: ComponentCache,
     slots: tokio::sync::Semaphore,
     active: RwLock<HashMap<String, Arc<ActivePlugin>>>,
+    decisions: authorizer::DecisionCache,
     observed: Mutex<HashMap<String, Arc<Observed>>>,
     /// Serializes lifecycle changes (install, enable, upgrade, …).
     lifecycle: tokio::sync::Mutex<()>,
@@ -145,6 +146,7 @@ impl Runtime {
                 limits,
                 cache,
                 active: RwLock::new(HashMap::new()),
+                decisions: authorizer::DecisionCache::default(),
                 observed: Mutex::new(HashMap::new()),
                 lifecycle: tokio::sync::Mutex::new(()),
                 _ticker: ticker,
@@ -184,6 +186,9 @@ impl Runtime {
             Some(p) => active.insert(id.to_owned(), p),
             None => active.remove(id),
         };
+        drop(active);
+        // A changed set of serving plugins may change who decides and how.
+        self.inner.decisions.invalidate();
     }
 
     fn observed(&self, id: &str) -> Arc<Observed> {
