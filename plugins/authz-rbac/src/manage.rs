@@ -1,8 +1,10 @@
 //! `manage`: policy administration (roles, bindings) and the two permission queries
 //! (who can do an action on a resource; what a subject can do on it).
 //!
-//! Inputs and outputs are JSON objects with camelCase fields. Lists and queries do no
-//! checks of their own (the host gates them with `check`); creating and deleting roles
+//! Inputs and outputs are JSON objects with camelCase fields. Role definitions are public;
+//! who holds what is not: binding lists show only the caller's own bindings and those at
+//! scopes where it may administer permissions, and the two queries answer only there (or,
+//! for what-can, about the caller itself). Creating and deleting roles
 //! needs `role.manage` on `system`, and creating or deleting a binding needs
 //! `<kind>.manage-permissions` at its scope plus, to create, every pattern of the role
 //! ("never grant more than you hold").
@@ -26,11 +28,11 @@ pub fn manage(subject: &Subject, operation: &str, input: &str) -> Result<String,
         "role.list" => role_list(input)?,
         "role.create" => role_create(subject, input)?,
         "role.delete" => role_delete(subject, input)?,
-        "binding.list" => binding_list(input)?,
+        "binding.list" => binding_list(subject, input)?,
         "binding.create" => binding_create(subject, input)?,
         "binding.delete" => binding_delete(subject, input)?,
-        "query.who-can" => who_can(input)?,
-        "query.what-can" => what_can(input)?,
+        "query.who-can" => who_can(subject, input)?,
+        "query.what-can" => what_can(subject, input)?,
         other => {
             return Err(AuthorizeError::Unsupported(format!(
                 "operation `{other}` is not offered by authz-rbac"
@@ -255,7 +257,22 @@ fn role_delete(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> 
     Ok(json!({}))
 }
 
-fn binding_list(input: &str) -> Result<Value, AuthorizeError> {
+/// Whether `principal` (`user:<id>` or `group:<id>`) is the caller or one of its groups.
+fn is_own(subject: &Subject, principal: &str) -> bool {
+    principal == caller(subject)
+        || subject
+            .groups
+            .iter()
+            .any(|g| principal == format!("group:{g}"))
+}
+
+/// Whether the caller may see who holds what at `scope`: an admin, or whoever may
+/// administer permissions there.
+fn may_inspect(subject: &Subject, holdings: &Holdings, scope: &str) -> bool {
+    subject.is_admin || manage_permissions_refusal(holdings, scope).is_none()
+}
+
+fn binding_list(caller_subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
     let mut input = Input::parse(input, &["subject", "scope"])?;
     let subject = input.optional_string("subject");
     let scope = input.optional_string("scope");
@@ -267,9 +284,15 @@ fn binding_list(input: &str) -> Result<Value, AuthorizeError> {
         Some(s) => store::grants(Some(s))?,
         None => store::grants(None)?,
     };
+    let holdings = Holdings::of(caller_subject, &mut RoleCache::default())?;
     let mut items = Vec::new();
     for grant in grants {
         if scope.as_ref().is_some_and(|s| *s != grant.scope) {
+            continue;
+        }
+        if !is_own(caller_subject, &grant.subject)
+            && !may_inspect(caller_subject, &holdings, &grant.scope)
+        {
             continue;
         }
         // Records are written before and deleted after their index key, so a key without
@@ -371,7 +394,7 @@ fn resource_field(input: &mut Input) -> String {
     resource
 }
 
-fn who_can(input: &str) -> Result<Value, AuthorizeError> {
+fn who_can(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
     let mut input = Input::parse(input, &["action", "resource"])?;
     let action = input.string("action");
     let resource = resource_field(&mut input);
@@ -380,6 +403,11 @@ fn who_can(input: &str) -> Result<Value, AuthorizeError> {
     }
     input.finish()?;
     let mut roles = RoleCache::default();
+    if !may_inspect(subject, &Holdings::of(subject, &mut roles)?, &resource) {
+        return Err(AuthorizeError::Forbidden(format!(
+            "not allowed to inspect permissions at `{resource}`"
+        )));
+    }
     let mut subjects = BTreeSet::new();
     for grant in store::grants(None)? {
         if policy::scope_covers(&grant.scope, &resource)
@@ -394,13 +422,25 @@ fn who_can(input: &str) -> Result<Value, AuthorizeError> {
     Ok(json!({ "subjects": subjects }))
 }
 
-fn what_can(input: &str) -> Result<Value, AuthorizeError> {
+fn what_can(caller_subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
     let mut input = Input::parse(input, &["subject", "resource"])?;
     let subject = input.string("subject");
     let resource = resource_field(&mut input);
     input.validate("subject", &subject, policy::check_subject);
     input.finish()?;
-    let holdings = Holdings::load(&[subject], &mut RoleCache::default())?;
+    let mut roles = RoleCache::default();
+    if !is_own(caller_subject, &subject)
+        && !may_inspect(
+            caller_subject,
+            &Holdings::of(caller_subject, &mut roles)?,
+            &resource,
+        )
+    {
+        return Err(AuthorizeError::Forbidden(format!(
+            "not allowed to inspect permissions at `{resource}`"
+        )));
+    }
+    let holdings = Holdings::load(&[subject], &mut roles)?;
     let actions: BTreeSet<&str> = holdings.at(&resource).collect();
     Ok(json!({ "actions": actions }))
 }

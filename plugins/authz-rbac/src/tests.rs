@@ -472,7 +472,7 @@ fn binding_list_filters_by_subject_and_scope() {
     bind(&host, "user:a", "developer", "project:shop/app:cart");
     bind(&host, "group:g", "viewer", "project:shop");
     let list = |input: Value| {
-        let out = manage(&host, &Subject::user("x", &[]), "binding.list", input).expect("list");
+        let out = manage(&host, &admin(), "binding.list", input).expect("list");
         out["items"]
             .as_array()
             .expect("items")
@@ -504,10 +504,10 @@ fn who_can_and_what_can_read_both_sides() {
     bind(&host, "group:qa", "viewer", "project:shop");
     bind(&host, "user:bob", "app-deployer", "project:shop/app:cart");
     bind(&host, "user:zed", "developer", "project:web");
-    let anyone = Subject::user("x", &[]);
+    let inspector = admin();
     let who = |action: &str, resource: &str| {
         let input = json!({ "action": action, "resource": resource });
-        manage(&host, &anyone, "query.who-can", input).expect("who-can")
+        manage(&host, &inspector, "query.who-can", input).expect("who-can")
     };
     assert_eq!(
         who("app.deploy", "project:shop/app:cart"),
@@ -524,7 +524,7 @@ fn who_can_and_what_can_read_both_sides() {
 
     let what = |subject: &str, resource: &str| {
         let input = json!({ "subject": subject, "resource": resource });
-        manage(&host, &anyone, "query.what-can", input).expect("what-can")
+        manage(&host, &inspector, "query.what-can", input).expect("what-can")
     };
     assert_eq!(
         what("user:bob", "project:shop/app:cart/env:prod"),
@@ -539,7 +539,7 @@ fn who_can_and_what_can_read_both_sides() {
     assert_eq!(
         fields(manage(
             &host,
-            &anyone,
+            &inspector,
             "query.who-can",
             json!({ "action": "app.*" })
         )),
@@ -548,7 +548,7 @@ fn who_can_and_what_can_read_both_sides() {
     assert_eq!(
         fields(manage(
             &host,
-            &anyone,
+            &inspector,
             "query.what-can",
             json!({ "subject": "bob", "resource": "system" })
         )),
@@ -571,7 +571,7 @@ fn listings_page_past_one_kv_page() {
         }
     });
     let input = json!({ "action": "app.read", "resource": "project:shop" });
-    let out = manage(&host, &Subject::user("x", &[]), "query.who-can", input).expect("who-can");
+    let out = manage(&host, &admin(), "query.who-can", input).expect("who-can");
     assert_eq!(out["subjects"].as_array().map(Vec::len), Some(1100));
 }
 
@@ -616,4 +616,46 @@ fn mutations_are_logged() {
 fn manifest_matches_info() {
     let manifest = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/wharf-plugin.toml"));
     harness::assert_manifest_matches(manifest, &info());
+}
+
+#[test]
+fn who_holds_what_is_visible_only_to_those_who_administer_it() {
+    let host = Host::new();
+    bind(&host, "user:owner", "project-owner", "project:shop");
+    bind(&host, "user:dev", "developer", "project:shop/app:cart");
+    bind(&host, "user:other", "viewer", "project:web");
+    let ids = |who: &Subject| {
+        let out = manage(&host, who, "binding.list", json!({})).expect("list");
+        out["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|b| b["subject"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&Subject::user("dev", &[])),
+        ["user:dev"],
+        "a plain member sees only its own bindings"
+    );
+    assert_eq!(
+        ids(&Subject::user("owner", &[])),
+        ["user:owner", "user:dev"],
+        "an owner sees its project's bindings"
+    );
+    let who = json!({ "action": "app.read", "resource": "project:web" });
+    assert!(matches!(
+        manage(&host, &Subject::user("dev", &[]), "query.who-can", who),
+        Err(AuthorizeError::Forbidden(_))
+    ));
+    let own = json!({ "subject": "user:dev", "resource": "project:shop/app:cart" });
+    assert!(
+        manage(&host, &Subject::user("dev", &[]), "query.what-can", own).is_ok(),
+        "anyone may ask about itself"
+    );
+    let other = json!({ "subject": "user:other", "resource": "project:web" });
+    assert!(matches!(
+        manage(&host, &Subject::user("dev", &[]), "query.what-can", other),
+        Err(AuthorizeError::Forbidden(_))
+    ));
 }
