@@ -122,7 +122,8 @@ pub async fn run() -> anyhow::Result<()> {
     let state = AppState {
         runtime: runtime.clone(),
         identity,
-        audit: AuditLog::new(store),
+        audit: AuditLog::new(store.clone()),
+        projects: wharf_host::domain::projects::Projects::new(store),
         metrics,
         ready: Arc::new(AtomicBool::new(true)),
     };

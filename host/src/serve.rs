@@ -66,6 +66,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         runtime: runtime.clone(),
         identity,
         audit,
+        projects: crate::domain::projects::Projects::new(store.clone()),
         metrics,
         ready: ready.clone(),
     };

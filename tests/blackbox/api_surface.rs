@@ -20,6 +20,8 @@ async fn health_and_readiness_need_no_token() {
 /// A concrete path for a route template.
 pub fn concrete(path: &str) -> String {
     path.replace("{id}", "hello")
+        .replace("{code}", "shop")
+        .replace("{user}", "nobody")
 }
 
 #[tokio::test]

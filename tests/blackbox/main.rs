@@ -10,3 +10,4 @@ mod fixtures_used;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod projects;

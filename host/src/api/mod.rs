@@ -14,6 +14,7 @@ mod groups;
 pub mod guard;
 mod health;
 mod plugins;
+mod projects;
 pub mod routes;
 mod trust;
 mod users;
@@ -51,6 +52,7 @@ pub struct AppState {
     pub runtime: Runtime,
     pub identity: Identity,
     pub audit: AuditLog,
+    pub projects: crate::domain::projects::Projects,
     pub metrics: PrometheusHandle,
     pub ready: Arc<AtomicBool>,
 }
@@ -66,6 +68,7 @@ pub struct AppState {
         (name = "audit", description = "The audit log (admin)"),
         (name = "users", description = "User administration"),
         (name = "groups", description = "Groups of users"),
+        (name = "projects", description = "Projects and their members"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
@@ -94,6 +97,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(groups::routes())
         .merge(authz::routes())
+        .merge(projects::routes())
         .merge(health::routes())
 }
 

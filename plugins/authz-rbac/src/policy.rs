@@ -77,6 +77,8 @@ pub const SELF_SERVICE: &[&str] = &[
     "permission.read",
     "permission.grant",
     "authz.check",
+    // Listing projects is filtered project by project by the host.
+    "project.list",
 ];
 
 /// Resource names a custom role's action pattern may name (`*` is always allowed).
