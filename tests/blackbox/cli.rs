@@ -234,3 +234,51 @@ async fn the_cli_manages_users_tokens_and_sessions() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("last active admin"));
 }
+
+#[tokio::test]
+async fn the_cli_manages_projects_members_groups_and_bindings() {
+    let server = Server::start().await;
+    server.create_user("pia", false).await;
+    stdout(&server.cli(&["project", "create", "shop", "--name", "Shop"]));
+    assert!(stdout(&server.cli(&["project", "list"])).contains("shop"));
+    let members = stdout(&server.cli(&[
+        "project",
+        "add-member",
+        "shop",
+        "--user",
+        "pia",
+        "--role",
+        "developer",
+    ]));
+    assert!(
+        members.contains("pia") && members.contains("developer"),
+        "{members}"
+    );
+    assert!(
+        stdout(&server.cli(&["project", "set-role", "shop", "pia", "maintainer"]))
+            .contains("maintainer")
+    );
+    assert!(stdout(&server.cli(&["project", "show", "shop"])).contains("\"canManage\": true"));
+
+    stdout(&server.cli(&["group", "create", "ops"]));
+    stdout(&server.cli(&["group", "add", "ops", "pia"]));
+    let bound = stdout(&server.cli(&["authz", "bind", "group:ops", "viewer", "system"]));
+    assert!(bound.contains("viewer"), "{bound}");
+    assert!(stdout(&server.cli(&["authz", "bindings", "--scope", "system"])).contains("viewer"));
+    assert!(
+        stdout(&server.cli(&["authz", "what-can", "user:pia", "project:shop/app:cart"]))
+            .contains("app.")
+    );
+    assert_eq!(
+        stdout(&server.cli(&["authz", "check", "plugin.enable", "plugin:hello"])).trim(),
+        "allowed"
+    );
+    assert!(stdout(&server.cli(&["authz", "roles"])).contains("project-owner"));
+    assert!(stdout(&server.cli(&["authz", "active"])).contains("authz-rbac"));
+
+    stdout(&server.cli(&["project", "remove-member", "shop", "pia"]));
+    assert!(!stdout(&server.cli(&["project", "members", "shop"])).contains("pia"));
+    stdout(&server.cli(&["project", "delete", "shop"]));
+    stdout(&server.cli(&["group", "remove", "ops", "pia"]));
+    stdout(&server.cli(&["group", "delete", "ops"]));
+}

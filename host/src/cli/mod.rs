@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod plugin;
+mod project;
 mod user;
 
 use std::net::SocketAddr;
@@ -92,6 +93,27 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: user::TokenCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Projects and their members.
+    Project {
+        #[command(subcommand)]
+        command: project::ProjectCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Groups of users.
+    Group {
+        #[command(subcommand)]
+        command: project::GroupCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Roles, bindings and permission checks (answered by the authorizer plugin).
+    Authz {
+        #[command(subcommand)]
+        command: project::AuthzCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -223,6 +245,9 @@ pub async fn run(cli: Cli) -> i32 {
         } => login(&remote, &username, &password).await,
         Command::Plugin { command, remote } => plugin::run(command, &remote).await,
         Command::Audit { command, remote } => audit::run(command, &remote).await,
+        Command::Project { command, remote } => project::run_project(command, &remote).await,
+        Command::Group { command, remote } => project::run_group(command, &remote).await,
+        Command::Authz { command, remote } => project::run_authz(command, &remote).await,
         Command::Logout { remote } => user::logout(&remote).await,
         Command::Password { old, new, remote } => user::change_password(&remote, old, new).await,
         Command::User { command, remote } => user::run_user(command, &remote).await,
