@@ -357,3 +357,60 @@ async fn a_revoked_binding_takes_effect_on_the_next_request() {
         .await
         .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn a_user_defined_pipeline_stops_project_permissions_at_its_door() {
+    let server = Server::start().await;
+    let token = server.create_user("nina", false).await;
+    let id = me_id(&server, &token).await;
+    bind(&server, &format!("user:{id}"), "developer", "project:shop").await;
+    let pipeline = "project:shop/pipeline:release";
+    let can_run = || async {
+        let answer = server
+            .request(
+                "POST",
+                "/api/v1/authz/check",
+                Some(json!({"requests": [{"action": "pipeline.run", "resource": pipeline}]})),
+                Some(&token),
+            )
+            .await;
+        answer.body["decisions"][0]["allow"] == true
+    };
+    assert!(
+        can_run().await,
+        "DEFAULT: the project's developers may run it"
+    );
+    let refused = server
+        .request(
+            "PUT",
+            "/api/v1/authz/pipeline-mode",
+            Some(json!({"scope": pipeline, "mode": "USER_DEFINED"})),
+            Some(&token),
+        )
+        .await;
+    refused.assert_problem(403, "not-allowed");
+    let set = server
+        .put(
+            "/api/v1/authz/pipeline-mode",
+            json!({"scope": pipeline, "mode": "USER_DEFINED"}),
+        )
+        .await;
+    assert_eq!(set.body["mode"], "USER_DEFINED", "{:?}", set.body);
+    assert!(
+        !can_run().await,
+        "USER_DEFINED: only bindings at the pipeline count"
+    );
+    bind(&server, &format!("user:{id}"), "developer", pipeline).await;
+    assert!(can_run().await);
+    let mode = server
+        .get(&format!("/api/v1/authz/pipeline-mode?scope={pipeline}"))
+        .await;
+    assert_eq!(mode.body["mode"], "USER_DEFINED");
+    server
+        .put(
+            "/api/v1/authz/pipeline-mode",
+            json!({"scope": "project:shop", "mode": "DEFAULT"}),
+        )
+        .await
+        .assert_field(422, "scope");
+}

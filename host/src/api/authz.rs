@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_binding))
         .routes(routes!(who_can))
         .routes(routes!(what_can))
+        .routes(routes!(get_pipeline_mode, set_pipeline_mode))
 }
 
 pub fn no_authorizer() -> ApiError {
@@ -324,5 +325,48 @@ async fn what_can(
 ) -> Result<axum::Json<Value>, ApiError> {
     Ok(axum::Json(
         manage(&state, &caller, "query.what-can", body).await?.0,
+    ))
+}
+
+/// A pipeline's permission mode (seed 001): `DEFAULT` inherits the project's bindings,
+/// `USER_DEFINED` honours only bindings at the pipeline itself.
+#[utoipa::path(get, path = "/api/v1/authz/pipeline-mode", tag = "authz", security(("bearer" = [])),
+    params(("scope" = String, Query, description = "project:<code>/pipeline:<id>")),
+    responses((status = 200, body = Object), (status = 422, body = Problem)))]
+async fn get_pipeline_mode(
+    State(state): State<AppState>,
+    caller: Caller,
+    parts: Parts,
+) -> Result<axum::Json<Value>, ApiError> {
+    let scope = query_pairs(&parts)
+        .into_iter()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    Ok(axum::Json(
+        manage(
+            &state,
+            &caller,
+            "pipeline.get-mode",
+            json!({"scope": scope}),
+        )
+        .await?
+        .0,
+    ))
+}
+
+/// Sets a pipeline's permission mode (needs `pipeline.manage-permissions` there).
+#[utoipa::path(put, path = "/api/v1/authz/pipeline-mode", tag = "authz", security(("bearer" = [])), request_body = Object,
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn set_pipeline_mode(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(Extension<AuditDetail>, axum::Json<Value>), ApiError> {
+    let (mode, plugin) = manage(&state, &caller, "pipeline.set-mode", body).await?;
+    let target = mode["scope"].as_str().unwrap_or_default().to_owned();
+    Ok((
+        audited(target, plugin, Some(mode.clone())),
+        axum::Json(mode),
     ))
 }

@@ -89,6 +89,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("DELETE", "/api/v1/authz/bindings/{id}", "permission.grant", "binding:{id}", Authenticated),
     route("POST", "/api/v1/authz/who-can", "permission.read", "system", Authenticated),
     route("POST", "/api/v1/authz/what-can", "permission.read", "system", Authenticated),
+    route("GET", "/api/v1/authz/pipeline-mode", "permission.read", "system", Authenticated),
+    route("PUT", "/api/v1/authz/pipeline-mode", "permission.grant", "system", Authenticated),
     route("GET", "/api/v1/projects", "project.list", "system", Authenticated),
     route("POST", "/api/v1/projects", "project.create", "system", Granted),
     route("GET", "/api/v1/projects/{code}", "project.read", "project:{code}", Granted),

@@ -32,6 +32,8 @@ pub fn manage(subject: &Subject, operation: &str, input: &str) -> Result<String,
         "binding.create" => binding_create(subject, input)?,
         "binding.delete" => binding_delete(subject, input)?,
         "query.who-can" => who_can(subject, input)?,
+        "pipeline.get-mode" => pipeline_get_mode(input)?,
+        "pipeline.set-mode" => pipeline_set_mode(subject, input)?,
         "query.what-can" => what_can(subject, input)?,
         other => {
             return Err(AuthorizeError::Unsupported(format!(
@@ -408,9 +410,10 @@ fn who_can(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
             "not allowed to inspect permissions at `{resource}`"
         )));
     }
+    let isolated = store::user_defined_scopes()?;
     let mut subjects = BTreeSet::new();
     for grant in store::grants(None)? {
-        if policy::scope_covers(&grant.scope, &resource)
+        if policy::reaches(&grant.scope, &resource, &isolated)
             && roles
                 .actions(&grant.role)?
                 .iter()
@@ -443,4 +446,48 @@ fn what_can(caller_subject: &Subject, input: &str) -> Result<Value, AuthorizeErr
     let holdings = Holdings::load(&[subject], &mut roles)?;
     let actions: BTreeSet<&str> = holdings.at(&resource).collect();
     Ok(json!({ "actions": actions }))
+}
+
+/// Reads a pipeline scope (`project:<code>/pipeline:<id>`) from `scope`.
+fn pipeline_scope(input: &mut Input) -> String {
+    let scope = input.string("scope");
+    input.validate("scope", &scope, policy::check_scope);
+    if !input.has("scope") && policy::scope_kind(&scope) != "pipeline" {
+        input.violate(
+            "scope",
+            "must be a pipeline scope: project:<code>/pipeline:<id>",
+        );
+    }
+    scope
+}
+
+fn pipeline_get_mode(input: &str) -> Result<Value, AuthorizeError> {
+    let mut input = Input::parse(input, &["scope"])?;
+    let scope = pipeline_scope(&mut input);
+    input.finish()?;
+    let user_defined = store::user_defined_scopes()?.contains(&scope);
+    Ok(json!({ "scope": scope, "mode": if user_defined { "USER_DEFINED" } else { "DEFAULT" } }))
+}
+
+/// Seed 001 pipeline permission modes: DEFAULT inherits the project's bindings,
+/// USER_DEFINED only honours bindings at the pipeline itself.
+fn pipeline_set_mode(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
+    let mut input = Input::parse(input, &["scope", "mode"])?;
+    let scope = pipeline_scope(&mut input);
+    let mode = input.string("mode");
+    if !input.has("mode") && mode != "DEFAULT" && mode != "USER_DEFINED" {
+        input.violate("mode", "must be DEFAULT or USER_DEFINED");
+    }
+    input.finish()?;
+    if !subject.is_admin {
+        let holdings = Holdings::of(subject, &mut RoleCache::default())?;
+        if let Some(reason) = manage_permissions_refusal(&holdings, &scope) {
+            return Err(AuthorizeError::Forbidden(format!(
+                "not allowed to set the permission mode of `{scope}`: {reason}"
+            )));
+        }
+    }
+    store::set_user_defined(&scope, mode == "USER_DEFINED")?;
+    wharf_sdk::info!("pipeline `{scope}` set to {mode} by {}", caller(subject));
+    Ok(json!({ "scope": scope, "mode": mode }))
 }

@@ -179,6 +179,16 @@ pub fn scope_covers(scope: &str, resource: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether a binding at `scope` reaches `resource`: it covers it, and no USER_DEFINED
+/// pipeline scope lies strictly between the two (seed 001: such a pipeline's permissions
+/// are its own, not inherited from the project).
+pub fn reaches(scope: &str, resource: &str, isolated: &[String]) -> bool {
+    scope_covers(scope, resource)
+        && !isolated
+            .iter()
+            .any(|cut| cut != scope && scope_covers(scope, cut) && scope_covers(cut, resource))
+}
+
 /// An id inside a scope or subject: 1–64 of `[A-Za-z0-9._@-]`. Narrow on purpose: ids end
 /// up inside kv keys, where `|` and `/` are separators.
 fn check_id(id: &str) -> Result<(), String> {

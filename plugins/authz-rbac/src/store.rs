@@ -25,6 +25,8 @@ const ROLE_PREFIX: &str = "role/";
 const BINDING_PREFIX: &str = "binding/";
 const GRANT_PREFIX: &str = "grant/";
 const COUNTER_KEY: &str = "next-binding-id";
+/// `mode/<pipeline scope>`: present when the pipeline's permissions are USER_DEFINED.
+const MODE_PREFIX: &str = "mode/";
 /// The host caps pages at 1000 keys; asking for that many keeps listings to few calls.
 const PAGE: u32 = 1000;
 
@@ -113,6 +115,24 @@ pub fn grants(subject: Option<&str>) -> Result<Vec<Grant>, AuthorizeError> {
         .iter()
         .filter_map(|k| parse_grant(k))
         .collect())
+}
+
+/// Pipeline scopes in USER_DEFINED mode (seed 001): bindings above them do not reach in.
+pub fn user_defined_scopes() -> Result<Vec<String>, AuthorizeError> {
+    Ok(list_keys(MODE_PREFIX)?
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(MODE_PREFIX).map(str::to_string))
+        .collect())
+}
+
+/// Sets a pipeline scope's mode: USER_DEFINED (`true`) or DEFAULT (inherits).
+pub fn set_user_defined(scope: &str, user_defined: bool) -> Result<(), AuthorizeError> {
+    let key = format!("{MODE_PREFIX}{scope}");
+    if user_defined {
+        kv::set(&key, b"USER_DEFINED").map_err(unavailable)
+    } else {
+        kv::delete(&key).map(|_| ()).map_err(unavailable)
+    }
 }
 
 /// A role by name: built-ins from code, custom roles from kv.
@@ -229,8 +249,12 @@ impl RoleCache {
     }
 }
 
-/// What one subject holds: its bindings' scopes with their roles' patterns.
-pub struct Holdings(Vec<(String, Vec<String>)>);
+/// What one subject holds: its bindings' scopes with their roles' patterns, and the
+/// USER_DEFINED pipeline scopes that cut inheritance.
+pub struct Holdings {
+    held: Vec<(String, Vec<String>)>,
+    isolated: Vec<String>,
+}
 
 impl Holdings {
     /// The bindings of `principals` (e.g. `user:<id>` and its `group:<id>`s).
@@ -242,7 +266,10 @@ impl Holdings {
                 held.push((grant.scope, actions));
             }
         }
-        Ok(Holdings(held))
+        Ok(Holdings {
+            held,
+            isolated: user_defined_scopes()?,
+        })
     }
 
     /// The caller's own holdings: its user and every group it belongs to.
@@ -258,9 +285,9 @@ impl Holdings {
 
     /// Patterns held by bindings whose scope covers `resource`.
     pub fn at<'a>(&'a self, resource: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
+        self.held
             .iter()
-            .filter(move |(scope, _)| policy::scope_covers(scope, resource))
+            .filter(move |(scope, _)| policy::reaches(scope, resource, &self.isolated))
             .flat_map(|(_, actions)| actions.iter().map(String::as_str))
     }
 

@@ -659,3 +659,56 @@ fn who_holds_what_is_visible_only_to_those_who_administer_it() {
         Err(AuthorizeError::Forbidden(_))
     ));
 }
+
+#[test]
+fn a_user_defined_pipeline_ignores_project_bindings() {
+    let host = Host::new();
+    bind(&host, "user:dev", "developer", "project:shop");
+    bind(&host, "user:owner", "project-owner", "project:shop");
+    let dev = Subject::user("dev", &[]);
+    let pipeline = "project:shop/pipeline:release";
+    assert!(
+        allowed(&host, &dev, "pipeline.run", pipeline),
+        "DEFAULT inherits the project"
+    );
+    let set = json!({ "scope": pipeline, "mode": "USER_DEFINED" });
+    assert!(matches!(
+        manage(&host, &dev, "pipeline.set-mode", set.clone()),
+        Err(AuthorizeError::Forbidden(_))
+    ));
+    manage(
+        &host,
+        &Subject::user("owner", &[]),
+        "pipeline.set-mode",
+        set,
+    )
+    .expect("owner sets the mode");
+    assert!(
+        !allowed(&host, &dev, "pipeline.run", pipeline),
+        "USER_DEFINED cuts inheritance"
+    );
+    assert!(
+        allowed(&host, &dev, "pipeline.run", "project:shop/pipeline:other"),
+        "other pipelines still inherit"
+    );
+    bind(&host, "user:dev", "developer", pipeline);
+    assert!(
+        allowed(&host, &dev, "pipeline.run", pipeline),
+        "a binding at the pipeline itself counts"
+    );
+    let mode = manage(
+        &host,
+        &admin(),
+        "pipeline.get-mode",
+        json!({ "scope": pipeline }),
+    )
+    .expect("mode");
+    assert_eq!(mode["mode"], "USER_DEFINED");
+    let bad = manage(
+        &host,
+        &admin(),
+        "pipeline.set-mode",
+        json!({ "scope": "project:shop", "mode": "DEFAULT" }),
+    );
+    assert!(matches!(bad, Err(AuthorizeError::InvalidRequest(_))));
+}
