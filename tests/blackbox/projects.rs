@@ -218,6 +218,48 @@ async fn project_codes_follow_the_seed_rules() {
         )
         .await
         .assert_problem(409, "code-taken");
+    server.create_user("rita", false).await;
+    server.create_user("sam", false).await;
+    let users = server.get("/api/v1/users?pageSize=500").await;
+    let id_of = |name: &str| {
+        users.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let each = server
+        .post(
+            "/api/v1/projects/ok-code/members",
+            json!({"members": [{"userId": id_of("rita"), "role": "viewer"}, {"userId": id_of("sam"), "role": "developer"}]}),
+        )
+        .await;
+    let text = each.body.to_string();
+    assert!(
+        text.contains("rita")
+            && text.contains("viewer")
+            && text.contains("sam")
+            && text.contains("developer"),
+        "{text}"
+    );
+    server
+        .post(
+            "/api/v1/projects/ok-code/members",
+            json!({"userIds": [id_of("rita")]}),
+        )
+        .await
+        .assert_field(422, "role");
+    server
+        .post(
+            "/api/v1/projects/ok-code/members",
+            json!({"members": [{"userId": "ghost", "role": "viewer"}]}),
+        )
+        .await
+        .assert_field(422, "members[0].userId");
     let found = server.get("/api/v1/projects?search=OK").await;
     assert_eq!(found.body["total"], 1);
 }

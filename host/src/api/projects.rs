@@ -388,13 +388,46 @@ async fn list_members(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewMembers {
-    /// User ids to add, all with `role`.
-    user_ids: Vec<String>,
+struct NewMember {
+    user_id: String,
     role: String,
 }
 
-/// Adds users with a role (as the caller: the policy's grant rules apply).
+/// Either `userIds` with one `role` for all, or `members` with a role each.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewMembers {
+    user_ids: Option<Vec<String>>,
+    role: Option<String>,
+    members: Option<Vec<NewMember>>,
+}
+
+impl NewMembers {
+    fn pairs(self) -> Result<Vec<(String, String)>, ApiError> {
+        let pairs: Vec<(String, String)> = match (self.user_ids, self.role, self.members) {
+            (Some(ids), Some(role), None) => ids.into_iter().map(|id| (id, role.clone())).collect(),
+            (None, None, Some(members)) => {
+                members.into_iter().map(|m| (m.user_id, m.role)).collect()
+            }
+            (Some(_), None, None) => {
+                return Err(ApiError::invalid("role", "give the role for `userIds`"));
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "members",
+                    "give either `userIds` with `role`, or `members`",
+                ));
+            }
+        };
+        if pairs.is_empty() || pairs.len() > 100 {
+            return Err(ApiError::invalid("members", "give 1 to 100 users"));
+        }
+        Ok(pairs)
+    }
+}
+
+/// Adds users with roles, one role for all or one each (as the caller: the policy's grant
+/// rules apply, so nobody grants more than they hold).
 #[utoipa::path(post, path = "/api/v1/projects/{code}/members", tag = "projects", security(("bearer" = [])),
     params(("code" = String, Path)), request_body = NewMembers,
     responses((status = 200, body = MemberList), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -406,31 +439,37 @@ async fn add_members(
     ApiJson(body): ApiJson<NewMembers>,
 ) -> Result<(Extension<AuditDetail>, axum::Json<MemberList>), ApiError> {
     state.projects.get(&code)?;
-    if body.user_ids.is_empty() || body.user_ids.len() > 100 {
-        return Err(ApiError::invalid("userIds", "give 1 to 100 user ids"));
-    }
-    for (i, id) in body.user_ids.iter().enumerate() {
+    let pairs = body.pairs()?;
+    for (i, (id, _)) in pairs.iter().enumerate() {
         state.identity.user(id).map_err(|_| {
             ApiError::invalid(
-                format!("userIds[{i}]"),
+                format!("members[{i}].userId"),
                 format!("user `{id}` does not exist"),
             )
         })?;
     }
     let current = members(&state, &code).await?;
-    for id in &body.user_ids {
+    for (id, role) in &pairs {
         if current.iter().any(|m| &m.user_id == id) {
             continue;
         }
-        let grant = json!({"subject": format!("user:{id}"), "role": body.role, "scope": format!("project:{code}")});
+        let grant = json!({"subject": format!("user:{id}"), "role": role, "scope": format!("project:{code}")});
         manage_as(&state, &caller, "binding.create", grant).await?;
     }
-    let after = members(&state, &code).await?;
+    let added: Vec<Value> = pairs
+        .iter()
+        .map(|(id, role)| json!({"userId": id, "role": role}))
+        .collect();
     let detail = AuditDetail {
-        after: Some(json!({"added": body.user_ids, "role": body.role})),
+        after: Some(json!({"added": added})),
         ..AuditDetail::default()
     };
-    Ok((Extension(detail), axum::Json(MemberList { items: after })))
+    Ok((
+        Extension(detail),
+        axum::Json(MemberList {
+            items: members(&state, &code).await?,
+        }),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
