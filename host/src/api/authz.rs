@@ -16,7 +16,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, query_pairs};
 use super::guard::{AuditDetail, subject_of};
 use crate::auth::Caller;
-use crate::runtime::authorizer::{AuthorizeError, Decision, Request};
+use crate::runtime::authorizer::{AuthorizeError, Decision, Request, Subject};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,16 +71,16 @@ pub fn authorize_problem(error: AuthorizeError) -> ApiError {
     }
 }
 
-/// Runs a policy operation on the enabled authorizer; returns its JSON and `id@version`.
-async fn manage(
+/// Runs a policy operation on the enabled authorizer for `subject`; returns its JSON and
+/// the authorizer's `id@version`.
+pub(super) async fn manage_for(
     state: &AppState,
-    caller: &Caller,
+    subject: Subject,
     operation: &str,
     input: Value,
 ) -> Result<(Value, String), ApiError> {
     let plugin = state.runtime.authorizer().ok_or_else(no_authorizer)?;
     let decided_by = format!("{}@{}", plugin.id(), plugin.version());
-    let subject = subject_of(state, caller)?;
     let output = state
         .runtime
         .manage(&plugin, subject, operation.to_owned(), input.to_string())
@@ -90,6 +90,16 @@ async fn manage(
         serde_json::from_str(&output).unwrap_or(Value::String(output)),
         decided_by,
     ))
+}
+
+/// [`manage_for`] on behalf of the caller (the policy's own rules apply to it).
+pub(super) async fn manage(
+    state: &AppState,
+    caller: &Caller,
+    operation: &str,
+    input: Value,
+) -> Result<(Value, String), ApiError> {
+    manage_for(state, subject_of(state, caller)?, operation, input).await
 }
 
 fn audited(target: String, plugin: String, after: Option<Value>) -> Extension<AuditDetail> {

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::authz::{authorize_problem, no_authorizer};
+use super::authz::{authorize_problem, manage, manage_for, no_authorizer};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging, query_pairs};
 use super::guard::{AuditDetail, subject_of};
@@ -179,18 +179,7 @@ async fn manage_as_host(
     operation: &str,
     input: Value,
 ) -> Result<Value, ApiError> {
-    let plugin = state.runtime.authorizer().ok_or_else(no_authorizer)?;
-    let output = state
-        .runtime
-        .manage(
-            &plugin,
-            host_subject(),
-            operation.to_owned(),
-            input.to_string(),
-        )
-        .await?
-        .map_err(authorize_problem)?;
-    Ok(serde_json::from_str(&output).unwrap_or(Value::Null))
+    Ok(manage_for(state, host_subject(), operation, input).await?.0)
 }
 
 async fn manage_as(
@@ -199,18 +188,7 @@ async fn manage_as(
     operation: &str,
     input: Value,
 ) -> Result<Value, ApiError> {
-    let plugin = state.runtime.authorizer().ok_or_else(no_authorizer)?;
-    let output = state
-        .runtime
-        .manage(
-            &plugin,
-            subject_of(state, caller)?,
-            operation.to_owned(),
-            input.to_string(),
-        )
-        .await?
-        .map_err(authorize_problem)?;
-    Ok(serde_json::from_str(&output).unwrap_or(Value::Null))
+    Ok(manage(state, caller, operation, input).await?.0)
 }
 
 /// Creates a project; the creator becomes its owner.

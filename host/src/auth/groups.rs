@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::users::validate_name;
 use super::{AuthError, Identity, invalid, now};
 use crate::store::Store;
 
@@ -32,23 +33,6 @@ fn group_key(id: &str) -> String {
 
 fn name_key(name: &str) -> String {
     Store::key(&["groupnames", name])
-}
-
-/// Group names: 3–32 characters, a lowercase letter first, then `[a-z0-9._-]`.
-fn validate_name(name: &str) -> Result<(), AuthError> {
-    let mut chars = name.chars();
-    let ok = (3..=32).contains(&name.len())
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            "name",
-            "use 3-32 characters: a lowercase letter first, then a-z, 0-9, '.', '_' or '-'",
-        ))
-    }
 }
 
 impl Identity {
@@ -78,7 +62,7 @@ impl Identity {
         description: Option<String>,
         actor: &str,
     ) -> Result<Group, AuthError> {
-        validate_name(&name)?;
+        validate_name("name", &name)?;
         let description = description.unwrap_or_default();
         if description.chars().count() > 500 {
             return Err(invalid("description", "at most 500 characters"));
@@ -111,7 +95,7 @@ impl Identity {
     }
 
     pub async fn rename_group(&self, id: &str, name: String) -> Result<Group, AuthError> {
-        validate_name(&name)?;
+        validate_name("name", &name)?;
         let mut group = self.group(id)?;
         if group.name == name {
             return Ok(group);

@@ -101,10 +101,11 @@ fn name_key(username: &str) -> String {
     Store::key(&["usernames", username])
 }
 
-/// Usernames: 3–32 characters, a lowercase letter first, then `[a-z0-9._-]`.
-fn validate_username(username: &str) -> Result<(), AuthError> {
-    let mut chars = username.chars();
-    let ok = (3..=32).contains(&username.len())
+/// Usernames and group names: 3–32 characters, a lowercase letter first, then
+/// `[a-z0-9._-]`.
+pub(super) fn validate_name(field: &str, name: &str) -> Result<(), AuthError> {
+    let mut chars = name.chars();
+    let ok = (3..=32).contains(&name.len())
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
@@ -112,7 +113,7 @@ fn validate_username(username: &str) -> Result<(), AuthError> {
         Ok(())
     } else {
         Err(invalid(
-            "username",
+            field,
             "use 3-32 characters: a lowercase letter first, then a-z, 0-9, '.', '_' or '-'",
         ))
     }
@@ -169,7 +170,7 @@ impl Identity {
         status: UserStatus,
         actor: &str,
     ) -> Result<UserView, AuthError> {
-        validate_username(&new.username)?;
+        validate_name("username", &new.username)?;
         validate_password("password", &new.password)?;
         validate_profile(new.display_name.as_deref(), new.email.as_deref())?;
         if self.user_by_name(&new.username)?.is_some() {

@@ -44,37 +44,14 @@ impl Client {
         })
     }
 
-    /// GET returning the body as text (for non-JSON answers such as JSON lines).
-    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let mut request = self.http.get(format!("{}{path}", self.server));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                server: self.server.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-        if status.is_success() {
-            Ok(text)
-        } else {
-            Err(problem(status.as_u16(), text))
-        }
-    }
-
-    pub async fn send<B: Serialize>(
+    /// Sends a request and returns the body of a 2xx answer; any other answer becomes its
+    /// problem.
+    async fn exchange<B: Serialize>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&B>,
-    ) -> Result<Option<Value>, ClientError> {
+    ) -> Result<String, ClientError> {
         let mut request = self.http.request(method, format!("{}{path}", self.server));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -95,23 +72,31 @@ impl Client {
             .await
             .map_err(|e| ClientError::Unexpected(e.to_string()))?;
         if status.is_success() {
-            if text.trim().is_empty() {
-                return Ok(None);
-            }
-            return serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| ClientError::Unexpected(format!("{e}: {text}")));
+            Ok(text)
+        } else {
+            Err(problem(status.as_u16(), text))
         }
-        let problem: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Err(ClientError::Problem {
-            status: status.as_u16(),
-            code: problem["code"].as_str().unwrap_or("unknown").to_owned(),
-            detail: problem["detail"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or(text),
-            field: problem["field"].as_str().map(str::to_owned),
-        })
+    }
+
+    /// GET returning the body as text (for non-JSON answers such as JSON lines).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        self.exchange::<()>(reqwest::Method::GET, path, None).await
+    }
+
+    /// Sends a request; the JSON answer, or `None` for an empty one.
+    pub async fn send<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Option<Value>, ClientError> {
+        let text = self.exchange(method, path, body).await?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ClientError::Unexpected(format!("{e}: {text}")))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
