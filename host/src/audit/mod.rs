@@ -58,7 +58,7 @@ impl Actor {
     }
 }
 
-/// One audit record.
+/// One audit record: an [`Entry`] stamped with id and time (same JSON fields, flattened).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
@@ -66,6 +66,14 @@ pub struct Record {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub time: OffsetDateTime,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// What happened, before it is stamped with id and time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
     pub actor: Actor,
     /// `resource.verb`, e.g. `plugin.enable`.
     pub action: String,
@@ -77,21 +85,6 @@ pub struct Record {
     pub request_id: Option<String>,
     pub source_address: Option<String>,
     /// `id@version` of the plugin that decided or acted, if any.
-    pub plugin: Option<String>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-/// A record before it is stamped with id and time.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub actor: Actor,
-    pub action: String,
-    pub target: String,
-    pub outcome: Outcome,
-    pub error_code: Option<String>,
-    pub request_id: Option<String>,
-    pub source_address: Option<String>,
     pub plugin: Option<String>,
     pub before: Option<Value>,
     pub after: Option<Value>,
@@ -127,7 +120,7 @@ pub struct Query {
 }
 
 impl Query {
-    fn matches(&self, r: &Record) -> bool {
+    fn matches(&self, r: &Entry) -> bool {
         self.actor
             .as_ref()
             .is_none_or(|a| *a == r.actor.name || r.actor.id.as_ref() == Some(a))
@@ -170,16 +163,7 @@ impl AuditLog {
         let record = Record {
             id: id.clone(),
             time,
-            actor: entry.actor,
-            action: entry.action,
-            target: entry.target,
-            outcome: entry.outcome,
-            error_code: entry.error_code,
-            request_id: entry.request_id,
-            source_address: entry.source_address,
-            plugin: entry.plugin,
-            before: entry.before,
-            after: entry.after,
+            entry,
         };
         let key = format!("{}-{id}", time_key(time));
         let written = match self.store.put_json(&key, &record) {
@@ -187,7 +171,7 @@ impl AuditLog {
             Err(e) => Err(e),
         };
         if let Err(error) = written {
-            tracing::error!(%error, action = %record.action, "writing an audit record failed");
+            tracing::error!(%error, action = %record.entry.action, "writing an audit record failed");
         }
     }
 
@@ -209,7 +193,7 @@ impl AuditLog {
             if query.to.is_some_and(|to| record.time > to) {
                 break;
             }
-            if query.matches(&record) {
+            if query.matches(&record.entry) {
                 records.push(record);
             }
         }
@@ -271,7 +255,7 @@ mod tests {
 
         let all = log.query(&Query::default()).unwrap();
         assert_eq!(all.len(), 3);
-        assert_eq!(all[0].action, "plugin-trust.add-key", "newest first");
+        assert_eq!(all[0].entry.action, "plugin-trust.add-key", "newest first");
         let by_ann = log
             .query(&Query {
                 actor: Some("ann".into()),
@@ -286,7 +270,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(denied[0].actor.kind, "anonymous");
+        assert_eq!(denied[0].entry.actor.kind, "anonymous");
         let future = log
             .query(&Query {
                 from: Some(OffsetDateTime::now_utc() + Duration::from_secs(60)),
