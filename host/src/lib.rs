@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod domain;
 mod input;
 pub mod runtime;

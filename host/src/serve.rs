@@ -29,6 +29,14 @@ pub struct ServeOptions {
     /// Audit records older than this are removed.
     pub audit_retention: Duration,
     pub limits: HostLimits,
+    /// A real cluster to use instead of the embedded one.
+    pub kubeconfig: Option<PathBuf>,
+    /// The embedded cluster's HTTPS address for kubectl.
+    pub kube_listen: SocketAddr,
+    /// Keep the embedded cluster in memory only.
+    pub ephemeral: bool,
+    /// Scale of the embedded cluster's simulated delays.
+    pub kube_time_scale: f64,
 }
 
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -62,6 +70,14 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let audit = AuditLog::new(store.clone());
     spawn_retention(audit.clone(), options.audit_retention);
+    let simulator = match options.kubeconfig {
+        Some(_) => None,
+        None => Some(crate::cluster::Simulator::start(crate::cluster::SimConfig {
+            store: (!options.ephemeral).then(|| store.clone()),
+            time_scale: options.kube_time_scale,
+            ..Default::default()
+        })?),
+    };
     let state = AppState {
         runtime: runtime.clone(),
         identity,

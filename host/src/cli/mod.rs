@@ -168,6 +168,18 @@ struct ServeArgs {
     /// The auto-disable window, in seconds.
     #[arg(long, env = "WHARF_PLUGIN_TRAP_WINDOW_SECS", default_value_t = 60)]
     plugin_trap_window_secs: u64,
+    /// Talk to this real cluster (a kubeconfig file) instead of starting the embedded one.
+    #[arg(long, env = "WHARF_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Where the embedded cluster serves HTTPS for kubectl (`wharf cluster kubeconfig`).
+    #[arg(long, env = "WHARF_KUBE_LISTEN", default_value = "127.0.0.1:16443")]
+    kube_listen: SocketAddr,
+    /// Keep the embedded cluster's objects in memory only (lost when Wharf stops).
+    #[arg(long, env = "WHARF_EPHEMERAL")]
+    ephemeral: bool,
+    /// Scales the embedded cluster's simulated delays: 1 is real time, 0 makes pods ready at once.
+    #[arg(long, env = "WHARF_KUBE_TIME_SCALE", default_value_t = 1.0)]
+    kube_time_scale: f64,
 }
 
 impl ServeArgs {
@@ -194,6 +206,14 @@ impl ServeArgs {
             allow_registration: self.allow_registration,
             audit_retention: Duration::from_secs(self.audit_retention_days.saturating_mul(86_400)),
             limits,
+            kubeconfig: self.kubeconfig,
+            kube_listen: self.kube_listen,
+            ephemeral: self.ephemeral,
+            kube_time_scale: if self.kube_time_scale.is_finite() {
+                self.kube_time_scale.max(0.0)
+            } else {
+                1.0
+            },
         }
     }
 }

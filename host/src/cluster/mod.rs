@@ -1,0 +1,8 @@
+//! Cluster access. Every Kubernetes call Wharf makes goes through [`ClusterClient`], a
+//! kube-rs client; [`sim`] is the embedded Kubernetes API simulator that the client talks
+//! to when no real cluster is configured (in-process, and on a loopback HTTPS port for
+//! kubectl).
+
+pub mod sim;
+
+pub use sim::{SimConfig, Simulator};
