@@ -135,6 +135,13 @@ impl Server {
         if !self.extra_args.iter().any(|a| a == "--cache-dir") {
             command.arg("--cache-dir").arg(shared_cache_dir());
         }
+        // Tests run many servers at once and want rollouts to finish on the next tick.
+        if !self.extra_args.iter().any(|a| a == "--kube-listen") {
+            command.args(["--kube-listen", "127.0.0.1:0"]);
+        }
+        if !self.extra_args.iter().any(|a| a == "--kube-time-scale") {
+            command.args(["--kube-time-scale", "0"]);
+        }
         let mut child = command
             .args(&self.extra_args)
             .env("WHARF_LOG", "warn")
