@@ -123,7 +123,8 @@ pub async fn run() -> anyhow::Result<()> {
         runtime: runtime.clone(),
         identity,
         audit: AuditLog::new(store.clone()),
-        projects: wharf_host::domain::projects::Projects::new(store),
+        projects: wharf_host::domain::projects::Projects::new(store.clone()),
+        clusters: wharf_host::domain::clusters::Clusters::open(store, None, &dir.0, None).await?,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),
     };

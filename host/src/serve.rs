@@ -83,6 +83,13 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         identity,
         audit,
         projects: crate::domain::projects::Projects::new(store.clone()),
+        clusters: crate::domain::clusters::Clusters::open(
+            store.clone(),
+            simulator.clone(),
+            &options.data_dir,
+            options.kubeconfig.as_deref(),
+        )
+        .await?,
         metrics,
         ready: ready.clone(),
     };

@@ -8,11 +8,15 @@
 mod audit;
 mod auth;
 mod authz;
+mod clusters;
+mod config_items;
+mod environments;
 pub mod error;
 pub mod extract;
 mod groups;
 pub mod guard;
 mod health;
+mod namespaces;
 mod plugins;
 mod projects;
 pub mod routes;
@@ -53,6 +57,7 @@ pub struct AppState {
     pub identity: Identity,
     pub audit: AuditLog,
     pub projects: crate::domain::projects::Projects,
+    pub clusters: crate::domain::clusters::Clusters,
     pub metrics: PrometheusHandle,
     pub ready: Arc<AtomicBool>,
 }
@@ -69,6 +74,8 @@ pub struct AppState {
         (name = "users", description = "User administration"),
         (name = "groups", description = "Groups of users"),
         (name = "projects", description = "Projects and their members"),
+        (name = "clusters", description = "Regions, resource pools, clusters, namespaces and nodes"),
+        (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
@@ -98,6 +105,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(groups::routes())
         .merge(authz::routes())
         .merge(projects::routes())
+        .merge(clusters::routes())
+        .merge(namespaces::routes())
+        .merge(environments::routes())
+        .merge(config_items::routes())
         .merge(health::routes())
 }
 

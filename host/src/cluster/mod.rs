@@ -3,6 +3,9 @@
 //! to when no real cluster is configured (in-process, and on a loopback HTTPS port for
 //! kubectl).
 
+pub mod client;
 pub mod sim;
+
+pub use client::ClusterClient;
 
 pub use sim::{SimConfig, Simulator};
