@@ -3,6 +3,8 @@
 
 mod audit;
 mod client;
+mod cluster;
+mod env;
 mod plugin;
 mod project;
 mod user;
@@ -128,6 +130,55 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: plugin::PluginCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Regions (which hold resource pools).
+    Region {
+        #[command(subcommand)]
+        command: cluster::RegionCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resource pools (which hold clusters).
+    Pool {
+        #[command(subcommand)]
+        command: cluster::PoolCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Clusters Wharf deploys to: the embedded one, kubeconfigs, in-cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Namespaces of a cluster.
+    Namespace {
+        #[command(subcommand)]
+        command: cluster::NamespaceCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Nodes of a cluster and their labels.
+    Node {
+        #[command(subcommand)]
+        command: cluster::NodeCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Environments of a project and their cluster + namespace bindings.
+    Env {
+        #[command(subcommand)]
+        command: env::EnvCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Config items (ConfigMaps) of an environment.
+    ConfigItem {
+        #[command(subcommand)]
+        command: env::ConfigItemCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -264,6 +315,13 @@ pub async fn run(cli: Cli) -> i32 {
             remote,
         } => login(&remote, &username, &password).await,
         Command::Plugin { command, remote } => plugin::run(command, &remote).await,
+        Command::Region { command, remote } => cluster::run_region(command, &remote).await,
+        Command::Pool { command, remote } => cluster::run_pool(command, &remote).await,
+        Command::Cluster { command, remote } => cluster::run_cluster(command, &remote).await,
+        Command::Namespace { command, remote } => cluster::run_namespace(command, &remote).await,
+        Command::Node { command, remote } => cluster::run_node(command, &remote).await,
+        Command::Env { command, remote } => env::run_env(command, &remote).await,
+        Command::ConfigItem { command, remote } => env::run_config_item(command, &remote).await,
         Command::Audit { command, remote } => audit::run(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,
