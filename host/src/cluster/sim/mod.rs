@@ -5,11 +5,28 @@
 //! runs small controllers that roll Deployments out through ReplicaSets to Pods on
 //! simulated nodes. See `../shared/reference/kube-sim.md` for the behaviour it follows.
 
+mod admission;
+pub(crate) mod controllers;
+mod discovery;
+mod http;
+pub mod meta;
+mod patch;
+pub mod resources;
+mod selector;
+mod status;
+mod table;
+mod world;
+
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
+use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::store::Store;
+use resources::kinds;
+use world::World;
 
 /// How the simulator behaves.
 #[derive(Clone)]
@@ -35,17 +52,47 @@ impl Default for SimConfig {
     }
 }
 
+/// State shared by the HTTP handlers and the controllers.
+pub(crate) struct Shared {
+    world: Mutex<World>,
+    /// Wakes the controllers after a write.
+    wake: Notify,
+    config: SimConfig,
+}
+
+impl Shared {
+    fn world(&self) -> MutexGuard<'_, World> {
+        // A panic while holding the lock leaves the map consistent (every write is one
+        // insert or remove), so a poisoned lock is still usable.
+        self.world
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// A running simulator. Cheap to clone.
 #[derive(Clone)]
 pub struct Simulator {
+    shared: Arc<Shared>,
     router: Router,
 }
 
 impl Simulator {
-    /// Loads persisted objects (if any) and starts the controllers.
-    pub fn start(_config: SimConfig) -> anyhow::Result<Self> {
+    /// Loads persisted objects (if any), creates what a fresh cluster has (the default
+    /// namespaces, the `kubernetes` Service, the nodes) and starts the controllers.
+    /// Must be called inside a tokio runtime.
+    pub fn start(config: SimConfig) -> anyhow::Result<Self> {
+        let mut world = World::load(config.store.clone())?;
+        bootstrap(&mut world, config.nodes);
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            wake: Notify::new(),
+            config,
+        });
+        tokio::spawn(controllers::run(shared.clone()));
         Ok(Self {
-            router: Router::new(),
+            router: http::router(shared.clone()),
+            shared,
         })
     }
 
@@ -58,4 +105,37 @@ impl Simulator {
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.router(), "default")
     }
+
+    /// The current global resourceVersion (for tests and benchmarks).
+    pub fn resource_version(&self) -> u64 {
+        self.shared.world().resource_version()
+    }
+}
+
+/// The `Status` kubectl gets without a valid token.
+pub fn unauthorized() -> impl axum::response::IntoResponse {
+    status::Status::unauthorized()
+}
+
+fn bootstrap(world: &mut World, nodes: usize) {
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if world.get(kinds::namespace(), "", namespace).is_none() {
+            let _ = world.create(
+                kinds::namespace(),
+                "",
+                json!({"metadata": {"name": namespace}}),
+            );
+        }
+    }
+    if world
+        .get(kinds::service(), "default", "kubernetes")
+        .is_none()
+    {
+        let service = json!({
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+        });
+        let _ = world.create(kinds::service(), "default", service);
+    }
+    controllers::kubelet::ensure_nodes(world, nodes);
 }

@@ -1,0 +1,91 @@
+//! Garbage collection and namespace termination: dependents whose owners are gone are
+//! deleted (background propagation), owners waiting in `foregroundDeletion` lose the
+//! finalizer once their dependents are gone, and a terminating namespace is emptied and
+//! then removed.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::json;
+
+use super::write_if_changed;
+use crate::cluster::sim::meta;
+use crate::cluster::sim::resources::{RESOURCES, kinds};
+use crate::cluster::sim::world::{DeleteOptions, Key, World};
+
+const FOREGROUND: &str = "foregroundDeletion";
+
+fn no_options() -> DeleteOptions {
+    DeleteOptions {
+        propagation: None,
+        precondition_uid: None,
+        precondition_rv: None,
+    }
+}
+
+pub fn collect(world: &mut World) {
+    let mut live: HashSet<String> = HashSet::new();
+    let mut foreground: HashSet<String> = HashSet::new();
+    let mut dependents_of: HashMap<String, usize> = HashMap::new();
+    let mut orphans: Vec<Key> = Vec::new();
+    let mut terminating: Vec<String> = Vec::new();
+    for ((index, _, _), object) in world.all() {
+        live.insert(meta::uid(object).to_owned());
+        if meta::is_deleting(object) && meta::finalizers(object).iter().any(|f| f == FOREGROUND) {
+            foreground.insert(meta::uid(object).to_owned());
+        }
+        if RESOURCES[*index].is("", "Namespace") && meta::is_deleting(object) {
+            terminating.push(meta::name(object).to_owned());
+        }
+    }
+    for (key, object) in world.all() {
+        let owners = meta::owner_uids(object);
+        if owners.is_empty() {
+            continue;
+        }
+        for owner in &owners {
+            *dependents_of.entry((*owner).to_owned()).or_default() += 1;
+        }
+        let orphaned = owners.iter().all(|o| !live.contains(*o));
+        let owner_in_foreground = owners.iter().any(|o| foreground.contains(*o));
+        if (orphaned || owner_in_foreground) && !meta::is_deleting(object) {
+            orphans.push(key.clone());
+        }
+    }
+    for (index, namespace, name) in orphans {
+        let _ = world.delete(&RESOURCES[index], &namespace, &name, &no_options());
+    }
+    for uid in foreground {
+        if dependents_of.get(&uid).copied().unwrap_or(0) > 0 {
+            continue;
+        }
+        let Some((key, object)) = world
+            .all()
+            .find(|(_, o)| meta::uid(o) == uid)
+            .map(|(k, o)| (k.clone(), o.clone()))
+        else {
+            continue;
+        };
+        let mut next = object.as_ref().clone();
+        let remaining: Vec<String> = meta::finalizers(&object)
+            .into_iter()
+            .filter(|f| f != FOREGROUND)
+            .collect();
+        next["metadata"]["finalizers"] = json!(remaining);
+        write_if_changed(world, &RESOURCES[key.0], &object, next);
+    }
+    for namespace in terminating {
+        let contents = world.keys_in_namespace(&namespace);
+        if contents.is_empty() {
+            world.remove(kinds::namespace(), "", &namespace);
+            continue;
+        }
+        for (index, ns, name) in contents {
+            let pending = world
+                .get(&RESOURCES[index], &ns, &name)
+                .is_some_and(|o| meta::is_deleting(&o));
+            if !pending {
+                let _ = world.delete(&RESOURCES[index], &ns, &name, &no_options());
+            }
+        }
+    }
+}
