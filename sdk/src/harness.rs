@@ -1,8 +1,8 @@
 //! Native test harness: an in-memory Wharf host for `cargo test` (not built for wasm32).
 //!
-//! On native targets every helper in this crate (`log`, `kv`, `config`, `http`) is served
-//! by the [`Host`] whose [`Host::run`] is active on the current thread, so plugin code can
-//! be unit-tested without a wasm runtime:
+//! On native targets every helper in this crate (`log`, `kv`, `config`, `cluster`, `http`)
+//! is served by the [`Host`] whose [`Host::run`] is active on the current thread, so plugin
+//! code can be unit-tested without a wasm runtime:
 //!
 //! ```ignore
 //! use wharf_sdk::harness::{self, Host};
@@ -16,6 +16,11 @@
 //! assert!(host.logs().iter().any(|line| line.message.contains("done")));
 //! ```
 //!
+//! The in-memory cluster keeps objects by `(apiVersion, kind, namespace, name)`, checks the
+//! grant given with [`Host::grant_cluster`] like the real host does (no grant: every call
+//! is access-denied), treats `apply` as a JSON merge onto the stored object and supports
+//! equality label selectors (`a=b`, `a!=b`, `a`, `!a`).
+//!
 //! Calling a helper outside `Host::run` panics: that is a test bug, not a plugin bug.
 //! The harness has no size or rate caps; test those against the real host.
 
@@ -27,6 +32,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::HostError;
+use crate::cluster::ClusterError;
 use crate::http::{HttpError, Method, Request, Response};
 use crate::log::Level;
 use crate::meta::PluginInfo;
@@ -55,6 +61,38 @@ struct State {
     stubs: HashMap<String, Response>,
     requests: Vec<Request>,
     denied: Vec<String>,
+    cluster: ClusterState,
+}
+
+/// Key of an object in the in-memory cluster: `(apiVersion, kind, namespace, name)`.
+type ObjectKey = (String, String, String, String);
+
+#[derive(Debug, Default)]
+struct ClusterState {
+    objects: BTreeMap<ObjectKey, Value>,
+    /// Granted kinds and namespaces; `None`: no cluster grant at all.
+    grant: Option<(Vec<String>, Vec<String>)>,
+    /// When set, every cluster call (that passes the grant) fails with it.
+    error: Option<ClusterError>,
+    denied: Vec<String>,
+    resource_version: u64,
+}
+
+/// `(apiVersion, kind, namespace, name)` of an object, or why it lacks one.
+fn object_key(object: &Value) -> Result<ObjectKey, ClusterError> {
+    let field = |path: &[&str]| {
+        path.iter()
+            .try_fold(object, |v, k| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ClusterError::Invalid(format!("{}: must be a string", path.join("."))))
+    };
+    Ok((
+        field(&["apiVersion"])?,
+        field(&["kind"])?,
+        field(&["metadata", "namespace"])?,
+        field(&["metadata", "name"])?,
+    ))
 }
 
 thread_local! {
@@ -109,6 +147,28 @@ impl Host {
     /// Makes every kv call fail with `error` (e.g. `HostError::LimitExceeded`).
     pub fn fail_kv(self, error: HostError) -> Self {
         self.state.borrow_mut().kv_error = Some(error);
+        self
+    }
+
+    /// Grants the in-memory cluster's `kinds` in `namespaces` (`"*"`: any), like the
+    /// manifest's `cluster` grant. Without a grant every cluster call is access-denied.
+    pub fn grant_cluster(self, kinds: &[&str], namespaces: &[&str]) -> Self {
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        self.state.borrow_mut().cluster.grant = Some((owned(kinds), owned(namespaces)));
+        self
+    }
+
+    /// Puts `object` into the in-memory cluster as is, whatever the grant. Panics unless it
+    /// has `apiVersion`, `kind`, `metadata.namespace` and `metadata.name`.
+    pub fn cluster_object(self, object: Value) -> Self {
+        let key = object_key(&object).unwrap_or_else(|e| panic!("cluster_object: {e}"));
+        self.state.borrow_mut().cluster.objects.insert(key, object);
+        self
+    }
+
+    /// Makes every granted cluster call fail with `error` (e.g. `ClusterError::Unavailable`).
+    pub fn fail_cluster(self, error: ClusterError) -> Self {
+        self.state.borrow_mut().cluster.error = Some(error);
         self
     }
 
@@ -167,6 +227,39 @@ impl Host {
     /// URLs the plugin tried to reach that had no stub (and were denied).
     pub fn denied_urls(&self) -> Vec<String> {
         self.state.borrow().denied.clone()
+    }
+
+    /// An object in the in-memory cluster.
+    pub fn cluster_get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let key = (
+            api_version.to_string(),
+            kind.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        self.state.borrow().cluster.objects.get(&key).cloned()
+    }
+
+    /// Every object in the in-memory cluster, ordered by apiVersion, kind, namespace, name.
+    pub fn cluster_objects(&self) -> Vec<Value> {
+        self.state
+            .borrow()
+            .cluster
+            .objects
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The cluster calls refused for the grant, as `<verb> <namespace>/<kind>[/<name>]`.
+    pub fn cluster_denied(&self) -> Vec<String> {
+        self.state.borrow().cluster.denied.clone()
     }
 }
 
@@ -311,6 +404,198 @@ pub(crate) mod kv {
     }
 }
 
+/// Mirrors `wharf:host/cluster` over the in-memory objects.
+pub(crate) mod cluster {
+    use serde_json::Value;
+
+    use super::{ClusterState, ObjectKey, object_key, with_state};
+    use crate::cluster::ClusterError;
+
+    fn permits(list: &[String], name: &str) -> bool {
+        list.iter().any(|n| n == "*" || n == name)
+    }
+
+    /// Runs `f` on the objects once the grant admits `kind` in `namespace`.
+    fn with_cluster<R>(
+        verb: &str,
+        kind: &str,
+        namespace: &str,
+        name: Option<&str>,
+        f: impl FnOnce(&mut ClusterState) -> Result<R, ClusterError>,
+    ) -> Result<R, ClusterError> {
+        with_state("cluster", |s| {
+            let c = &mut s.cluster;
+            let refusal = match &c.grant {
+                None => Some("the plugin has no cluster grant".to_string()),
+                Some((kinds, _)) if !permits(kinds, kind) => {
+                    Some(format!("kind `{kind}` was not granted to this plugin"))
+                }
+                Some((_, namespaces)) if !permits(namespaces, namespace) => Some(format!(
+                    "namespace `{namespace}` was not granted to this plugin"
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = refusal {
+                let what = match name {
+                    Some(name) => format!("{verb} {namespace}/{kind}/{name}"),
+                    None => format!("{verb} {namespace}/{kind}"),
+                };
+                c.denied.push(what);
+                return Err(ClusterError::AccessDenied(why));
+            }
+            if let Some(error) = &c.error {
+                return Err(error.clone());
+            }
+            f(c)
+        })
+    }
+
+    fn key(api_version: &str, kind: &str, namespace: &str, name: &str) -> ObjectKey {
+        (
+            api_version.to_string(),
+            kind.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        )
+    }
+
+    pub(crate) fn get(
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, ClusterError> {
+        with_cluster("get", kind, namespace, Some(name), |c| {
+            let key = key(api_version, kind, namespace, name);
+            Ok(c.objects.get(&key).map(Value::to_string))
+        })
+    }
+
+    pub(crate) fn list(
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, ClusterError> {
+        let selector = parse_selector(label_selector.unwrap_or(""))?;
+        with_cluster("list", kind, namespace, None, |c| {
+            Ok(c.objects
+                .iter()
+                .filter(|((v, k, ns, _), _)| v == api_version && k == kind && ns == namespace)
+                .filter(|(_, object)| selector.iter().all(|r| r.matches(object)))
+                .map(|(_, object)| object.to_string())
+                .collect())
+        })
+    }
+
+    pub(crate) fn apply(
+        object_json: &str,
+        _field_manager: Option<&str>,
+    ) -> Result<String, ClusterError> {
+        let object: Value = serde_json::from_str(object_json)
+            .map_err(|e| ClusterError::Invalid(format!("object: not valid JSON: {e}")))?;
+        let key = object_key(&object)?;
+        let (_, kind, namespace, name) = key.clone();
+        with_cluster("apply", &kind, &namespace, Some(&name), |c| {
+            c.resource_version += 1;
+            let version = c.resource_version;
+            let stored = c.objects.entry(key).or_insert_with(
+                || serde_json::json!({ "metadata": { "uid": format!("harness-uid-{version}") } }),
+            );
+            merge(stored, &object);
+            stored["metadata"]["resourceVersion"] = Value::String(version.to_string());
+            Ok(stored.to_string())
+        })
+    }
+
+    pub(crate) fn delete(
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, ClusterError> {
+        with_cluster("delete", kind, namespace, Some(name), |c| {
+            Ok(c.objects
+                .remove(&key(api_version, kind, namespace, name))
+                .is_some())
+        })
+    }
+
+    /// JSON merge patch (RFC 7386): objects merge, `null` removes, anything else replaces.
+    fn merge(target: &mut Value, patch: &Value) {
+        let Value::Object(patch) = patch else {
+            *target = patch.clone();
+            return;
+        };
+        if !target.is_object() {
+            *target = Value::Object(Default::default());
+        }
+        let target = target.as_object_mut().expect("an object");
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+
+    /// One requirement of an equality-based label selector.
+    enum Requirement {
+        Equals(String, String),
+        NotEquals(String, String),
+        Exists(String),
+        Absent(String),
+    }
+
+    impl Requirement {
+        fn matches(&self, object: &Value) -> bool {
+            let label = |k: &str| object["metadata"]["labels"][k].as_str().map(str::to_string);
+            match self {
+                Requirement::Equals(k, v) => label(k).as_deref() == Some(v),
+                Requirement::NotEquals(k, v) => label(k).as_deref() != Some(v),
+                Requirement::Exists(k) => label(k).is_some(),
+                Requirement::Absent(k) => label(k).is_none(),
+            }
+        }
+    }
+
+    fn parse_selector(selector: &str) -> Result<Vec<Requirement>, ClusterError> {
+        let invalid = |part: &str| {
+            ClusterError::Invalid(format!(
+                "label-selector: `{part}` is not supported by the harness (use a=b, a!=b, a or !a)"
+            ))
+        };
+        selector
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let requirement = if let Some((k, v)) = part.split_once("!=") {
+                    Requirement::NotEquals(k.trim().into(), v.trim().into())
+                } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('='))
+                {
+                    Requirement::Equals(k.trim().into(), v.trim().into())
+                } else if let Some(k) = part.strip_prefix('!') {
+                    Requirement::Absent(k.trim().into())
+                } else {
+                    Requirement::Exists(part.into())
+                };
+                let key = match &requirement {
+                    Requirement::Equals(k, _)
+                    | Requirement::NotEquals(k, _)
+                    | Requirement::Exists(k)
+                    | Requirement::Absent(k) => k,
+                };
+                if key.is_empty() || key.contains([' ', '(', ')']) {
+                    return Err(invalid(part));
+                }
+                Ok(requirement)
+            })
+            .collect()
+    }
+}
+
 /// Mirrors `wharf:host/config` over the configured JSON.
 pub(crate) mod config {
     use super::with_state;
@@ -406,6 +691,82 @@ mod tests {
         });
         assert_eq!(host.denied_urls(), vec!["http://other/".to_string()]);
         assert_eq!(host.http_requests().len(), 2);
+    }
+
+    #[test]
+    fn cluster_applies_lists_and_deletes_within_the_grant() {
+        let host = Host::new()
+            .grant_cluster(&["ConfigMap"], &["team-a"])
+            .cluster_object(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "old", "namespace": "team-a", "labels": {"app": "other"}},
+            }));
+        host.run(|| {
+            let stored: Value = crate::cluster::apply(&json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm", "namespace": "team-a", "labels": {"app": "web"}},
+                "data": {"a": "1"},
+            }))
+            .expect("apply");
+            assert_eq!(stored["metadata"]["resourceVersion"], "1");
+            let merged: Value = crate::cluster::apply(&json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "cm", "namespace": "team-a"},
+                "data": {"b": "2"},
+            }))
+            .expect("apply again");
+            assert_eq!(merged["data"], json!({"a": "1", "b": "2"}));
+            assert_eq!(merged["metadata"]["uid"], stored["metadata"]["uid"]);
+            let got: Option<Value> =
+                crate::cluster::get("v1", "ConfigMap", "team-a", "cm").expect("get");
+            assert_eq!(got.as_ref(), Some(&merged));
+            let web: Vec<Value> =
+                crate::cluster::list("v1", "ConfigMap", "team-a", Some("app=web")).expect("list");
+            assert_eq!(web, vec![merged]);
+            let all: Vec<Value> =
+                crate::cluster::list("v1", "ConfigMap", "team-a", None).expect("list");
+            assert_eq!(all.len(), 2);
+            let not_web: Vec<Value> =
+                crate::cluster::list("v1", "ConfigMap", "team-a", Some("app!=web")).expect("list");
+            assert_eq!(not_web[0]["metadata"]["name"], "old");
+            assert!(crate::cluster::delete("v1", "ConfigMap", "team-a", "cm").expect("delete"));
+            assert!(!crate::cluster::delete("v1", "ConfigMap", "team-a", "cm").expect("delete"));
+        });
+        assert_eq!(host.cluster_objects().len(), 1);
+        assert!(
+            host.cluster_get("v1", "ConfigMap", "team-a", "old")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn cluster_calls_outside_the_grant_are_denied() {
+        let host = Host::new().grant_cluster(&["ConfigMap"], &["team-a"]);
+        host.run(|| {
+            let secret = crate::cluster::get::<Value>("v1", "Secret", "team-a", "s");
+            assert!(matches!(secret, Err(ClusterError::AccessDenied(m)) if m.contains("Secret")));
+            let elsewhere = crate::cluster::list::<Value>("v1", "ConfigMap", "team-b", None);
+            assert!(
+                matches!(elsewhere, Err(ClusterError::AccessDenied(m)) if m.contains("team-b"))
+            );
+            let typed = crate::cluster::apply(&json!({"kind": "ConfigMap"}));
+            assert!(matches!(typed, Err(ClusterError::Invalid(_))));
+        });
+        assert_eq!(
+            host.cluster_denied(),
+            vec![
+                "get team-a/Secret/s".to_string(),
+                "list team-b/ConfigMap".to_string()
+            ]
+        );
+        let ungranted = Host::new();
+        let refused = ungranted.run(|| crate::cluster::delete("v1", "ConfigMap", "a", "b"));
+        assert!(matches!(refused, Err(ClusterError::AccessDenied(_))));
+        let failing = Host::new()
+            .grant_cluster(&["*"], &["*"])
+            .fail_cluster(ClusterError::Unavailable("down".into()));
+        let down = failing.run(|| crate::cluster::delete("v1", "ConfigMap", "a", "b"));
+        assert_eq!(down, Err(ClusterError::Unavailable("down".into())));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   [`artifact_policy`] — re-exporting the trait to implement and its types under short
 //!   names, plus an `export_*!` macro at the crate root ([`export_step!`] …);
 //! - helpers for the host interfaces: [`log`] (and the [`trace!`] … [`error!`] macros),
-//!   [`kv`], [`config`], and [`http`] (outbound HTTP through `wasi:http`);
+//!   [`kv`], [`config`], [`cluster`] (Kubernetes objects within the granted kinds and
+//!   namespaces), and [`http`] (outbound HTTP through `wasi:http`);
 //! - [`harness`], an in-memory host so plugin code runs under plain `cargo test`.
 //!
 //! A component imports only the host interfaces its code actually calls, and the admin only
@@ -131,6 +132,7 @@ mod error;
 
 pub mod artifact_policy;
 pub mod authorizer;
+pub mod cluster;
 pub mod config;
 pub mod gray_router;
 pub mod http;

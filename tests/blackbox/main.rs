@@ -10,4 +10,5 @@ mod fixtures_used;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod plugin_cluster;
 mod projects;

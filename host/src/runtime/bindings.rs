@@ -6,6 +6,8 @@ pub mod host {
     wasmtime::component::bindgen!({
         path: "../wit/host",
         world: "imports",
+        // Cluster calls await kube-rs; to the guest they still block.
+        imports: { "wharf:host/cluster": async },
     });
 }
 

@@ -3,14 +3,15 @@
 //! Checked once when a plugin version is enabled (the Spin "configure" step): every import
 //! of the component must be base WASI or covered by an approved grant, otherwise enabling
 //! fails with a message naming the import. The linker then links only the granted Wharf
-//! interfaces; scoped checks (kv caps, outbound hosts) happen inside each interface.
+//! interfaces; scoped checks (kv caps, outbound hosts, cluster kinds and namespaces) happen
+//! inside each interface.
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::bindings::host::wharf::host as wit;
 use super::manifest::Grants;
-use super::state::{ConfigData, KvData, LogData, PluginState};
+use super::state::{ClusterData, ConfigData, KvData, LogData, PluginState};
 
 /// What an import needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,7 @@ enum Requirement {
     Log,
     Kv,
     Config,
+    Cluster,
     Http,
     /// Never linked.
     Refused(&'static str),
@@ -33,6 +35,7 @@ fn requirement(import: &str) -> Requirement {
         "wharf:host/log" => Requirement::Log,
         "wharf:host/kv" => Requirement::Kv,
         "wharf:host/config" => Requirement::Config,
+        "wharf:host/cluster" => Requirement::Cluster,
         "wasi:http/outgoing-handler" | "wasi:http/types" => Requirement::Http,
         i if i.starts_with("wasi:sockets/") => {
             Requirement::Refused("plugins reach the network only through wasi:http")
@@ -73,6 +76,7 @@ pub fn check_imports(
             Requirement::Log => grants.log.is_some(),
             Requirement::Kv => grants.kv.is_some(),
             Requirement::Config => grants.config.is_some(),
+            Requirement::Cluster => grants.cluster.is_some(),
             Requirement::Http => grants.http.is_some(),
             Requirement::Refused(why) => {
                 return Err(UngrantedImport {
@@ -113,6 +117,12 @@ pub fn linker_for(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<P
             PluginState::config_view,
         )?;
     }
+    if grants.cluster.is_some() {
+        wit::cluster::add_to_linker::<PluginState, ClusterData>(
+            &mut linker,
+            PluginState::cluster_view,
+        )?;
+    }
     if grants.http.is_some() {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     }
@@ -126,6 +136,7 @@ pub fn everything() -> Grants {
         kv: Some(Default::default()),
         config: Some(Default::default()),
         http: Some(Default::default()),
+        cluster: Some(Default::default()),
     }
 }
 
@@ -136,6 +147,10 @@ mod tests {
     #[test]
     fn imports_map_to_their_grants() {
         assert_eq!(requirement("wharf:host/kv@0.1.0"), Requirement::Kv);
+        assert_eq!(
+            requirement("wharf:host/cluster@0.1.0"),
+            Requirement::Cluster
+        );
         assert_eq!(
             requirement("wasi:http/outgoing-handler@0.2.6"),
             Requirement::Http

@@ -18,6 +18,7 @@ use crate::audit::{Actor, Entry, Outcome};
 use crate::store::StoreError;
 
 use super::call::CallError;
+use super::cluster::{ClusterAccess, ClusterScope};
 use super::grants::{self, UngrantedImport};
 use super::http::AllowList;
 use super::kv::KvNamespace;
@@ -276,6 +277,17 @@ impl Runtime {
             .unwrap_or_default();
         let allow =
             AllowList::parse(&allow_patterns).map_err(|m| invalid("grants.http.allow", m))?;
+        let scope = match &grants.cluster {
+            Some(grant) => ClusterScope::parse(grant)
+                .map_err(|(field, m)| invalid(&format!("grants.cluster.{field}"), m))?,
+            None => ClusterScope::default(),
+        };
+        let cluster = ClusterAccess::new(
+            self.inner.cluster.clone(),
+            scope,
+            self.inner.audit.clone(),
+            id,
+        );
         let observed = self.observed(id);
         let context = PluginContext {
             id: id.to_owned(),
@@ -285,6 +297,7 @@ impl Runtime {
             ring: observed.ring.clone(),
             stats: observed.stats.clone(),
             allow: Arc::new(allow),
+            cluster: Arc::new(cluster),
             limits: self.inner.limits.resolve(&manifest.limits),
         };
         Ok(ActivePlugin {
@@ -474,6 +487,10 @@ impl Runtime {
                 super::http::AllowPattern::parse(pattern)
                     .map_err(|m| invalid(&format!("grants.http.allow[{i}]"), m))?;
             }
+        }
+        if let Some(cluster) = &grants.cluster {
+            ClusterScope::parse(cluster)
+                .map_err(|(field, m)| invalid(&format!("grants.cluster.{field}"), m))?;
         }
         let plugin = match self
             .activate(&record, &version, &grants, record.settings.clone())

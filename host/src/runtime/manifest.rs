@@ -60,6 +60,8 @@ pub struct Grants {
     pub config: Option<Empty>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpGrant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterGrant>,
 }
 
 /// A grant without parameters (`log = {}`).
@@ -73,6 +75,17 @@ pub struct Empty {}
 pub struct HttpGrant {
     #[serde(default)]
     pub allow: Vec<String>,
+}
+
+/// Kubernetes access (`wharf:host/cluster`): the object kinds the plugin may touch (e.g.
+/// `ConfigMap`) and the namespaces it may touch them in; `"*"` in a list means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterGrant {
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 /// Per-plugin resource limits; absent fields take the host defaults.
@@ -141,6 +154,10 @@ impl Manifest {
                 super::http::AllowPattern::parse(pattern)
                     .map_err(|m| invalid(&format!("manifest.grants.http.allow[{i}]"), m))?;
             }
+        }
+        if let Some(cluster) = &self.grants.cluster {
+            super::cluster::ClusterScope::parse(cluster)
+                .map_err(|(field, m)| invalid(&format!("manifest.grants.cluster.{field}"), m))?;
         }
         Ok(())
     }
@@ -218,5 +235,31 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "manifest.grants.http.allow[0]");
+        let err = Manifest::parse(
+            r#"{"id":"hello","version":"1.0.0","world":"step","grants":{"cluster":{"kinds":["ConfigMap","Node"]}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "manifest.grants.cluster.kinds[1]");
+    }
+
+    #[test]
+    fn a_cluster_grant_names_kinds_and_namespaces() {
+        let manifest = Manifest::parse(
+            r#"
+            id = "hello"
+            version = "0.1.0"
+            world = "step"
+            [grants]
+            cluster = { kinds = ["ConfigMap"], namespaces = ["plugin-space"] }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.grants.cluster,
+            Some(ClusterGrant {
+                kinds: vec!["ConfigMap".into()],
+                namespaces: vec!["plugin-space".into()],
+            })
+        );
     }
 }

@@ -2,16 +2,17 @@
 //!
 //! Each enabled plugin version is an [`ActivePlugin`]: a component pre-instantiated
 //! against its world with a linker holding only its granted interfaces, plus the context
-//! (kv namespace, settings, allow-list, limits) resolved when it was enabled. A call takes
-//! the current `Arc<ActivePlugin>`, so an upgrade that swaps the map entry lets calls in
-//! flight finish on the old version while new calls use the new one. Every call gets a
-//! fresh `Store` and instance; see [`call`] for the limits applied to it and
-//! [`lifecycle`] for install, enable, upgrade and the rest.
+//! (kv namespace, settings, allow-list, cluster scope, limits) resolved when it was
+//! enabled. A call takes the current `Arc<ActivePlugin>`, so an upgrade that swaps the map
+//! entry lets calls in flight finish on the old version while new calls use the new one.
+//! Every call gets a fresh `Store` and instance; see [`call`] for the limits applied to it
+//! and [`lifecycle`] for install, enable, upgrade and the rest.
 
 pub mod authorizer;
 pub mod bindings;
 mod cache;
 mod call;
+mod cluster;
 mod config;
 mod engine;
 mod grants;
@@ -46,6 +47,7 @@ pub use stats::StatsView;
 pub use worlds::{PluginInfo, WorldPre};
 
 use cache::ComponentCache;
+use cluster::ClusterHandle;
 use engine::EpochTicker;
 use log::LogRing;
 use registry::Registry;
@@ -95,6 +97,8 @@ struct Inner {
     audit: AuditLog,
     limits: HostLimits,
     cache: ComponentCache,
+    /// The cluster plugins reach through `wharf:host/cluster`, once `serve` connects one.
+    cluster: ClusterHandle,
     slots: tokio::sync::Semaphore,
     active: RwLock<HashMap<String, Arc<ActivePlugin>>>,
     decisions: authorizer::DecisionCache,
@@ -145,6 +149,7 @@ impl Runtime {
                 store,
                 limits,
                 cache,
+                cluster: ClusterHandle::default(),
                 active: RwLock::new(HashMap::new()),
                 decisions: authorizer::DecisionCache::default(),
                 observed: Mutex::new(HashMap::new()),
@@ -152,6 +157,12 @@ impl Runtime {
                 _ticker: ticker,
             }),
         })
+    }
+
+    /// Connects `wharf:host/cluster` to `client`: calls of every plugin, enabled now or
+    /// later, go to it. Until it is set those calls fail as `unavailable`.
+    pub fn set_cluster(&self, client: kube::Client) {
+        self.inner.cluster.set(client);
     }
 
     pub fn engine(&self) -> &Engine {

@@ -2,9 +2,9 @@
 //!
 //! A fresh [`PluginState`] is built for every call (isolation between callers). It carries
 //! the [`PluginContext`] resolved when the plugin version was enabled — kv namespace,
-//! settings, allow-list, limits — plus the per-call budgets and WASI state. WASI gets no
-//! preopened directories, no environment, no sockets; stdout and stderr are captured into
-//! the plugin's log ring (a Rust panic message lands there).
+//! settings, allow-list, cluster scope, limits — plus the per-call budgets and WASI state.
+//! WASI gets no preopened directories, no environment, no sockets; stdout and stderr are
+//! captured into the plugin's log ring (a Rust panic message lands there).
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::HostError;
+use super::cluster::{ClusterAccess, ClusterView};
 use super::config::ConfigView;
 use super::http::{AllowList, OutboundHooks};
 use super::kv::{KvNamespace, KvView};
@@ -35,6 +36,7 @@ pub struct PluginContext {
     pub ring: Arc<LogRing>,
     pub stats: Arc<PluginStats>,
     pub allow: Arc<AllowList>,
+    pub cluster: Arc<ClusterAccess>,
     pub limits: EffectiveLimits,
 }
 
@@ -216,6 +218,18 @@ impl PluginState {
             settings: &self.plugin.settings,
         }
     }
+
+    pub(super) fn cluster_view(&mut self) -> ClusterView<'_> {
+        let plugin = &self.plugin;
+        ClusterView {
+            access: &plugin.cluster,
+            id: &plugin.id,
+            version: &plugin.version,
+            ring: &plugin.ring,
+            stats: &plugin.stats,
+            budget: &mut self.budget,
+        }
+    }
 }
 
 impl WasiView for PluginState {
@@ -249,4 +263,8 @@ impl HasData for KvData {
 pub(super) struct ConfigData;
 impl HasData for ConfigData {
     type Data<'a> = ConfigView<'a>;
+}
+pub(super) struct ClusterData;
+impl HasData for ClusterData {
+    type Data<'a> = ClusterView<'a>;
 }
