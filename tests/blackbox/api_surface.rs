@@ -22,6 +22,13 @@ pub fn concrete(path: &str) -> String {
     path.replace("{id}", "hello")
         .replace("{code}", "shop")
         .replace("{user}", "nobody")
+        .replace("{cluster}", "embedded")
+        .replace("{namespace}", "nowhere")
+        .replace("{node}", "nowhere")
+        .replace("{env}", "dev")
+        .replace("{name}", "app-config")
+        .replace("{region}", "nowhere")
+        .replace("{pool}", "nowhere")
 }
 
 #[tokio::test]
