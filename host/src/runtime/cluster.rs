@@ -788,6 +788,23 @@ mod tests {
         assert!(f.denied_records().is_empty());
     }
 
+    #[test]
+    fn field_managers_are_the_plugins_own() {
+        let mut f = Fixture::new(&grant(&["*"], &["*"]), None);
+        let view = f.view();
+        assert_eq!(view.field_manager(None).unwrap(), "wharf-plugin-probe");
+        assert_eq!(
+            view.field_manager(Some("rollout")).unwrap(),
+            "wharf-plugin-probe-rollout"
+        );
+        for bad in ["", "a b", "x/y", &"m".repeat(MAX_FIELD_MANAGER_SUFFIX + 1)] {
+            assert!(
+                matches!(view.field_manager(Some(bad)), Err(ClusterError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn the_host_call_budget_applies() {
         let mut f = Fixture::new(&grant(&["ConfigMap"], &["a"]), None);
