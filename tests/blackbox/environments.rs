@@ -337,7 +337,8 @@ async fn the_cli_creates_binds_and_fills_an_environment() {
         "--from-file",
         &format!("nginx.conf={}", file.display()),
     ]));
-    let listed = stdout(&server.cli(&["config-item", "list", "--project", "shop", "--env", "stage"]));
+    let listed =
+        stdout(&server.cli(&["config-item", "list", "--project", "shop", "--env", "stage"]));
     assert!(
         listed.contains("web") && listed.contains("nginx.conf"),
         "{listed}"
@@ -611,4 +612,80 @@ async fn a_namespace_belongs_to_one_environment_and_roles_decide_who_changes_con
         .request("GET", "/api/v1/clusters", None, Some(&dev_token))
         .await
         .assert_problem(403, "forbidden");
+}
+
+/// kubectl to look with: `$WHARF_TEST_KUBECTL`, else the one on PATH.
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let binary = std::env::var_os("WHARF_TEST_KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let output = std::process::Command::new(&binary)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--request-timeout", "20s"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running {binary:?} failed ({e}); install kubectl or set WHARF_TEST_KUBECTL")
+        });
+    stdout(&output)
+}
+
+#[tokio::test]
+async fn kubectl_sees_the_namespace_and_config_items_of_an_environment_made_with_the_cli() {
+    let server = Server::start().await;
+    stdout(&server.cli(&["project", "create", "shop", "--name", "Shop"]));
+    stdout(&server.cli(&[
+        "env",
+        "create",
+        "dev",
+        "--project",
+        "shop",
+        "--name",
+        "Development",
+        "--type",
+        "DEVELOP",
+    ]));
+    stdout(&server.cli(&[
+        "env",
+        "bind",
+        "dev",
+        "--project",
+        "shop",
+        "--namespace",
+        "shop-dev",
+        "--create-namespace",
+    ]));
+    stdout(&server.cli(&[
+        "config-item",
+        "create",
+        "app-config",
+        "--project",
+        "shop",
+        "--env",
+        "dev",
+        "--item",
+        "LOG_LEVEL=debug",
+    ]));
+    let dir = wharf_tests::TempDir::new("kubeconfig");
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(&kubeconfig, stdout(&server.cli(&["cluster", "kubeconfig"])))
+        .expect("kubeconfig");
+
+    let namespaces = kubectl(&kubeconfig, &["get", "namespaces"]);
+    assert!(namespaces.contains("shop-dev"), "{namespaces}");
+    let configmap = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "configmap",
+            "app-config",
+            "-n",
+            "shop-dev",
+            "-o",
+            "yaml",
+        ],
+    );
+    assert!(
+        configmap.contains("LOG_LEVEL: debug") && configmap.contains("wharf.dev/env: dev"),
+        "{configmap}"
+    );
 }

@@ -111,6 +111,11 @@ pub enum ClusterCommand {
     Remove { id: String },
     /// Server version, reachability and latency.
     Health { id: String },
+    /// Prints a kubeconfig for kubectl (the embedded cluster's loopback HTTPS endpoint).
+    Kubeconfig {
+        #[arg(default_value = "embedded")]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -415,6 +420,16 @@ pub async fn run_cluster(command: ClusterCommand, remote: &Remote) -> anyhow::Re
                     "{id}: unreachable: {}",
                     health["error"].as_str().unwrap_or("?")
                 );
+            }
+        }
+        ClusterCommand::Kubeconfig { id } => {
+            let answer: Value = client
+                .get(&format!("/api/v1/clusters/{id}/kubeconfig"))
+                .await?;
+            if remote.json {
+                show(&answer);
+            } else {
+                print!("{}", answer["kubeconfig"].as_str().unwrap_or_default());
             }
         }
     }
