@@ -108,6 +108,8 @@ pub const KNOWN_RESOURCES: &[&str] = &[
     "market",
     "gray-rule",
     "cluster",
+    "region",
+    "resource-pool",
     "namespace",
     "node",
     "system",
