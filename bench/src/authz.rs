@@ -125,6 +125,7 @@ pub async fn run() -> anyhow::Result<()> {
         audit: AuditLog::new(store.clone()),
         projects: wharf_host::domain::projects::Projects::new(store.clone()),
         clusters: wharf_host::domain::clusters::Clusters::open(store, None, &dir.0, None).await?,
+        kube_endpoint: None,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),
     };

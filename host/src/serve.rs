@@ -78,6 +78,23 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
             ..Default::default()
         })?),
     };
+    let kube_endpoint = match &simulator {
+        Some(simulator) => {
+            runtime.set_cluster(simulator.client());
+            let endpoint = crate::cluster::loopback::serve(
+                simulator.router(),
+                options.kube_listen,
+                &options.data_dir.join("embedded-cluster"),
+            )
+            .await?;
+            println!(
+                "embedded cluster listening on {} (`wharf cluster kubeconfig` prints a kubeconfig)",
+                endpoint.server_url()
+            );
+            Some(endpoint)
+        }
+        None => None,
+    };
     let state = AppState {
         runtime: runtime.clone(),
         identity,
@@ -90,6 +107,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
             options.kubeconfig.as_deref(),
         )
         .await?,
+        kube_endpoint,
         metrics,
         ready: ready.clone(),
     };

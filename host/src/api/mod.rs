@@ -16,6 +16,7 @@ pub mod extract;
 mod groups;
 pub mod guard;
 mod health;
+mod kubeconfig;
 mod namespaces;
 mod plugins;
 mod projects;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub projects: crate::domain::projects::Projects,
     pub clusters: crate::domain::clusters::Clusters,
+    /// Where kubectl reaches the embedded cluster (none when a real cluster is configured).
+    pub kube_endpoint: Option<crate::cluster::LoopbackEndpoint>,
     pub metrics: PrometheusHandle,
     pub ready: Arc<AtomicBool>,
 }
@@ -109,6 +112,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(namespaces::routes())
         .merge(environments::routes())
         .merge(config_items::routes())
+        .merge(kubeconfig::routes())
         .merge(health::routes())
 }
 

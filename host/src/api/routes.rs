@@ -130,6 +130,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/v1/clusters/{cluster}", "cluster.read", "cluster:{cluster}", Granted),
     route("PATCH", "/api/v1/clusters/{cluster}", "cluster.update", "cluster:{cluster}", Granted),
     route("DELETE", "/api/v1/clusters/{cluster}", "cluster.delete", "cluster:{cluster}", Granted),
+    route("GET", "/api/v1/clusters/{cluster}/kubeconfig", "cluster.kubeconfig", "cluster:{cluster}", Granted),
     route("GET", "/api/v1/clusters/{cluster}/health", "cluster.read", "cluster:{cluster}", Granted),
     route("GET", "/api/v1/clusters/{cluster}/namespaces", "namespace.list", "cluster:{cluster}", Granted),
     route("POST", "/api/v1/clusters/{cluster}/namespaces", "namespace.create", "cluster:{cluster}", Granted),

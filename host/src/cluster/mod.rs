@@ -4,8 +4,10 @@
 //! kubectl).
 
 pub mod client;
+pub mod loopback;
 pub mod sim;
 
 pub use client::ClusterClient;
 
+pub use loopback::LoopbackEndpoint;
 pub use sim::{SimConfig, Simulator};

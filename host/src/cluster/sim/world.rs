@@ -415,17 +415,20 @@ impl World {
         object["kind"] = json!(resource.kind);
         {
             let metadata = meta::metadata_mut(&mut object);
-            for preserved in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-            ] {
-                match old["metadata"].get(preserved) {
-                    Some(value) => metadata.insert(preserved.into(), value.clone()),
-                    None => metadata.remove(preserved),
-                };
+            // Clients cannot change identity or deletion state; the controllers can.
+            if scope != UpdateScope::Controller {
+                for preserved in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
+                    match old["metadata"].get(preserved) {
+                        Some(value) => metadata.insert(preserved.into(), value.clone()),
+                        None => metadata.remove(preserved),
+                    };
+                }
             }
             metadata.insert("name".into(), json!(name));
             if resource.namespaced {

@@ -1,0 +1,304 @@
+//! kubectl (Debian's kubernetes-client 1.20, or the one on PATH) against `wharf serve`,
+//! with the kubeconfig Wharf hands out: get (Table columns), get -o yaml, apply,
+//! logs, rollout status and delete. State survives a restart unless `--ephemeral`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use futures::TryStreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, WatchEvent, WatchParams};
+use wharf_tests::{Server, TempDir};
+
+/// kubectl to test with: `$WHARF_TEST_KUBECTL` (CI points it at Debian's 1.20), else PATH.
+fn kubectl_binary() -> PathBuf {
+    std::env::var_os("WHARF_TEST_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: TempDir,
+    _dir: TempDir,
+}
+
+impl Kubectl {
+    async fn for_server(server: &Server) -> Self {
+        let reply = server.get("/api/v1/clusters/embedded/kubeconfig").await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let dir = TempDir::new("kubeconfig");
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(&kubeconfig, reply.body["kubeconfig"].as_str().unwrap()).unwrap();
+        Self {
+            kubeconfig,
+            cache: TempDir::new("kube-cache"),
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut command = Command::new(kubectl_binary());
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(["--request-timeout", "20s"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {:?} failed ({e}); install Debian's kubernetes-client or set WHARF_TEST_KUBECTL", kubectl_binary()));
+        if let Some(input) = stdin {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Wharf's own kube-rs client, configured from the same kubeconfig.
+    async fn kube_client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args, None);
+        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
+        out
+    }
+}
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: demo
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: demo
+data:
+  mode: blue
+"#;
+
+#[tokio::test]
+async fn kubectl_applies_gets_and_deletes_on_the_embedded_cluster() {
+    let server = Server::start().await;
+    let kubectl = Kubectl::for_server(&server).await;
+
+    let (ok, out, err) = kubectl.run(&["apply", "-f", "-"], Some(APP));
+    assert!(ok, "apply failed: {err}");
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    kubectl.ok(&[
+        "-n",
+        "demo",
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
+
+    // Human output comes from server-side Tables: the standard columns, not just NAME/AGE.
+    let pods = kubectl.ok(&["-n", "demo", "get", "pods"]);
+    let header = pods.lines().next().unwrap_or("");
+    for column in ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] {
+        assert!(header.contains(column), "missing {column} in {pods}");
+    }
+    assert_eq!(
+        pods.lines()
+            .filter(|l| l.contains("1/1") && l.contains("Running"))
+            .count(),
+        2,
+        "{pods}"
+    );
+    let deployments = kubectl.ok(&["-n", "demo", "get", "deployments"]);
+    assert!(
+        deployments.contains("UP-TO-DATE") && deployments.contains("2/2"),
+        "{deployments}"
+    );
+    let services = kubectl.ok(&["-n", "demo", "get", "svc"]);
+    assert!(
+        services.contains("CLUSTER-IP") && services.contains("80/TCP"),
+        "{services}"
+    );
+
+    let yaml = kubectl.ok(&["-n", "demo", "get", "configmap", "settings", "-o", "yaml"]);
+    assert!(
+        yaml.contains("mode: blue") && yaml.contains("resourceVersion:"),
+        "{yaml}"
+    );
+    let logs = kubectl.ok(&["-n", "demo", "logs", "deployment/web"]);
+    assert!(
+        logs.contains("starting container web from image nginx:1.25"),
+        "{logs}"
+    );
+
+    // Re-apply with a change: kubectl sends a strategic merge patch.
+    let changed = APP.replace("mode: blue", "mode: green");
+    let (ok, out, err) = kubectl.run(&["apply", "-f", "-"], Some(&changed));
+    assert!(ok, "{err}");
+    assert!(out.contains("configmap/settings configured"), "{out}");
+    assert!(
+        kubectl
+            .ok(&[
+                "-n",
+                "demo",
+                "get",
+                "cm",
+                "settings",
+                "-o",
+                "jsonpath={.data.mode}"
+            ])
+            .contains("green")
+    );
+
+    // What kubectl changed, Wharf's own kube client sees.
+    let maps: Api<ConfigMap> = Api::namespaced(kubectl.kube_client().await, "demo");
+    assert_eq!(
+        maps.get("settings").await.unwrap().data.unwrap()["mode"],
+        "green"
+    );
+
+    // delete waits (list + watch by metadata.name) until the object is gone.
+    let deleted = kubectl.ok(&["-n", "demo", "delete", "configmap", "settings"]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let (ok, _, err) = kubectl.run(&["-n", "demo", "get", "configmap", "settings"], None);
+    assert!(!ok && err.contains("NotFound"), "{err}");
+}
+
+#[tokio::test]
+async fn kubectl_without_the_token_is_refused() {
+    let server = Server::start().await;
+    let kubectl = Kubectl::for_server(&server).await;
+    let text = std::fs::read_to_string(&kubectl.kubeconfig).unwrap();
+    let token_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap();
+    std::fs::write(
+        &kubectl.kubeconfig,
+        text.replace(token_line, "    token: not-the-token"),
+    )
+    .unwrap();
+    let (ok, _, err) = kubectl.run(&["get", "namespaces"], None);
+    assert!(!ok, "a wrong token must not read the cluster");
+    assert!(
+        err.contains("Unauthorized") || err.contains("unauthorized") || err.contains("credentials"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn cluster_objects_survive_a_restart_and_ephemeral_ones_do_not() {
+    let mut server = Server::start().await;
+    let kubectl = Kubectl::for_server(&server).await;
+    kubectl.ok(&["create", "configmap", "kept", "--from-literal=a=1"]);
+    server.kill_and_restart().await;
+    let kubectl = Kubectl::for_server(&server).await;
+    assert!(
+        kubectl
+            .ok(&["get", "configmap", "kept", "-o", "name"])
+            .contains("configmap/kept")
+    );
+
+    let mut ephemeral = Server::start_with(&["--ephemeral"]).await;
+    let kubectl = Kubectl::for_server(&ephemeral).await;
+    kubectl.ok(&["create", "configmap", "lost", "--from-literal=a=1"]);
+    ephemeral.kill_and_restart().await;
+    let kubectl = Kubectl::for_server(&ephemeral).await;
+    let (ok, _, err) = kubectl.run(&["get", "configmap", "lost"], None);
+    assert!(!ok && err.contains("NotFound"), "{err}");
+}
+
+#[tokio::test]
+async fn a_watch_from_before_a_restart_gets_410_expired() {
+    let mut server = Server::start().await;
+    let kubectl = Kubectl::for_server(&server).await;
+    kubectl.ok(&["create", "configmap", "before", "--from-literal=a=1"]);
+    let maps: Api<ConfigMap> = Api::namespaced(kubectl.kube_client().await, "default");
+    let old_rv = maps
+        .get("before")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    // A change after `old_rv` that a resumed watch would have to replay, then a restart
+    // that forgets the event history.
+    kubectl.ok(&["label", "configmap", "before", "changed=yes"]);
+    server.kill_and_restart().await;
+    let kubectl = Kubectl::for_server(&server).await;
+    let maps: Api<ConfigMap> = Api::namespaced(kubectl.kube_client().await, "default");
+    let current: u64 = maps
+        .get("before")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        current >= old_rv.parse::<u64>().unwrap(),
+        "resourceVersions keep growing across restarts"
+    );
+    let mut events = Box::pin(
+        maps.watch(&WatchParams::default().timeout(5), &old_rv)
+            .await
+            .unwrap(),
+    );
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Error(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+        }
+        other => panic!("expected an ERROR 410 event, got {other:?}"),
+    }
+}
