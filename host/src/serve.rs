@@ -72,11 +72,13 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     spawn_retention(audit.clone(), options.audit_retention);
     let simulator = match options.kubeconfig {
         Some(_) => None,
-        None => Some(crate::cluster::Simulator::start(crate::cluster::SimConfig {
-            store: (!options.ephemeral).then(|| store.clone()),
-            time_scale: options.kube_time_scale,
-            ..Default::default()
-        })?),
+        None => Some(crate::cluster::Simulator::start(
+            crate::cluster::SimConfig {
+                store: (!options.ephemeral).then(|| store.clone()),
+                time_scale: options.kube_time_scale,
+                ..Default::default()
+            },
+        )?),
     };
     let kube_endpoint = match &simulator {
         Some(simulator) => {
@@ -95,18 +97,30 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let clusters = crate::domain::clusters::Clusters::open(
+        store.clone(),
+        simulator.clone(),
+        &options.data_dir,
+        options.kubeconfig.as_deref(),
+    )
+    .await?;
+    if simulator.is_none() {
+        // Plugins reach the `--kubeconfig` cluster; a broken one is reported, not fatal,
+        // so the admin can fix it through the API.
+        match clusters.client("default").await {
+            Ok(client) => runtime.set_cluster(client.kube()),
+            Err(error) => {
+                tracing::error!(%error, "the --kubeconfig cluster is not usable");
+                eprintln!("the cluster in --kubeconfig is not usable: {error}");
+            }
+        }
+    }
     let state = AppState {
         runtime: runtime.clone(),
         identity,
         audit,
         projects: crate::domain::projects::Projects::new(store.clone()),
-        clusters: crate::domain::clusters::Clusters::open(
-            store.clone(),
-            simulator.clone(),
-            &options.data_dir,
-            options.kubeconfig.as_deref(),
-        )
-        .await?,
+        clusters,
         kube_endpoint,
         metrics,
         ready: ready.clone(),

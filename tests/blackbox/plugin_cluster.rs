@@ -40,7 +40,7 @@ async fn kubectl(server: &Server, args: &[&str]) -> Value {
         reply.body["kubeconfig"].as_str().expect("kubeconfig"),
     )
     .unwrap();
-    let output = Command::new("kubectl")
+    let output = Command::new(wharf_tests::kubectl_binary())
         .arg("--kubeconfig")
         .arg(&path)
         .args(args)

@@ -8,14 +8,7 @@ use std::process::Command;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, WatchEvent, WatchParams};
-use wharf_tests::{Server, TempDir};
-
-/// kubectl to test with: `$WHARF_TEST_KUBECTL` (CI points it at Debian's 1.20), else PATH.
-fn kubectl_binary() -> PathBuf {
-    std::env::var_os("WHARF_TEST_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("kubectl"))
-}
+use wharf_tests::{Server, TempDir, kubectl_binary};
 
 struct Kubectl {
     kubeconfig: PathBuf,

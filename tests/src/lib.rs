@@ -29,6 +29,14 @@ pub fn wharf_bin() -> PathBuf {
     profile_dir.join(format!("wharf-under-test{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// kubectl for tests that look at the embedded cluster from outside: `$WHARF_TEST_KUBECTL`
+/// (`.ci/run` points it at Debian's kubernetes-client 1.20), else `kubectl` on PATH.
+pub fn kubectl_binary() -> PathBuf {
+    std::env::var_os("WHARF_TEST_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 
