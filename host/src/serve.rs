@@ -37,6 +37,10 @@ pub struct ServeOptions {
     pub ephemeral: bool,
     /// Scale of the embedded cluster's simulated delays.
     pub kube_time_scale: f64,
+    /// Pending → Ready time of an embedded-cluster pod at time scale 1.
+    pub kube_pod_start: Duration,
+    /// Simulated nodes in the embedded cluster.
+    pub kube_nodes: usize,
 }
 
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {

@@ -231,6 +231,13 @@ struct ServeArgs {
     /// Scales the embedded cluster's simulated delays: 1 is real time, 0 makes pods ready at once.
     #[arg(long, env = "WHARF_KUBE_TIME_SCALE", default_value_t = 1.0)]
     kube_time_scale: f64,
+    /// How long a pod of the embedded cluster takes from Pending to Ready, in milliseconds
+    /// (before the time scale applies).
+    #[arg(long, env = "WHARF_KUBE_POD_START_MS", default_value_t = 2000)]
+    kube_pod_start_ms: u64,
+    /// Simulated nodes in the embedded cluster (110 pods and 8 CPUs each).
+    #[arg(long, env = "WHARF_KUBE_NODES", default_value_t = 3)]
+    kube_nodes: usize,
 }
 
 impl ServeArgs {
@@ -265,6 +272,8 @@ impl ServeArgs {
             } else {
                 1.0
             },
+            kube_pod_start: Duration::from_millis(self.kube_pod_start_ms),
+            kube_nodes: self.kube_nodes.clamp(1, 1000),
         }
     }
 }

@@ -769,7 +769,7 @@ where
 /// matching is reported DELETED, one that starts matching ADDED.
 fn filtered_event(event: &super::world::Event, matches: &impl Fn(&Value) -> bool) -> Option<Bytes> {
     let now = matches(&event.object);
-    let before = event.previous.as_deref().is_some_and(|p| matches(p));
+    let before = event.previous.as_deref().is_some_and(matches);
     let kind = match event.kind {
         EventType::Deleted => (now || before).then_some(EventType::Deleted),
         EventType::Added => now.then_some(EventType::Added),

@@ -50,6 +50,9 @@ pub struct Event {
     pub previous: Option<Arc<Value>>,
 }
 
+/// Events to replay, then the live feed.
+pub type Subscription = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 /// What an update is allowed to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateScope {
@@ -200,10 +203,7 @@ impl World {
 
     /// A receiver of future events, plus the ring's events after `after`, or `None` when
     /// those are no longer kept (the watch must answer 410 Expired).
-    pub fn subscribe(
-        &self,
-        after: u64,
-    ) -> Option<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>)> {
+    pub fn subscribe(&self, after: u64) -> Option<Subscription> {
         if after < self.replayable_after {
             return None;
         }

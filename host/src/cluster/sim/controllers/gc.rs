@@ -13,6 +13,8 @@ use crate::cluster::sim::resources::{RESOURCES, kinds};
 use crate::cluster::sim::world::{DeleteOptions, Key, World};
 
 const FOREGROUND: &str = "foregroundDeletion";
+/// Events are kept an hour, as the apiserver's default `--event-ttl`.
+const EVENT_TTL: time::Duration = time::Duration::hours(1);
 
 fn no_options() -> DeleteOptions {
     DeleteOptions {
@@ -37,7 +39,17 @@ pub fn collect(world: &mut World) {
             terminating.push(meta::name(object).to_owned());
         }
     }
+    let expired_before = time::OffsetDateTime::now_utc() - EVENT_TTL;
+    let mut expired: Vec<Key> = Vec::new();
     for (key, object) in world.all() {
+        if RESOURCES[key.0].is("", "Event")
+            && meta::str_at(object, "/lastTimestamp")
+                .and_then(meta::parse_timestamp)
+                .is_some_and(|at| at < expired_before)
+        {
+            expired.push(key.clone());
+            continue;
+        }
         let owners = meta::owner_uids(object);
         if owners.is_empty() {
             continue;
@@ -51,7 +63,7 @@ pub fn collect(world: &mut World) {
             orphans.push(key.clone());
         }
     }
-    for (index, namespace, name) in orphans {
+    for (index, namespace, name) in orphans.into_iter().chain(expired) {
         let _ = world.delete(&RESOURCES[index], &namespace, &name, &no_options());
     }
     for uid in foreground {
