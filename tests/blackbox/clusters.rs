@@ -150,6 +150,7 @@ async fn regions_pools_and_clusters_form_a_hierarchy_with_checked_input() {
             "kubeconfigPath",
         ),
         (json!({"id": "prod", "kind": "embedded"}), "kind"),
+        // Outside a pod there is no service account to use.
         (json!({"id": "prod", "kind": "in-cluster"}), "kind"),
         (json!({"id": "prod", "kind": "spaceship"}), "kind"),
         (
@@ -161,6 +162,9 @@ async fn regions_pools_and_clusters_form_a_hierarchy_with_checked_input() {
             "name",
         ),
     ] {
+        if body["kind"] == "in-cluster" && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+            continue;
+        }
         server
             .post("/api/v1/clusters", body)
             .await
@@ -488,4 +492,92 @@ async fn namespaces_are_unique_and_bound_ones_cannot_be_deleted() {
     );
     let out = stdout(&server.cli(&["namespace", "create", "team-b"]));
     assert!(out.contains("team-b"), "{out}");
+}
+
+#[tokio::test]
+async fn a_kubeconfig_cluster_is_driven_like_the_embedded_one() {
+    // Server A's embedded cluster, reached over HTTPS with the kubeconfig A hands out.
+    let a = Server::start().await;
+    let handed = a.get("/api/v1/clusters/embedded/kubeconfig").await;
+    assert_eq!(handed.status, 200, "{:?}", handed.body);
+    let kubeconfig = handed.body["kubeconfig"]
+        .as_str()
+        .expect("kubeconfig")
+        .to_owned();
+
+    // Pasted into A itself: a second cluster, reachable with a version and a latency.
+    let pasted = a
+        .post(
+            "/api/v1/clusters",
+            json!({"id": "loopback", "kind": "kubeconfig", "kubeconfig": kubeconfig}),
+        )
+        .await;
+    assert_eq!(pasted.status, 201, "{:?}", pasted.body);
+    let health = a.get("/api/v1/clusters/loopback/health").await;
+    assert_eq!(health.body["reachable"], true, "{:?}", health.body);
+
+    // Server B started with `--kubeconfig`: no embedded cluster, the file is cluster `default`.
+    let dir = wharf_tests::TempDir::new("kubeconfig");
+    let path = dir.path().join("config");
+    std::fs::write(&path, &kubeconfig).expect("kubeconfig file");
+    let b = Server::start_with(&["--kubeconfig", path.to_str().expect("utf-8 path")]).await;
+    let default = b.get("/api/v1/clusters/default").await;
+    assert_eq!(
+        (
+            default.body["kind"].as_str(),
+            default.body["hasCredentials"].as_bool(),
+            default.body["kubeconfigPath"].as_str()
+        ),
+        (Some("kubeconfig"), Some(false), path.to_str()),
+        "{:?}",
+        default.body
+    );
+    b.get("/api/v1/clusters/embedded")
+        .await
+        .assert_problem(404, "cluster-not-found");
+    let health = b.get("/api/v1/clusters/default/health").await;
+    assert_eq!(health.body["reachable"], true, "{:?}", health.body);
+
+    // The same environment story on B lands in A's cluster.
+    assert_eq!(
+        b.post("/api/v1/projects", json!({"code": "shop", "name": "Shop"}))
+            .await
+            .status,
+        201
+    );
+    let env = b
+        .post(
+            "/api/v1/projects/shop/environments",
+            json!({"envCode": "far", "envName": "Far away", "envType": "TEST"}),
+        )
+        .await;
+    assert_eq!(env.status, 201, "{:?}", env.body);
+    let bound = b
+        .post(
+            "/api/v1/projects/shop/environments/far/bindings",
+            json!({"cluster": "default", "namespace": "from-b", "createNamespace": true}),
+        )
+        .await;
+    assert_eq!(bound.status, 200, "{:?}", bound.body);
+    let item = b
+        .post(
+            "/api/v1/projects/shop/environments/far/config-items",
+            json!({"name": "settings", "items": [{"name": "k", "value": "v"}]}),
+        )
+        .await;
+    assert_eq!(item.status, 201, "{:?}", item.body);
+    let resources = b
+        .get("/api/v1/projects/shop/environments/far/resources?kind=ConfigMap")
+        .await;
+    assert!(
+        resources.body["items"].to_string().contains("settings"),
+        "{:?}",
+        resources.body
+    );
+    let in_a = a.get("/api/v1/clusters/embedded/namespaces").await;
+    assert!(
+        in_a.body["items"].to_string().contains("from-b"),
+        "{:?}",
+        in_a.body
+    );
 }
