@@ -116,6 +116,12 @@ async fn regions_pools_and_clusters_form_a_hierarchy_with_checked_input() {
     assert_eq!(pool.status, 201, "{:?}", pool.body);
     let pools = server.get("/api/v1/resource-pools?region=hb").await;
     assert_eq!(pools.body["total"], 1, "{:?}", pools.body);
+    let region = server.get("/api/v1/regions/hb").await;
+    assert_eq!(
+        region.body["resourcePools"][0]["id"], "devxb",
+        "{:?}",
+        region.body
+    );
     server
         .delete("/api/v1/regions/hb")
         .await

@@ -186,15 +186,53 @@ struct NameUpdate {
     description: Option<String>,
 }
 
-/// Regions (seed 001 areas).
+/// A resource pool as its region lists it.
+#[derive(Serialize, ToSchema)]
+struct PoolRef {
+    id: String,
+    name: String,
+}
+
+/// A region with its resource pools (seed 001 5.4.12 `resPools`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RegionView {
+    #[serde(flatten)]
+    region: Region,
+    resource_pools: Vec<PoolRef>,
+}
+
+fn region_view(state: &AppState, region: Region) -> Result<RegionView, ApiError> {
+    let resource_pools = state
+        .clusters
+        .pools(Some(&region.id))?
+        .into_iter()
+        .map(|p| PoolRef {
+            id: p.id,
+            name: p.name,
+        })
+        .collect();
+    Ok(RegionView {
+        region,
+        resource_pools,
+    })
+}
+
+/// Regions (seed 001 areas) with their resource pools.
 #[utoipa::path(get, path = "/api/v1/regions", tag = "clusters", security(("bearer" = [])),
     params(("page" = Option<u32>, Query), ("pageSize" = Option<u32>, Query)),
-    responses((status = 200, body = Page<Region>)))]
+    responses((status = 200, body = Page<RegionView>)))]
 async fn list_regions(
     State(state): State<AppState>,
     paging: Paging,
-) -> Result<axum::Json<Page<Region>>, ApiError> {
-    Ok(axum::Json(paging.apply(state.clusters.regions()?)))
+) -> Result<axum::Json<Page<RegionView>>, ApiError> {
+    let regions = state
+        .clusters
+        .regions()?
+        .into_iter()
+        .map(|r| region_view(&state, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(axum::Json(paging.apply(regions)))
 }
 
 /// Creates a region.
@@ -218,12 +256,13 @@ async fn create_region(
 }
 
 #[utoipa::path(get, path = "/api/v1/regions/{region}", tag = "clusters", security(("bearer" = [])),
-    params(("region" = String, Path)), responses((status = 200, body = Region), (status = 404, body = Problem)))]
+    params(("region" = String, Path)), responses((status = 200, body = RegionView), (status = 404, body = Problem)))]
 async fn get_region(
     State(state): State<AppState>,
     Path(region): Path<String>,
-) -> Result<axum::Json<Region>, ApiError> {
-    Ok(axum::Json(state.clusters.region(&region)?))
+) -> Result<axum::Json<RegionView>, ApiError> {
+    let region = state.clusters.region(&region)?;
+    Ok(axum::Json(region_view(&state, region)?))
 }
 
 /// Renames a region or changes its description.

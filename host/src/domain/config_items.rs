@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::environments::{EnvError, Environment, Environments, invalid};
+use super::environments::{EnvError, Environment, Environments, invalid, write_lock};
 use crate::store::{Store, StoreError};
 
 /// Kubernetes' limit on the data of one ConfigMap.
@@ -342,6 +342,7 @@ impl ConfigItems {
         new: NewConfigItem,
         actor: &str,
     ) -> Result<ConfigItem, EnvError> {
+        let _writing = write_lock().await;
         let environment = self.envs.get(project, env)?;
         validate_name(&new.name)?;
         validate_entries(&new.items)?;
@@ -385,6 +386,7 @@ impl ConfigItems {
         items: Vec<NewEntry>,
         actor: &str,
     ) -> Result<ConfigItem, EnvError> {
+        let _writing = write_lock().await;
         let mut item = self.get(project, env, name)?;
         validate_entries(&items)?;
         item.items = entries(name, items);
@@ -405,6 +407,7 @@ impl ConfigItems {
         env: &str,
         name: &str,
     ) -> Result<ConfigItem, EnvError> {
+        let _writing = write_lock().await;
         let item = self.get(project, env, name)?;
         let client = self.envs.clusters().client(&item.cluster).await?;
         client.delete_configmap(&item.namespace, &item.name).await?;

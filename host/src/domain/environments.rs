@@ -177,6 +177,15 @@ pub(crate) fn invalid(field: &str, message: impl Into<String>) -> EnvError {
     }
 }
 
+/// Serializes changes to environments and config items within this process, so two
+/// requests cannot bind one namespace twice or create one config item twice between the
+/// check and the write. Cluster calls under it are bounded by the client's timeouts.
+static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub(crate) async fn write_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    WRITES.lock().await
+}
+
 fn key(project: &str, env: &str) -> String {
     Store::key(&["envs", project, env])
 }
@@ -299,6 +308,7 @@ impl Environments {
         new: NewEnvironment,
         actor: &str,
     ) -> Result<Environment, EnvError> {
+        let _writing = write_lock().await;
         self.project(project)?;
         validate_code(&new.env_code)?;
         validate_name(&new.env_name)?;
@@ -352,6 +362,7 @@ impl Environments {
         code: &str,
         update: EnvironmentUpdate,
     ) -> Result<Environment, EnvError> {
+        let _writing = write_lock().await;
         let mut env = self.get(project, code)?;
         if let Some(name) = update.env_name {
             validate_name(&name)?;
@@ -377,6 +388,7 @@ impl Environments {
 
     /// Deletes an environment without config items; its namespaces stay in their clusters.
     pub async fn delete(&self, project: &str, code: &str) -> Result<Environment, EnvError> {
+        let _writing = write_lock().await;
         let env = self.get(project, code)?;
         let names = super::config_items::names_in(&self.store, project, code, None)?;
         if !names.is_empty() {
@@ -398,6 +410,7 @@ impl Environments {
         new: NewBinding,
         actor: &str,
     ) -> Result<Environment, EnvError> {
+        let _writing = write_lock().await;
         let mut env = self.get(project, code)?;
         validate_namespace("namespace", &new.namespace)?;
         let cluster = self.clusters.get(&new.cluster).map_err(|_| {
@@ -474,6 +487,7 @@ impl Environments {
         cluster: &str,
         namespace: &str,
     ) -> Result<Environment, EnvError> {
+        let _writing = write_lock().await;
         let mut env = self.get(project, code)?;
         let before = env.bindings.len();
         env.bindings
