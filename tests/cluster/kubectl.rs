@@ -295,3 +295,67 @@ async fn a_watch_from_before_a_restart_gets_410_expired() {
         other => panic!("expected an ERROR 410 event, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn kubectl_rollout_undo_returns_to_the_previous_replica_set() {
+    let server = Server::start().await;
+    let kubectl = Kubectl::for_server(&server).await;
+    let (ok, _, err) = kubectl.run(&["apply", "-f", "-"], Some(APP));
+    assert!(ok, "{err}");
+    kubectl.ok(&[
+        "-n",
+        "demo",
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
+    kubectl.ok(&[
+        "-n",
+        "demo",
+        "set",
+        "image",
+        "deployment/web",
+        "web=nginx:1.26",
+    ]);
+    kubectl.ok(&[
+        "-n",
+        "demo",
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
+    kubectl.ok(&["-n", "demo", "rollout", "undo", "deployment/web"]);
+    kubectl.ok(&[
+        "-n",
+        "demo",
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
+    let sets = kubectl.ok(&["-n", "demo", "get", "rs", "-o", "name"]);
+    assert_eq!(
+        sets.lines().count(),
+        2,
+        "undo reuses the first replica set: {sets}"
+    );
+    let history = kubectl.ok(&["-n", "demo", "rollout", "history", "deployment/web"]);
+    let revisions: Vec<&str> = history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(revisions, ["2", "3"], "{history}");
+    let image = kubectl.ok(&[
+        "-n",
+        "demo",
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "nginx:1.25");
+}

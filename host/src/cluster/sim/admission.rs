@@ -119,6 +119,14 @@ pub fn admit(
     }
     let invalid =
         |field: &str, message: String| Status::invalid(resource, &name, &[(field, message)]);
+    let pod_spec = match resource.kind {
+        "Pod" => object.get_mut("spec"),
+        "Deployment" | "ReplicaSet" | "Job" => object.pointer_mut("/spec/template/spec"),
+        _ => None,
+    };
+    if let Some(pod_spec) = pod_spec {
+        default_container_ports(pod_spec);
+    }
     match (resource.group, resource.kind) {
         ("", "Namespace") => {
             if old.is_none() {
@@ -210,6 +218,24 @@ pub fn admit(
         _ => {}
     }
     Ok(())
+}
+
+/// Container ports default to TCP, as the apiserver fills them in.
+fn default_container_ports(pod_spec: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        let Some(Value::Array(containers)) = pod_spec.get_mut(list) else {
+            continue;
+        };
+        for container in containers {
+            if let Some(Value::Array(ports)) = container.get_mut("ports") {
+                for port in ports.iter_mut().filter(|p| p.is_object()) {
+                    if port.get("protocol").is_none() {
+                        port["protocol"] = json!("TCP");
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn admit_workload(

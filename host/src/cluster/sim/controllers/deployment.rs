@@ -18,9 +18,25 @@ const REVISION: &str = "deployment.kubernetes.io/revision";
 const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 const HASH_LABEL: &str = "pod-template-hash";
 
+/// Drops nulls and empty objects, which clients built on Go types add freely
+/// (`creationTimestamp: null`, `resources: {}` in what `kubectl rollout undo` sends).
+fn without_empties(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                without_empties(child);
+            }
+            map.retain(|_, v| !v.is_null() && !v.as_object().is_some_and(|o| o.is_empty()));
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_empties),
+        _ => {}
+    }
+}
+
 /// The template without the hash label (what "the same template" compares).
 fn bare_template(template: Option<&Value>) -> Value {
     let mut template = template.cloned().unwrap_or(json!({}));
+    without_empties(&mut template);
     if let Some(Value::Object(labels)) = template.pointer_mut("/metadata/labels") {
         labels.remove(HASH_LABEL);
         if labels.is_empty()
@@ -552,6 +568,13 @@ mod tests {
         assert_eq!(fenceposts(&deployment), (3, 2));
         let both_zero = json!({"spec": {"replicas": 3, "strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}}});
         assert_eq!(fenceposts(&both_zero), (0, 1));
+    }
+
+    #[test]
+    fn templates_differing_only_in_go_zero_values_are_the_same() {
+        let ours = json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}});
+        let kubectls = json!({"metadata": {"creationTimestamp": null, "labels": {"app": "web", "pod-template-hash": "abc"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1", "resources": {}}]}});
+        assert_eq!(bare_template(Some(&ours)), bare_template(Some(&kubectls)));
     }
 
     #[test]
