@@ -616,7 +616,7 @@ async fn a_namespace_belongs_to_one_environment_and_roles_decide_who_changes_con
 
 /// kubectl to look with: `$WHARF_TEST_KUBECTL`, else the one on PATH.
 fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
-    let binary = std::env::var_os("WHARF_TEST_KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let binary = wharf_tests::kubectl_binary();
     let output = std::process::Command::new(&binary)
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -688,4 +688,51 @@ async fn kubectl_sees_the_namespace_and_config_items_of_an_environment_made_with
         configmap.contains("LOG_LEVEL: debug") && configmap.contains("wharf.dev/env: dev"),
         "{configmap}"
     );
+}
+
+#[tokio::test]
+async fn environments_config_items_and_sealed_credentials_survive_kill_9() {
+    let mut server = Server::start().await;
+    project(&server).await;
+    env(&server, "dev").await;
+    bind_new(&server, "dev", "shop-dev").await;
+    let created = server
+        .post(
+            &format!("{ENVS}/dev/config-items"),
+            json!({"name": "app", "items": [{"name": "k", "value": "v"}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let kubeconfig = "apiVersion: v1
+kind: Config
+clusters: [{name: far, cluster: {server: 'https://127.0.0.1:9'}}]
+users: [{name: u, user: {token: sealed-token}}]
+contexts: [{name: c, context: {cluster: far, user: u}}]
+current-context: c
+";
+    let far = server
+        .post(
+            "/api/v1/clusters",
+            json!({"id": "far", "kind": "kubeconfig", "kubeconfig": kubeconfig}),
+        )
+        .await;
+    assert_eq!(far.status, 201, "{:?}", far.body);
+
+    server.kill_and_restart().await;
+    let read = server.get(&format!("{ENVS}/dev/config-items/app")).await;
+    assert_eq!(read.status, 200, "{:?}", read.body);
+    assert_eq!(read.body["clusterState"], "in-sync", "{:?}", read.body);
+    let env = server.get(&format!("{ENVS}/dev")).await;
+    assert_eq!(
+        env.body["bindings"][0]["namespace"], "shop-dev",
+        "{:?}",
+        env.body
+    );
+    // The sealed kubeconfig still opens: the cluster is unreachable, not misconfigured.
+    server
+        .get("/api/v1/clusters/far/namespaces")
+        .await
+        .assert_problem(503, "cluster-unreachable");
+    let clusters = server.get("/api/v1/clusters").await;
+    assert_eq!(clusters.body["total"], 2, "{:?}", clusters.body);
 }
