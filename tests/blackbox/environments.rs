@@ -736,3 +736,22 @@ current-context: c
     let clusters = server.get("/api/v1/clusters").await;
     assert_eq!(clusters.body["total"], 2, "{:?}", clusters.body);
 }
+
+#[tokio::test]
+async fn a_project_with_environments_cannot_be_deleted_until_they_are_gone() {
+    let server = Server::start().await;
+    project(&server).await;
+    env(&server, "dev").await;
+    server
+        .delete("/api/v1/projects/shop")
+        .await
+        .assert_problem(409, "project-not-empty");
+    let removed = server.delete(&format!("{ENVS}/dev")).await;
+    assert!(
+        removed.status == 204 || removed.status == 200,
+        "{:?}",
+        removed.body
+    );
+    let deleted = server.delete("/api/v1/projects/shop").await;
+    assert_eq!(deleted.status, 204, "{:?}", deleted.body);
+}

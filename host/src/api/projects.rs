@@ -38,8 +38,8 @@ impl From<ProjectError> for ApiError {
             ProjectError::CodeTaken(_) => {
                 ApiError::new(StatusCode::CONFLICT, "code-taken", detail).field("code")
             }
-            ProjectError::HasApps { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "project-has-apps", detail)
+            ProjectError::NotEmpty { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "project-not-empty", detail)
             }
             ProjectError::Store(s) => s.into(),
         }

@@ -32,8 +32,12 @@ pub enum ProjectError {
     NotFound(String),
     #[error("a project with code `{0}` exists")]
     CodeTaken(String),
-    #[error("project `{code}` still owns {apps} apps; delete or move them first")]
-    HasApps { code: String, apps: usize },
+    #[error("project `{code}` still owns {count} {what}; delete or move them first")]
+    NotEmpty {
+        code: String,
+        what: &'static str,
+        count: usize,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -49,9 +53,12 @@ fn key(code: &str) -> String {
     Store::key(&["projects", code])
 }
 
-/// Where apps of a project will live; a project that owns any cannot be deleted.
-fn apps_prefix(code: &str) -> String {
-    format!("{}/", Store::key(&["apps", code]))
+/// What a project owns, by key prefix; a project that owns anything cannot be deleted.
+fn owned_prefixes(code: &str) -> [(&'static str, String); 2] {
+    [
+        ("apps", format!("{}/", Store::key(&["apps", code]))),
+        ("environments", format!("{}/", Store::key(&["envs", code]))),
+    ]
 }
 
 /// Seed 001: 3–30 characters, a lowercase letter first, then `[a-z0-9-]`.
@@ -165,15 +172,18 @@ impl Projects {
         Ok(project)
     }
 
-    /// Deletes a project that owns no apps.
+    /// Deletes a project that owns no apps and no environments.
     pub async fn delete(&self, code: &str) -> Result<Project, ProjectError> {
         let project = self.get(code)?;
-        let apps = self.store.backend().count(apps_prefix(code).as_bytes())?;
-        if apps > 0 {
-            return Err(ProjectError::HasApps {
-                code: code.to_owned(),
-                apps,
-            });
+        for (what, prefix) in owned_prefixes(code) {
+            let count = self.store.backend().count(prefix.as_bytes())?;
+            if count > 0 {
+                return Err(ProjectError::NotEmpty {
+                    code: code.to_owned(),
+                    what,
+                    count,
+                });
+            }
         }
         self.store.delete(&key(code))?;
         self.store.commit().await?;
