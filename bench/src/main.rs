@@ -3,18 +3,21 @@
 //!
 //! `cargo run --release -p wharf-bench -- plugins` (the plugin runtime)
 //! `cargo run --release -p wharf-bench -- authz` (what authorization costs a request)
+//! `cargo run --release -p wharf-bench -- cluster [DEPLOYMENTS]` (the embedded Kubernetes
+//! API simulator: a 1,000-Deployment rollout, watch latency, RSS, `kubectl get pods -A`)
 //!
 //! (`wharf-bench wharf …` runs the `wharf` CLI itself; the cold-start figure uses it so
 //! the benchmark needs no separately built binary.)
 
 mod authz;
+mod cluster;
 mod plugins;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("wharf") => std::process::exit(wharf_host::cli::main_from(args.into_iter().skip(1))),
-        Some(which @ ("plugins" | "authz")) => {
+        Some(which @ ("plugins" | "authz" | "cluster")) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -22,6 +25,17 @@ fn main() {
                 .expect("tokio runtime");
             let outcome = match which {
                 "plugins" => runtime.block_on(plugins::run()),
+                "cluster" => {
+                    let deployments = match args.get(2).map(|a| a.to_str().map(str::parse)) {
+                        None => 1000,
+                        Some(Some(Ok(n))) if n > 0 => n,
+                        _ => {
+                            eprintln!("usage: wharf-bench cluster [DEPLOYMENTS]");
+                            std::process::exit(2);
+                        }
+                    };
+                    runtime.block_on(cluster::run(deployments))
+                }
                 _ => runtime.block_on(authz::run()),
             };
             if let Err(error) = outcome {
@@ -30,7 +44,7 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: wharf-bench plugins|authz");
+            eprintln!("usage: wharf-bench plugins|authz|cluster [DEPLOYMENTS]");
             std::process::exit(2);
         }
     }
