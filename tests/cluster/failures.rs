@@ -147,3 +147,35 @@ async fn slow_starts_take_longer_than_normal_pods() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rollout_that_cannot_progress_reports_progress_deadline_exceeded() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = wharf_host::cluster::Simulator::start(wharf_host::cluster::SimConfig {
+        time_scale: 1.0,
+        pod_start_delay: std::time::Duration::from_millis(10),
+        ..Default::default()
+    })
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(sim.client(), "default");
+    let mut stuck = deployment("stalled", 1, "app:never-ready");
+    stuck["spec"]["progressDeadlineSeconds"] = json!(1);
+    deployments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(stuck).unwrap(),
+        )
+        .await
+        .unwrap();
+    let reason = wait_for("the progress deadline", || async {
+        let d = deployments.get("stalled").await.ok()?;
+        let progressing = d
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing")?;
+        (progressing.status == "False").then_some(progressing.reason.unwrap_or_default())
+    })
+    .await;
+    assert_eq!(reason, "ProgressDeadlineExceeded");
+}

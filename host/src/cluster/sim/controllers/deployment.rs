@@ -482,7 +482,10 @@ fn write_status(
         let last_progress = previous_progressing
             .and_then(|c| meta::str_at(c, "/lastUpdateTime"))
             .and_then(meta::parse_timestamp);
+        // At time scale 0 simulated time stands still between passes, so no deadline
+        // can pass; a busy controller must not read as a stalled rollout.
         let stalled = !progressed
+            && clock.time_scale > 0.0
             && last_progress.is_some_and(|at| {
                 let elapsed = (time::OffsetDateTime::now_utc() - at)
                     .whole_milliseconds()
