@@ -475,6 +475,7 @@ async fn rollout(
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (sim, counters, stop) = (sim.clone(), counters.clone(), stop.clone());
+        let (late, debug_client) = (late.clone(), client.clone());
         tokio::spawn(async move {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -484,12 +485,20 @@ async fn rollout(
                     counters.ready.load(Ordering::Relaxed),
                 ));
                 if std::env::var_os("WHARF_BENCH_DEBUG").is_some() {
+                    // What a list says, to tell a slow simulator from a slow watch.
+                    let listed = Api::<Deployment>::all(debug_client.clone())
+                        .list(&ListParams::default())
+                        .await
+                        .map(|l| l.items.iter().filter(|d| available(d) == REPLICAS).count())
+                        .unwrap_or(0);
                     eprintln!(
-                        "debug: {:.2} s rv {} available {} watcher events {}",
+                        "debug: {:.2} s rv {} available: watcher {} (events {}), list {listed}, paged watcher {} (events {})",
                         t0.elapsed().as_secs_f64(),
                         sim.resource_version(),
                         counters.ready.load(Ordering::Relaxed),
-                        counters.events.load(Ordering::Relaxed)
+                        counters.events.load(Ordering::Relaxed),
+                        late.ready.load(Ordering::Relaxed),
+                        late.events.load(Ordering::Relaxed),
                     );
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
