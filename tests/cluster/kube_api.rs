@@ -198,6 +198,10 @@ async fn crud_through_kube_rs_keeps_metadata_semantics() {
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 3);
+    assert_eq!(
+        rest.metadata.resource_version, first.metadata.resource_version,
+        "every page answers with the first page's resourceVersion"
+    );
     assert!(rest.metadata.continue_.as_deref().unwrap_or("").is_empty());
     let bad = api
         .list(&ListParams::default().labels("batch in paged"))

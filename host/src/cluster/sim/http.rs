@@ -260,11 +260,19 @@ fn list(
         None => None,
     };
     let world = shared.world();
-    let rv = world.resource_version().to_string();
+    let rv = match &after {
+        Some((first_rv, _, _)) if *first_rv < world.oldest_replayable() => {
+            return Err(Status::expired(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ));
+        }
+        Some((first_rv, _, _)) => first_rv.to_string(),
+        None => world.resource_version().to_string(),
+    };
     let mut matching = world
         .list(target.resource, namespace_filter(target))
         .filter(|object| {
-            after.as_ref().is_none_or(|(ns, name)| {
+            after.as_ref().is_none_or(|(_, ns, name)| {
                 (meta::namespace(object), meta::name(object)) > (ns.as_str(), name.as_str())
             })
         })
@@ -279,7 +287,7 @@ fn list(
         .then(|| {
             items
                 .last()
-                .map(|last| encode_continue(meta::namespace(last), meta::name(last)))
+                .map(|last| encode_continue(&rv, meta::namespace(last), meta::name(last)))
         })
         .flatten();
     if wants_table {
@@ -306,20 +314,28 @@ fn list(
     .into_response())
 }
 
-fn encode_continue(namespace: &str, name: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{namespace}\u{0}{name}"))
+/// A continue token: the first page's resourceVersion (every page answers with it, so a
+/// watch that follows a paged list replays what changed meanwhile) and the last key.
+fn encode_continue(rv: &str, namespace: &str, name: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{rv}\u{0}{namespace}\u{0}{name}"))
 }
 
-fn decode_continue(token: &str) -> Result<(String, String), Status> {
+/// (first page's resourceVersion, namespace, name) of a continue token.
+fn decode_continue(token: &str) -> Result<(u64, String, String), Status> {
+    let invalid = || Status::bad_request("invalid continue token");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
-        .map_err(|_| Status::bad_request("invalid continue token"))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| Status::bad_request("invalid continue token"))?;
-    let (namespace, name) = text
-        .split_once('\u{0}')
-        .ok_or_else(|| Status::bad_request("invalid continue token"))?;
-    Ok((namespace.to_owned(), name.to_owned()))
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let mut parts = text.splitn(3, '\u{0}');
+    let rv = parts
+        .next()
+        .and_then(|rv| rv.parse().ok())
+        .ok_or_else(invalid)?;
+    let namespace = parts.next().ok_or_else(invalid)?;
+    let name = parts.next().ok_or_else(invalid)?;
+    Ok((rv, namespace.to_owned(), name.to_owned()))
 }
 
 async fn create(shared: &Shared, target: &Target, body: &Bytes) -> Result<Response, Status> {
@@ -813,7 +829,7 @@ impl Shared {
             (change(&mut world), world.store())
         };
         if result.is_ok() {
-            self.wake.notify_one();
+            self.wake.ring();
             World::commit(&store).await;
         }
         result

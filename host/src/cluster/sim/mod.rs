@@ -17,12 +17,11 @@ mod status;
 mod table;
 mod world;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
 use serde_json::json;
-use tokio::sync::Notify;
 
 use crate::store::Store;
 use resources::kinds;
@@ -56,7 +55,7 @@ impl Default for SimConfig {
 pub(crate) struct Shared {
     world: Mutex<World>,
     /// Wakes the controllers after a write.
-    wake: Notify,
+    wake: Wake,
     config: SimConfig,
 }
 
@@ -70,6 +69,33 @@ impl Shared {
     }
 }
 
+/// A doorbell for the controller thread: rung by every API write.
+#[derive(Default)]
+pub(crate) struct Wake {
+    rung: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Wake {
+    fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.signal.notify_one();
+    }
+
+    /// Waits until rung or `timeout` passes.
+    fn wait(&self, timeout: Duration) {
+        let mut rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
+        if !*rung {
+            rung = self
+                .signal
+                .wait_timeout(rung, timeout)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        *rung = false;
+    }
+}
+
 /// A running simulator. Cheap to clone.
 #[derive(Clone)]
 pub struct Simulator {
@@ -79,17 +105,20 @@ pub struct Simulator {
 
 impl Simulator {
     /// Loads persisted objects (if any), creates what a fresh cluster has (the default
-    /// namespaces, the `kubernetes` Service, the nodes) and starts the controllers.
-    /// Must be called inside a tokio runtime.
+    /// namespaces, the `kubernetes` Service, the nodes) and starts the controllers on
+    /// their own thread (they stop once every clone of the simulator is gone).
     pub fn start(config: SimConfig) -> anyhow::Result<Self> {
         let mut world = World::load(config.store.clone())?;
         bootstrap(&mut world, config.nodes);
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
-            wake: Notify::new(),
+            wake: Wake::default(),
             config,
         });
-        tokio::spawn(controllers::run(shared.clone()));
+        let controllers = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("wharf-kube-controllers".into())
+            .spawn(move || controllers::run(controllers))?;
         Ok(Self {
             router: http::router(shared.clone()),
             shared,

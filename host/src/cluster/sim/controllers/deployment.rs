@@ -127,7 +127,9 @@ pub fn fenceposts(deployment: &Value) -> (i64, i64) {
     }
 }
 
-pub fn sync(world: &mut World, clock: &Clock) {
+/// One pass; true while some rollout is unfinished (its progress deadline runs).
+pub fn sync(world: &mut World, clock: &Clock) -> bool {
+    let mut pending = false;
     let owned = by_controller(world, kinds::replica_set());
     let deployments: Vec<Arc<Value>> = world.list(kinds::deployment(), None).cloned().collect();
     for deployment in deployments {
@@ -138,8 +140,9 @@ pub fn sync(world: &mut World, clock: &Clock) {
             .get(meta::uid(&deployment))
             .cloned()
             .unwrap_or_default();
-        sync_one(world, clock, &deployment, sets);
+        pending |= sync_one(world, clock, &deployment, sets);
     }
+    pending
 }
 
 fn set_replicas(world: &mut World, set: &Value, replicas: i64) -> bool {
@@ -156,7 +159,13 @@ fn set_replicas(world: &mut World, set: &Value, replicas: i64) -> bool {
     true
 }
 
-fn sync_one(world: &mut World, clock: &Clock, deployment: &Value, mut sets: Vec<Arc<Value>>) {
+/// Syncs one deployment; true while its rollout is unfinished.
+fn sync_one(
+    world: &mut World,
+    clock: &Clock,
+    deployment: &Value,
+    mut sets: Vec<Arc<Value>>,
+) -> bool {
     let namespace = meta::namespace(deployment).to_owned();
     let name = meta::name(deployment).to_owned();
     let template = bare_template(deployment.pointer("/spec/template"));
@@ -252,7 +261,7 @@ fn sync_one(world: &mut World, clock: &Clock, deployment: &Value, mut sets: Vec<
                     }
                     Err(status) => {
                         tracing::debug!(message = %status.message, "creating a replica set failed");
-                        return;
+                        return true;
                     }
                 }
             }
@@ -387,7 +396,7 @@ fn sync_one(world: &mut World, clock: &Clock, deployment: &Value, mut sets: Vec<
         created_new,
         paused,
         max_unavailable,
-    );
+    )
 }
 
 fn trim_history(world: &mut World, deployment: &Value, old_sets: &[Arc<Value>]) {
@@ -431,13 +440,13 @@ fn write_status(
     created_new: bool,
     paused: bool,
     max_unavailable: i64,
-) {
+) -> bool {
     let Some(current) = world.get(
         kinds::deployment(),
         meta::namespace(deployment),
         meta::name(deployment),
     ) else {
-        return;
+        return false;
     };
     let replicas = spec_replicas(&current);
     let sum = |field: &str| sets.iter().map(|s| status_count(s, field)).sum::<i64>();
@@ -559,6 +568,7 @@ fn write_status(
         next["metadata"]["annotations"][REVISION] = json!(revision(new_set).to_string());
     }
     write_if_changed(world, kinds::deployment(), &current, next);
+    !complete && !paused
 }
 
 #[cfg(test)]

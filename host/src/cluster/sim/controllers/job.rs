@@ -18,13 +18,16 @@ fn finished(job: &Value) -> bool {
         .any(|kind| find_condition(job, kind).is_some_and(|c| c["status"] == "True"))
 }
 
-pub fn sync(world: &mut World, clock: &Clock) {
+/// One pass; true while an unfinished job has an `activeDeadlineSeconds` to watch.
+pub fn sync(world: &mut World, clock: &Clock) -> bool {
+    let mut timed = false;
     let owned = by_controller(world, kinds::pod());
     let jobs: Vec<Arc<Value>> = world.list(kinds::job(), None).cloned().collect();
     for job in jobs {
         if meta::is_deleting(&job) || finished(&job) {
             continue;
         }
+        timed |= job.pointer("/spec/activeDeadlineSeconds").is_some();
         let namespace = meta::namespace(&job).to_owned();
         let pods = owned.get(meta::uid(&job)).cloned().unwrap_or_default();
         let phase = |pod: &Value| {
@@ -142,4 +145,5 @@ pub fn sync(world: &mut World, clock: &Clock) {
         next["status"] = status;
         write_if_changed(world, kinds::job(), &current, next);
     }
+    timed
 }

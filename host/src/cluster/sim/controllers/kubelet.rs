@@ -81,7 +81,23 @@ fn container_names(pod: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn sync(world: &mut World, memory: &mut Memory, clock: &Clock) {
+/// A pod with nothing left to simulate until someone changes it.
+fn settled(pod: &Value, failure: Option<Failure>) -> bool {
+    let phase = meta::str_at(pod, "/status/phase").unwrap_or("Pending");
+    let has_statuses = pod.pointer("/status/containerStatuses").is_some();
+    match failure {
+        _ if matches!(phase, "Succeeded" | "Failed") => true,
+        Some(Failure::CrashLoop) => false,
+        Some(Failure::ImagePull) | Some(Failure::NeverReady) => has_statuses,
+        None | Some(Failure::SlowStart) => {
+            phase == "Running" && super::replicaset::is_ready(pod) && has_statuses
+        }
+    }
+}
+
+/// One pass; true while some pod waits on a timer (its start delay, a crash-loop restart).
+pub fn sync(world: &mut World, memory: &mut Memory, clock: &Clock) -> bool {
+    let mut waiting = false;
     let nodes: Vec<Arc<Value>> = world.list(kinds::node(), None).cloned().collect();
     let mut load: HashMap<String, (usize, u128)> = HashMap::new();
     let pods: Vec<Arc<Value>> = world.list(kinds::pod(), None).cloned().collect();
@@ -101,7 +117,8 @@ pub fn sync(world: &mut World, memory: &mut Memory, clock: &Clock) {
     memory.seen.retain(|uid, _| live.contains(uid.as_str()));
     let now = Instant::now();
     for pod in pods {
-        if meta::is_deleting(&pod) {
+        let failure = failure_of(&pod);
+        if meta::is_deleting(&pod) || settled(&pod, failure) {
             continue;
         }
         let mut next = pod.as_ref().clone();
@@ -152,17 +169,19 @@ pub fn sync(world: &mut World, memory: &mut Memory, clock: &Clock) {
             continue;
         }
         let started = *memory.seen.entry(meta::uid(&pod).to_owned()).or_insert(now);
-        let failure = failure_of(&pod);
         let delay = match failure {
             Some(Failure::SlowStart) => clock.scaled(clock.pod_start_delay * 10),
             _ => clock.scaled(clock.pod_start_delay),
         };
         if now.duration_since(started) < delay {
+            waiting = true;
             continue;
         }
         advance(world, memory, clock, &pod, &mut next, failure, now, started);
+        waiting |= failure == Some(Failure::CrashLoop);
         write_if_changed(world, kinds::pod(), &pod, next);
     }
+    waiting
 }
 
 #[allow(clippy::too_many_arguments)]

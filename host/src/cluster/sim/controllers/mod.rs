@@ -23,8 +23,10 @@ use super::meta;
 use super::resources::{ResourceType, kinds};
 use super::world::{UpdateScope, World};
 
-/// How often timed transitions are checked when nothing is written.
+/// How often timed transitions are checked while one is pending.
 const TICK: Duration = Duration::from_millis(100);
+/// How often an idle cluster is looked at (events expire).
+const IDLE: Duration = Duration::from_secs(5);
 /// Shortest interval between repeated simulated failures (crash-loop restarts), so a
 /// time scale of 0 does not spin.
 const MIN_REPEAT: Duration = Duration::from_millis(200);
@@ -54,41 +56,45 @@ pub struct Memory {
     pub next_pod_ip: u32,
 }
 
-/// Runs the controllers until the process ends.
-pub(crate) async fn run(shared: Arc<Shared>) {
+/// Runs the controllers until the simulator is dropped: a pass after every write, on a
+/// short tick while something waits on a timer, and rarely otherwise (event expiry). A
+/// thread of its own, so a pass never stalls the async runtime serving the API.
+pub(crate) fn run(shared: std::sync::Weak<Shared>) {
     let mut memory = Memory::default();
-    let clock = Clock {
-        time_scale: shared.config.time_scale,
-        pod_start_delay: shared.config.pod_start_delay,
-    };
     loop {
-        let changed = {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let clock = Clock {
+            time_scale: shared.config.time_scale,
+            pod_start_delay: shared.config.pod_start_delay,
+        };
+        let (changed, timed) = {
             let mut world = shared.world();
             let before = world.writes;
-            reconcile(&mut world, &mut memory, &clock);
-            world.writes != before
+            let timed = reconcile(&mut world, &mut memory, &clock);
+            (world.writes != before, timed)
         };
         if changed {
             // One step cascades into the next (Deployment → ReplicaSet → Pod); run again
-            // at once, but let the HTTP side in between.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // soon, letting API requests take the lock in between.
+            drop(shared);
+            std::thread::sleep(Duration::from_millis(2));
             continue;
         }
-        tokio::select! {
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(TICK) => {}
-        }
+        shared.wake.wait(if timed { TICK } else { IDLE });
     }
 }
 
-/// One pass of every controller.
-pub fn reconcile(world: &mut World, memory: &mut Memory, clock: &Clock) {
+/// One pass of every controller; true when something waits on a timer.
+pub fn reconcile(world: &mut World, memory: &mut Memory, clock: &Clock) -> bool {
     gc::collect(world);
-    kubelet::sync(world, memory, clock);
+    let pods_waiting = kubelet::sync(world, memory, clock);
     replicaset::sync(world);
-    deployment::sync(world, clock);
-    job::sync(world, clock);
+    let rollouts_pending = deployment::sync(world, clock);
+    let jobs_timed = job::sync(world, clock);
     endpoints::sync(world);
+    pods_waiting || (clock.time_scale > 0.0 && (rollouts_pending || jobs_timed))
 }
 
 /// Writes `object` if it differs from what is stored (controllers own these fields).
