@@ -2,10 +2,8 @@
 //! cluster only within the kinds and namespaces it was granted; every refusal is an
 //! `access-denied` value in the plugin, a log line, a stats count and an audit record.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
-use wharf_tests::{Server, TempDir, fixture};
+use wharf_tests::{Kubectl, Server, fixture};
 
 const PLUGIN: &str = "fixture-cluster-client";
 
@@ -31,28 +29,9 @@ async fn create_plugin_space(server: &Server) {
 /// Runs kubectl against the embedded cluster with the kubeconfig Wharf hands out, so what
 /// a plugin did is checked from outside the plugin.
 async fn kubectl(server: &Server, args: &[&str]) -> Value {
-    let reply = server.get("/api/v1/clusters/embedded/kubeconfig").await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let dir = TempDir::new("kubeconfig");
-    let path = dir.path().join("config");
-    std::fs::write(
-        &path,
-        reply.body["kubeconfig"].as_str().expect("kubeconfig"),
-    )
-    .unwrap();
-    let output = Command::new(wharf_tests::kubectl_binary())
-        .arg("--kubeconfig")
-        .arg(&path)
-        .args(args)
-        .args(["-o", "json"])
-        .output()
-        .expect("running kubectl");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("kubectl prints JSON")
+    let kubectl = Kubectl::for_server(server).await;
+    let output = kubectl.ok(&[args, &["-o", "json"]].concat());
+    serde_json::from_str(&output).expect("kubectl prints JSON")
 }
 
 /// Runs the fixture's step and returns its outputs, failing on any other outcome.

@@ -2,83 +2,10 @@
 //! with the kubeconfig Wharf hands out: get (Table columns), get -o yaml, apply,
 //! logs, rollout status and delete. State survives a restart unless `--ephemeral`.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, WatchEvent, WatchParams};
-use wharf_tests::{Server, TempDir, kubectl_binary};
-
-struct Kubectl {
-    kubeconfig: PathBuf,
-    cache: TempDir,
-    _dir: TempDir,
-}
-
-impl Kubectl {
-    async fn for_server(server: &Server) -> Self {
-        let reply = server.get("/api/v1/clusters/embedded/kubeconfig").await;
-        assert_eq!(reply.status, 200, "{:?}", reply.body);
-        let dir = TempDir::new("kubeconfig");
-        let kubeconfig = dir.path().join("config");
-        std::fs::write(&kubeconfig, reply.body["kubeconfig"].as_str().unwrap()).unwrap();
-        Self {
-            kubeconfig,
-            cache: TempDir::new("kube-cache"),
-            _dir: dir,
-        }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        let mut command = Command::new(kubectl_binary());
-        command
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache.path())
-            .args(["--request-timeout", "20s"])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("running {:?} failed ({e}); install Debian's kubernetes-client or set WHARF_TEST_KUBECTL", kubectl_binary()));
-        if let Some(input) = stdin {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        } else {
-            drop(child.stdin.take());
-        }
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
-    /// Wharf's own kube-rs client, configured from the same kubeconfig.
-    async fn kube_client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args, None);
-        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
-        out
-    }
-}
+use wharf_tests::{Kubectl, Server};
 
 const APP: &str = r#"
 apiVersion: v1

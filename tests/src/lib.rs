@@ -37,6 +37,80 @@ pub fn kubectl_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("kubectl"))
 }
 
+/// kubectl (and a kube-rs client) pointed at a server's embedded cluster with the
+/// kubeconfig Wharf hands out, with a discovery cache of its own.
+pub struct Kubectl {
+    pub kubeconfig: PathBuf,
+    cache: TempDir,
+    _dir: TempDir,
+}
+
+impl Kubectl {
+    pub async fn for_server(server: &Server) -> Self {
+        let reply = server.get("/api/v1/clusters/embedded/kubeconfig").await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let dir = TempDir::new("kubeconfig");
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(&kubeconfig, reply.body["kubeconfig"].as_str().unwrap()).unwrap();
+        Self {
+            kubeconfig,
+            cache: TempDir::new("kube-cache"),
+            _dir: dir,
+        }
+    }
+
+    /// Runs kubectl; (succeeded, stdout, stderr).
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut command = Command::new(kubectl_binary());
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(["--request-timeout", "20s"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {:?} failed ({e}); install Debian's kubernetes-client or set WHARF_TEST_KUBECTL", kubectl_binary()));
+        if let Some(input) = stdin {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Wharf's own kube-rs client, configured from the same kubeconfig.
+    pub async fn kube_client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Runs kubectl and fails the test unless it succeeds; stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args, None);
+        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
+        out
+    }
+}
+
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 
