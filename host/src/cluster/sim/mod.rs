@@ -116,9 +116,13 @@ impl Simulator {
             config,
         });
         let controllers = Arc::downgrade(&shared);
+        let clock = controllers::Clock {
+            time_scale: shared.config.time_scale,
+            pod_start_delay: shared.config.pod_start_delay,
+        };
         std::thread::Builder::new()
             .name("wharf-kube-controllers".into())
-            .spawn(move || controllers::run(controllers))?;
+            .spawn(move || controllers::run(controllers, clock))?;
         Ok(Self {
             router: http::router(shared.clone()),
             shared,

@@ -59,15 +59,11 @@ pub struct Memory {
 /// Runs the controllers until the simulator is dropped: a pass after every write, on a
 /// short tick while something waits on a timer, and rarely otherwise (event expiry). A
 /// thread of its own, so a pass never stalls the async runtime serving the API.
-pub(crate) fn run(shared: std::sync::Weak<Shared>) {
+pub(crate) fn run(shared: std::sync::Weak<Shared>, clock: Clock) {
     let mut memory = Memory::default();
     loop {
         let Some(shared) = shared.upgrade() else {
             return;
-        };
-        let clock = Clock {
-            time_scale: shared.config.time_scale,
-            pod_start_delay: shared.config.pod_start_delay,
         };
         let (changed, timed) = {
             let mut world = shared.world();
