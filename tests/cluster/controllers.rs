@@ -377,3 +377,57 @@ async fn jobs_complete_or_fail_after_their_backoff_limit() {
         matches!(invalid, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("restartPolicy"))
     );
 }
+
+#[tokio::test]
+async fn foreground_deletion_keeps_the_owner_until_its_dependents_are_gone() {
+    let (_sim, client) = cluster();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(deployment("front", 2, "app:1")).unwrap(),
+        )
+        .await
+        .unwrap();
+    rolled_out(&deployments, "front").await;
+    let pending = deployments
+        .delete("front", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let marked = pending
+        .left()
+        .expect("the owner stays while its dependents go");
+    assert!(
+        marked
+            .metadata
+            .finalizers
+            .unwrap()
+            .iter()
+            .any(|f| f == "foregroundDeletion")
+    );
+    wait_for("the owner to go", || async {
+        deployments
+            .get_opt("front")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    assert!(
+        pods.list(&ListParams::default().labels("app=front"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let sets: Api<ReplicaSet> = Api::namespaced(client, "default");
+    assert!(
+        sets.list(&ListParams::default().labels("app=front"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -79,7 +79,8 @@ pub enum Propagation {
     Orphan,
 }
 
-/// Options of a DELETE.
+/// Options of a DELETE; the default is what a bare DELETE asks for.
+#[derive(Default)]
 pub struct DeleteOptions {
     pub propagation: Option<Propagation>,
     pub precondition_uid: Option<String>,

@@ -415,11 +415,7 @@ fn trim_history(world: &mut World, deployment: &Value, old_sets: &[Arc<Value>]) 
         return;
     }
     for set in &idle[..idle.len() - limit] {
-        let options = DeleteOptions {
-            propagation: None,
-            precondition_uid: None,
-            precondition_rv: None,
-        };
+        let options = DeleteOptions::default();
         let _ = world.delete(
             kinds::replica_set(),
             meta::namespace(set),

@@ -16,26 +16,19 @@ const FOREGROUND: &str = "foregroundDeletion";
 /// Events are kept an hour, as the apiserver's default `--event-ttl`.
 const EVENT_TTL: time::Duration = time::Duration::hours(1);
 
-fn no_options() -> DeleteOptions {
-    DeleteOptions {
-        propagation: None,
-        precondition_uid: None,
-        precondition_rv: None,
-    }
-}
-
 pub fn collect(world: &mut World) {
     let mut live: HashSet<String> = HashSet::new();
-    let mut foreground: HashSet<String> = HashSet::new();
+    // Owners waiting in foreground deletion: uid → where they are.
+    let mut foreground: HashMap<String, Key> = HashMap::new();
     let mut dependents_of: HashMap<String, usize> = HashMap::new();
     let mut orphans: Vec<Key> = Vec::new();
     let mut terminating: Vec<String> = Vec::new();
-    for ((index, _, _), object) in world.all() {
+    for (key, object) in world.all() {
         live.insert(meta::uid(object).to_owned());
         if meta::is_deleting(object) && meta::finalizers(object).iter().any(|f| f == FOREGROUND) {
-            foreground.insert(meta::uid(object).to_owned());
+            foreground.insert(meta::uid(object).to_owned(), key.clone());
         }
-        if RESOURCES[*index].is("", "Namespace") && meta::is_deleting(object) {
+        if RESOURCES[key.0].is("", "Namespace") && meta::is_deleting(object) {
             terminating.push(meta::name(object).to_owned());
         }
     }
@@ -58,23 +51,24 @@ pub fn collect(world: &mut World) {
             *dependents_of.entry((*owner).to_owned()).or_default() += 1;
         }
         let orphaned = owners.iter().all(|o| !live.contains(*o));
-        let owner_in_foreground = owners.iter().any(|o| foreground.contains(*o));
+        let owner_in_foreground = owners.iter().any(|o| foreground.contains_key(*o));
         if (orphaned || owner_in_foreground) && !meta::is_deleting(object) {
             orphans.push(key.clone());
         }
     }
     for (index, namespace, name) in orphans.into_iter().chain(expired) {
-        let _ = world.delete(&RESOURCES[index], &namespace, &name, &no_options());
+        let _ = world.delete(
+            &RESOURCES[index],
+            &namespace,
+            &name,
+            &DeleteOptions::default(),
+        );
     }
-    for uid in foreground {
+    for (uid, key) in foreground {
         if dependents_of.get(&uid).copied().unwrap_or(0) > 0 {
             continue;
         }
-        let Some((key, object)) = world
-            .all()
-            .find(|(_, o)| meta::uid(o) == uid)
-            .map(|(k, o)| (k.clone(), o.clone()))
-        else {
+        let Some(object) = world.get(&RESOURCES[key.0], &key.1, &key.2) else {
             continue;
         };
         let mut next = object.as_ref().clone();
@@ -96,7 +90,7 @@ pub fn collect(world: &mut World) {
                 .get(&RESOURCES[index], &ns, &name)
                 .is_some_and(|o| meta::is_deleting(&o));
             if !pending {
-                let _ = world.delete(&RESOURCES[index], &ns, &name, &no_options());
+                let _ = world.delete(&RESOURCES[index], &ns, &name, &DeleteOptions::default());
             }
         }
     }

@@ -90,11 +90,7 @@ pub fn sync(world: &mut World, clock: &Clock) -> bool {
             conditions.push(condition(None, "Failed", "True", reason, message, true));
             record_event(world, &job, "Warning", reason, message.into());
             for pod in active.drain(..) {
-                let options = DeleteOptions {
-                    propagation: None,
-                    precondition_uid: None,
-                    precondition_rv: None,
-                };
+                let options = DeleteOptions::default();
                 let _ = world.delete(kinds::pod(), &namespace, meta::name(pod), &options);
             }
         } else {

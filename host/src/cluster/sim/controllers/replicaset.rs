@@ -93,11 +93,7 @@ pub fn sync(world: &mut World) {
             });
             let surplus: Vec<Arc<Value>> = owned.drain(..owned.len() - desired).collect();
             for pod in surplus {
-                let options = DeleteOptions {
-                    propagation: None,
-                    precondition_uid: None,
-                    precondition_rv: None,
-                };
+                let options = DeleteOptions::default();
                 if world
                     .delete(kinds::pod(), &namespace, meta::name(&pod), &options)
                     .is_ok()
