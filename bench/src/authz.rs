@@ -120,11 +120,13 @@ pub async fn run() -> anyhow::Result<()> {
         .build_recorder()
         .handle();
     let state = AppState {
+        store: store.clone(),
         runtime: runtime.clone(),
         identity,
         audit: AuditLog::new(store.clone()),
         projects: wharf_host::domain::projects::Projects::new(store.clone()),
-        clusters: wharf_host::domain::clusters::Clusters::open(store, None, &dir.0, None).await?,
+        clusters: wharf_host::domain::clusters::Clusters::open(store.clone(), None, &dir.0, None)
+            .await?,
         kube_endpoint: None,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),

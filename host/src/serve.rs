@@ -80,7 +80,8 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
             crate::cluster::SimConfig {
                 store: (!options.ephemeral).then(|| store.clone()),
                 time_scale: options.kube_time_scale,
-                ..Default::default()
+                pod_start_delay: options.kube_pod_start,
+                nodes: options.kube_nodes,
             },
         )?),
     };
@@ -120,6 +121,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         }
     }
     let state = AppState {
+        store: store.clone(),
         runtime: runtime.clone(),
         identity,
         audit,

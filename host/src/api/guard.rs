@@ -55,7 +55,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let mut entry = Entry::new(
         Actor::anonymous(),
         spec.action,
-        &routes::resource_for(spec, &path),
+        &super::scope::resolve(&state.store, routes::resource_for(spec, &path)),
         Outcome::Ok,
     );
     entry.request_id = request

@@ -21,6 +21,7 @@ mod namespaces;
 mod plugins;
 mod projects;
 pub mod routes;
+pub mod scope;
 mod trust;
 mod users;
 
@@ -54,6 +55,7 @@ pub const MAX_PACKAGE_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
+    pub store: crate::store::Store,
     pub runtime: Runtime,
     pub identity: Identity,
     pub audit: AuditLog,

@@ -1,7 +1,9 @@
-//! The application model: projects now; apps, environments and deployments arrive with
-//! their issues.
+//! The application model: projects, clusters, environments, config items, apps, deploy
+//! specs, deployments and the change orders that alter them.
 
 pub mod clusters;
 pub mod config_items;
+pub mod deployments;
 pub mod environments;
 pub mod projects;
+pub mod spec;
