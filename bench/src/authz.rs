@@ -119,14 +119,22 @@ pub async fn run() -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .build_recorder()
         .handle();
+    let clusters =
+        wharf_host::domain::clusters::Clusters::open(store.clone(), None, &dir.0, None).await?;
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),
         identity,
         audit: AuditLog::new(store.clone()),
         projects: wharf_host::domain::projects::Projects::new(store.clone()),
-        clusters: wharf_host::domain::clusters::Clusters::open(store.clone(), None, &dir.0, None)
-            .await?,
+        clusters: clusters.clone(),
+        #[cfg(any())] // ENGINE-OFF
+        deployer: wharf_host::domain::rollout::Deployer::new(
+            store.clone(),
+            clusters,
+            wharf_host::domain::projects::Projects::new(store.clone()),
+            AuditLog::new(store.clone()),
+        ),
         kube_endpoint: None,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),

@@ -29,6 +29,7 @@ pub fn concrete(path: &str) -> String {
         .replace("{name}", "app-config")
         .replace("{region}", "nowhere")
         .replace("{pool}", "nowhere")
+        .replace("{service}", "nowhere")
 }
 
 #[tokio::test]

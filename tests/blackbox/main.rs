@@ -14,3 +14,4 @@ mod identity;
 mod lifecycle;
 mod plugin_cluster;
 mod projects;
+mod rollouts;

@@ -27,6 +27,9 @@ pub struct Problem {
     /// The offending input field, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The change order in the way, for `change-in-flight`.
+    #[serde(rename = "changeOrderId", skip_serializing_if = "Option::is_none")]
+    pub change_order_id: Option<String>,
 }
 
 /// The `code` of a problem response, kept as a response extension for the audit log.
@@ -40,6 +43,7 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     field: Option<String>,
+    change_order_id: Option<String>,
 }
 
 impl ApiError {
@@ -49,6 +53,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             field: None,
+            change_order_id: None,
         }
     }
 
@@ -105,6 +110,7 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             code: self.code.to_owned(),
             field: self.field,
+            change_order_id: self.change_order_id,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
@@ -254,5 +260,33 @@ impl ApiError {
     fn with_code(mut self, code: &'static str) -> Self {
         self.code = code;
         self
+    }
+}
+
+#[cfg(any())] // ENGINE-OFF
+impl From<crate::domain::rollout::DeployError> for ApiError {
+    fn from(e: crate::domain::rollout::DeployError) -> Self {
+        use crate::domain::rollout::DeployError as E;
+        let detail = e.to_string();
+        let conflict = |code| ApiError::new(StatusCode::CONFLICT, code, detail.clone());
+        match e {
+            E::Invalid { field, message } => ApiError::invalid(field, message),
+            E::AppNotFound(_) => ApiError::not_found("app-not-found", detail),
+            E::AppDisabled(_) => conflict("app-disabled"),
+            E::NotDeployed { .. } => ApiError::not_found("deployment-not-found", detail),
+            E::Deleted { .. } => conflict("deployment-deleted"),
+            E::InFlight { change_order } => ApiError {
+                change_order_id: Some(change_order),
+                ..conflict("change-in-flight")
+            },
+            E::ChangeNotFound(_) => ApiError::not_found("change-order-not-found", detail),
+            E::WrongState { .. } => conflict("change-order-state"),
+            E::SelfApproval => ApiError::new(StatusCode::FORBIDDEN, "self-approval", detail),
+            E::NotAssignee { .. } => ApiError::new(StatusCode::FORBIDDEN, "not-assignee", detail),
+            E::NothingToRollBack(_) => conflict("nothing-to-roll-back"),
+            E::Env(e) => e.into(),
+            E::Cluster(_) => ApiError::new(StatusCode::BAD_GATEWAY, "cluster-unreachable", detail),
+            E::Store(e) => e.into(),
+        }
     }
 }

@@ -8,8 +8,10 @@
 mod audit;
 mod auth;
 mod authz;
+// ENGINE-OFF mod changes;
 mod clusters;
 mod config_items;
+// ENGINE-OFF mod deployments;
 mod environments;
 pub mod error;
 pub mod extract;
@@ -61,6 +63,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub projects: crate::domain::projects::Projects,
     pub clusters: crate::domain::clusters::Clusters,
+    /// Change orders: opens them and drives them through the clusters.
+    // ENGINE-OFF pub deployer: crate::domain::rollout::Deployer,
     /// Where kubectl reaches the embedded cluster (none when a real cluster is configured).
     pub kube_endpoint: Option<crate::cluster::LoopbackEndpoint>,
     pub metrics: PrometheusHandle,
@@ -81,6 +85,7 @@ pub struct AppState {
         (name = "projects", description = "Projects and their members"),
         (name = "clusters", description = "Regions, resource pools, clusters, namespaces and nodes"),
         (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
+        (name = "deployments", description = "Deployments of apps, their change orders, batches, approvals and rollbacks"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
@@ -114,6 +119,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(namespaces::routes())
         .merge(environments::routes())
         .merge(config_items::routes())
+        // ENGINE-OFF .merge(deployments::routes())
+        // ENGINE-OFF .merge(changes::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())
 }

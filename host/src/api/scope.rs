@@ -8,7 +8,7 @@ use crate::store::Store;
 
 /// Key of the change-order index: the id → `project/app/env`.
 pub fn change_index_key(id: &str) -> String {
-    Store::key(&["change-index", id])
+    crate::domain::changes::index_key(id)
 }
 
 /// Key of the app index: the id → `project/app`.

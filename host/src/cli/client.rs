@@ -121,6 +121,35 @@ impl Client {
             .unwrap_or(Value::Null))
     }
 
+    /// Opens a long-lived GET (server-sent events): the response with its body unread.
+    /// No overall timeout: the stream lasts as long as the server keeps it open.
+    pub async fn open_stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        let mut request = http
+            .get(format!("{}{path}", self.server))
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                server: self.server.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(response)
+        } else {
+            let text = response.text().await.unwrap_or_default();
+            Err(problem(status.as_u16(), text))
+        }
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
         self.send::<()>(reqwest::Method::DELETE, path, None)
             .await

@@ -2,6 +2,7 @@
 //! over REST (`--server`/`WHARF_SERVER`, `--token`/`WHARF_TOKEN`).
 
 mod audit;
+mod change;
 mod client;
 mod cluster;
 mod env;
@@ -182,6 +183,28 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Deploys an image to an environment in batches and follows the rollout.
+    Deploy {
+        #[command(flatten)]
+        args: change::DeployArgs,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Change orders: follow, approve, release batches, abort, roll back; scale, start,
+    /// stop, restart and delete deployments.
+    Change {
+        #[command(subcommand)]
+        command: change::ChangeCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Kubernetes Services of a deployment.
+    Service {
+        #[command(subcommand)]
+        command: change::ServiceCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 #[derive(clap::Args)]
@@ -332,6 +355,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Env { command, remote } => env::run_env(command, &remote).await,
         Command::ConfigItem { command, remote } => env::run_config_item(command, &remote).await,
         Command::Audit { command, remote } => audit::run(command, &remote).await,
+        Command::Deploy { args, remote } => change::run_deploy(args, &remote).await,
+        Command::Change { command, remote } => change::run_change(command, &remote).await,
+        Command::Service { command, remote } => change::run_service(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,
         Command::Authz { command, remote } => project::run_authz(command, &remote).await,

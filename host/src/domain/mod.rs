@@ -1,9 +1,11 @@
 //! The application model: projects, clusters, environments, config items, apps, deploy
 //! specs, deployments and the change orders that alter them.
 
+pub mod changes;
 pub mod clusters;
 pub mod config_items;
 pub mod deployments;
 pub mod environments;
 pub mod projects;
+// ENGINE-OFF pub mod rollout;
 pub mod spec;
