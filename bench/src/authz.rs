@@ -128,7 +128,6 @@ pub async fn run() -> anyhow::Result<()> {
         audit: AuditLog::new(store.clone()),
         projects: wharf_host::domain::projects::Projects::new(store.clone()),
         clusters: clusters.clone(),
-        #[cfg(any())] // ENGINE-OFF
         deployer: wharf_host::domain::rollout::Deployer::new(
             store.clone(),
             clusters,

@@ -5,19 +5,22 @@
 //! `cargo run --release -p wharf-bench -- authz` (what authorization costs a request)
 //! `cargo run --release -p wharf-bench -- cluster [DEPLOYMENTS]` (the embedded Kubernetes
 //! API simulator: a 1,000-Deployment rollout, watch latency, RSS, `kubectl get pods -A`)
+//! `cargo run --release -p wharf-bench -- deploys [APPS] [CONCURRENT]` (change orders over
+//! REST: 1,000 apps deployed once, then 100 concurrent batched rollouts; GET latencies, RSS)
 //!
 //! (`wharf-bench wharf …` runs the `wharf` CLI itself; the cold-start figure uses it so
 //! the benchmark needs no separately built binary.)
 
 mod authz;
 mod cluster;
+mod deploys;
 mod plugins;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("wharf") => std::process::exit(wharf_host::cli::main_from(args.into_iter().skip(1))),
-        Some(which @ ("plugins" | "authz" | "cluster")) => {
+        Some(which @ ("plugins" | "authz" | "cluster" | "deploys")) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -25,6 +28,20 @@ fn main() {
                 .expect("tokio runtime");
             let outcome = match which {
                 "plugins" => runtime.block_on(plugins::run()),
+                "deploys" => {
+                    let number = |i: usize, default: usize| match args
+                        .get(i)
+                        .map(|a| a.to_str().map(str::parse::<usize>))
+                    {
+                        None => default,
+                        Some(Some(Ok(n))) if n > 0 => n,
+                        _ => {
+                            eprintln!("usage: wharf-bench deploys [APPS] [CONCURRENT]");
+                            std::process::exit(2);
+                        }
+                    };
+                    runtime.block_on(deploys::run(number(2, 1000), number(3, 100)))
+                }
                 "cluster" => {
                     let deployments = match args.get(2).map(|a| a.to_str().map(str::parse)) {
                         None => 1000,
@@ -44,7 +61,9 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: wharf-bench plugins|authz|cluster [DEPLOYMENTS]");
+            eprintln!(
+                "usage: wharf-bench plugins|authz|cluster [DEPLOYMENTS]|deploys [APPS] [CONCURRENT]"
+            );
             std::process::exit(2);
         }
     }

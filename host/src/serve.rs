@@ -120,16 +120,13 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
             }
         }
     }
-    #[cfg(any())] // ENGINE-OFF
     let deployer = crate::domain::rollout::Deployer::new(
         store.clone(),
         clusters.clone(),
         crate::domain::projects::Projects::new(store.clone()),
         audit.clone(),
     );
-    #[cfg(any())] // ENGINE-OFF
     let resumed = deployer.resume()?;
-    #[cfg(any())] // ENGINE-OFF
     if resumed > 0 {
         tracing::info!(resumed, "change orders in flight resumed");
     }
@@ -140,7 +137,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         audit,
         projects: crate::domain::projects::Projects::new(store.clone()),
         clusters,
-        // ENGINE-OFF deployer,
+        deployer,
         kube_endpoint,
         metrics,
         ready: ready.clone(),

@@ -30,6 +30,7 @@ pub fn concrete(path: &str) -> String {
         .replace("{region}", "nowhere")
         .replace("{pool}", "nowhere")
         .replace("{service}", "nowhere")
+        .replace("{config}", "nowhere")
 }
 
 #[tokio::test]

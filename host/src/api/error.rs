@@ -263,7 +263,6 @@ impl ApiError {
     }
 }
 
-#[cfg(any())] // ENGINE-OFF
 impl From<crate::domain::rollout::DeployError> for ApiError {
     fn from(e: crate::domain::rollout::DeployError) -> Self {
         use crate::domain::rollout::DeployError as E;
@@ -286,6 +285,27 @@ impl From<crate::domain::rollout::DeployError> for ApiError {
             E::NothingToRollBack(_) => conflict("nothing-to-roll-back"),
             E::Env(e) => e.into(),
             E::Cluster(_) => ApiError::new(StatusCode::BAD_GATEWAY, "cluster-unreachable", detail),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::domain::deploy_configs::DeployConfigError> for ApiError {
+    fn from(e: crate::domain::deploy_configs::DeployConfigError) -> Self {
+        use crate::domain::deploy_configs::DeployConfigError as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid { field, message } => ApiError::invalid(field, message),
+            E::AppNotFound(_) => ApiError::not_found("app-not-found", detail),
+            E::NotFound(_) => ApiError::not_found("deploy-config-not-found", detail),
+            E::NameTaken { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "deploy-config-name-taken", detail)
+                    .field("name")
+            }
+            E::Ambiguous(_) => {
+                ApiError::new(StatusCode::CONFLICT, "deploy-config-ambiguous", detail)
+            }
+            E::Env(e) => e.into(),
             E::Store(e) => e.into(),
         }
     }

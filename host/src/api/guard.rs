@@ -29,12 +29,19 @@ pub struct AuditDetail {
     pub after: Option<Value>,
 }
 
+/// The token of `Authorization: Bearer <token>`, or, without an Authorization header,
+/// of seed 004's `X-Auth-Token: <token>`.
 fn bearer(request: &Request) -> Option<&str> {
-    let header = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let headers = request.headers();
+    let Some(header) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return headers
+            .get("x-auth-token")?
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+    };
+    let header = header.to_str().ok()?;
     header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))

@@ -5,13 +5,16 @@
 //! metrics and body-size limits. The OpenAPI 3.1 document is generated from the handler
 //! annotations, so it cannot drift from the routes.
 
+mod app_info;
+mod apps;
 mod audit;
 mod auth;
 mod authz;
-// ENGINE-OFF mod changes;
+mod changes;
 mod clusters;
 mod config_items;
-// ENGINE-OFF mod deployments;
+mod deploy_configs;
+mod deployments;
 mod environments;
 pub mod error;
 pub mod extract;
@@ -64,7 +67,7 @@ pub struct AppState {
     pub projects: crate::domain::projects::Projects,
     pub clusters: crate::domain::clusters::Clusters,
     /// Change orders: opens them and drives them through the clusters.
-    // ENGINE-OFF pub deployer: crate::domain::rollout::Deployer,
+    pub deployer: crate::domain::rollout::Deployer,
     /// Where kubectl reaches the embedded cluster (none when a real cluster is configured).
     pub kube_endpoint: Option<crate::cluster::LoopbackEndpoint>,
     pub metrics: PrometheusHandle,
@@ -84,8 +87,10 @@ pub struct AppState {
         (name = "groups", description = "Groups of users"),
         (name = "projects", description = "Projects and their members"),
         (name = "clusters", description = "Regions, resource pools, clusters, namespaces and nodes"),
+        (name = "apps", description = "Apps of a project, their groups and favourites; seed 004 app details"),
         (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
         (name = "deployments", description = "Deployments of apps, their change orders, batches, approvals and rollbacks"),
+        (name = "deploy-configs", description = "Reusable deploy configs of an app per environment: env vars, health checks, resources, start command"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
         (name = "health", description = "Liveness, readiness, metrics"),
     )
@@ -118,9 +123,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(clusters::routes())
         .merge(namespaces::routes())
         .merge(environments::routes())
+        .merge(apps::routes())
+        .merge(app_info::routes())
         .merge(config_items::routes())
-        // ENGINE-OFF .merge(deployments::routes())
-        // ENGINE-OFF .merge(changes::routes())
+        .merge(deploy_configs::routes())
+        .merge(deployments::routes())
+        .merge(changes::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())
 }

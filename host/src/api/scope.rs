@@ -13,7 +13,7 @@ pub fn change_index_key(id: &str) -> String {
 
 /// Key of the app index: the id → `project/app`.
 pub fn app_index_key(id: &str) -> String {
-    Store::key(&["app-ids", id])
+    crate::domain::apps::id_key(id)
 }
 
 /// The scope path of `resource`, widened when it names a change order or an app id.

@@ -1,6 +1,7 @@
 //! The `wharf` command line: `serve`, and admin commands that talk to a running server
 //! over REST (`--server`/`WHARF_SERVER`, `--token`/`WHARF_TOKEN`).
 
+mod app;
 mod audit;
 mod change;
 mod client;
@@ -166,6 +167,13 @@ enum Command {
     Node {
         #[command(subcommand)]
         command: cluster::NodeCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Apps of a project, their groups and favourites.
+    App {
+        #[command(subcommand)]
+        command: app::AppCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -352,6 +360,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Cluster { command, remote } => cluster::run_cluster(command, &remote).await,
         Command::Namespace { command, remote } => cluster::run_namespace(command, &remote).await,
         Command::Node { command, remote } => cluster::run_node(command, &remote).await,
+        Command::App { command, remote } => app::run(command, &remote).await,
         Command::Env { command, remote } => env::run_env(command, &remote).await,
         Command::ConfigItem { command, remote } => env::run_config_item(command, &remote).await,
         Command::Audit { command, remote } => audit::run(command, &remote).await,

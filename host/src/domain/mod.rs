@@ -1,11 +1,15 @@
 //! The application model: projects, clusters, environments, config items, apps, deploy
 //! specs, deployments and the change orders that alter them.
 
+pub mod apps;
 pub mod changes;
 pub mod clusters;
 pub mod config_items;
+pub mod deploy_configs;
 pub mod deployments;
 pub mod environments;
 pub mod projects;
-// ENGINE-OFF pub mod rollout;
+pub mod render;
+pub mod rollout;
 pub mod spec;
+pub mod workloads;

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, watch};
 use utoipa::ToSchema;
 
 use super::changes::{
-    self, Approval, Batch, BatchState, Before, ChangeKind, ChangeOrder, ChangeState, Level,
+    self, Approval, BatchState, Before, ChangeKind, ChangeOrder, ChangeState, Level,
     PodSnapshot, RenderedObject,
 };
 use super::clusters::Clusters;
@@ -1304,7 +1304,7 @@ impl Deployer {
     async fn close(
         &self,
         change: &mut ChangeOrder,
-        effect: Option<&dyn Fn(&mut Deployment)>,
+        effect: Option<&(dyn Fn(&mut Deployment) + Sync)>,
     ) -> Result<(), DeployError> {
         let store = self.store();
         let mut deployment = self.deployment(&change.project, &change.app, &change.env)?;
@@ -1489,7 +1489,7 @@ impl Deployer {
         id: &str,
         state: ChangeState,
         message: String,
-        effect: &dyn Fn(&mut Deployment),
+        effect: &(dyn Fn(&mut Deployment) + Sync),
     ) -> Result<(), DeployError> {
         let change = self.change(id)?;
         let lock = self.lock_of(&format!("{}/{}/{}", change.project, change.app, change.env));
@@ -1700,13 +1700,11 @@ impl Deployer {
                         b.state = BatchState::Succeeded;
                         b.finished_at = Some(now());
                         b.pods = pods;
-                        c.note(
-                            ENGINE,
-                            format!(
-                                "batch {} ready: {} of {total} on revision {target}",
-                                b.seq, b.target_replicas
-                            ),
+                        let message = format!(
+                            "batch {} ready: {} of {total} on revision {target}",
+                            b.seq, b.target_replicas
                         );
+                        c.note(ENGINE, message);
                         if !last {
                             c.state = ChangeState::PausedBetweenBatches;
                             if c.manual {

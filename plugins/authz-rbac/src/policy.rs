@@ -21,9 +21,11 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         actions: &[
             "project.*",
             "app.*",
+            "app-group.*",
             "env.*",
             "pipeline.*",
             "deploy.*",
+            "deploy-config.*",
             "config.*",
             "member.*",
             "*.manage-permissions",
@@ -35,9 +37,11 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         actions: &[
             "project.read",
             "app.*",
+            "app-group.*",
             "env.*",
             "pipeline.*",
             "deploy.*",
+            "deploy-config.*",
             "config.*",
             "member.read",
         ],
@@ -48,6 +52,9 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         actions: &[
             "project.read",
             "app.read",
+            "app.list",
+            "app.favourite",
+            "app-group.list",
             "app.update",
             "app.deploy",
             "app.restart",
@@ -57,6 +64,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "pipeline.read",
             "pipeline.run",
             "config.read",
+            "deploy-config.read",
             "deploy.read",
             "deploy.list",
             "deploy.create",
@@ -72,8 +80,8 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     },
     BuiltinRole {
         name: "viewer",
-        description: "Reads and lists everything in its scope.",
-        actions: &["*.read", "*.list"],
+        description: "Reads and lists everything in its scope, and marks apps as favourites.",
+        actions: &["*.read", "*.list", "app.favourite"],
     },
 ];
 
@@ -94,9 +102,11 @@ pub const SELF_SERVICE: &[&str] = &[
 pub const KNOWN_RESOURCES: &[&str] = &[
     "project",
     "app",
+    "app-group",
     "env",
     "pipeline",
     "deploy",
+    "deploy-config",
     "config",
     "member",
     "plugin",

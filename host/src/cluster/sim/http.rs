@@ -180,7 +180,7 @@ async fn resource_request(
     ) {
         (&Method::GET, None, _) if query.flag("watch") => return watch(shared, &target, &query),
         (&Method::GET, None, _) => list(&shared, &target, &query, wants_table),
-        (&Method::GET, Some(name), Some("log")) => return logs(&shared, &target, name, &query),
+        (&Method::GET, Some(name), Some("log")) => return logs(shared, &target, name, &query),
         (&Method::GET, Some(name), Some("scale")) => get_scale(&shared, &target, name),
         (&Method::GET, Some(name), _) => get_one(&shared, &target, name, wants_table),
         (&Method::POST, None, None) => create(&shared, &target, &body).await,
@@ -633,20 +633,114 @@ async fn delete_collection(
     .into_response())
 }
 
-fn logs(shared: &Shared, target: &Target, name: &str, query: &Query) -> Response {
-    let pod = match shared.world().get(target.resource, &target.namespace, name) {
-        Some(pod) => pod,
-        None => return Status::not_found(target.resource, name).into_response(),
+/// `pods/{name}/log`: the simulated container's lines (`tailLines`, `limitBytes`,
+/// `container`), or with `follow=true` those lines and then each new one as the pod's
+/// state changes, until the pod is deleted, `limitBytes` is reached or the client goes.
+/// Following waits on the event feed, never while holding the world lock.
+fn logs(shared: Arc<Shared>, target: &Target, name: &str, query: &Query) -> Response {
+    let follow = query.flag("follow");
+    let (pod, feed) = {
+        let world = shared.world();
+        let pod = world.get(target.resource, &target.namespace, name);
+        let feed = follow
+            .then(|| world.subscribe(world.resource_version()))
+            .flatten()
+            .map(|(_, live)| live);
+        (pod, feed)
     };
-    match super::controllers::kubelet::log_lines(&pod, query.get("container")) {
-        Ok(lines) => {
-            let tail = query.get("tailLines").and_then(|t| t.parse::<usize>().ok());
-            let skip = tail.map_or(0, |t| lines.len().saturating_sub(t));
-            let text: String = lines.iter().skip(skip).map(|l| format!("{l}\n")).collect();
-            ([(header::CONTENT_TYPE, "text/plain")], text).into_response()
+    let Some(pod) = pod else {
+        return Status::not_found(target.resource, name).into_response();
+    };
+    let container = query.get("container").map(str::to_owned);
+    let lines = match super::controllers::kubelet::log_lines(&pod, container.as_deref()) {
+        Ok(lines) => lines,
+        Err(status) => return status.into_response(),
+    };
+    let tail = query.get("tailLines").and_then(|t| t.parse::<usize>().ok());
+    let mut budget = query
+        .get("limitBytes")
+        .and_then(|b| b.parse::<usize>().ok())
+        .filter(|b| *b > 0);
+    let skip = tail.map_or(0, |t| lines.len().saturating_sub(t));
+    let mut text: String = lines.iter().skip(skip).map(|l| format!("{l}\n")).collect();
+    let exhausted = take_budget(&mut text, &mut budget);
+    let Some(mut feed) = feed.filter(|_| !exhausted) else {
+        return ([(header::CONTENT_TYPE, "text/plain")], text).into_response();
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let index = resources::index_of(target.resource);
+    let (namespace, name) = (target.namespace.clone(), name.to_owned());
+    let resource = target.resource;
+    tokio::spawn(async move {
+        if !text.is_empty() && tx.send(Bytes::from(text)).await.is_err() {
+            return;
         }
-        Err(status) => status.into_response(),
+        let mut sent = lines.len();
+        loop {
+            let pod = tokio::select! {
+                _ = tx.closed() => return,
+                received = feed.recv() => match received {
+                    Ok(event) if event.resource == index
+                        && meta::namespace(&event.object) == namespace
+                        && meta::name(&event.object) == name => {
+                        if event.kind == EventType::Deleted {
+                            return;
+                        }
+                        event.object.clone()
+                    }
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        match shared.world().get(resource, &namespace, &name) {
+                            Some(pod) => pod,
+                            None => return,
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            let Ok(now) = super::controllers::kubelet::log_lines(&pod, container.as_deref()) else {
+                continue;
+            };
+            if now.len() <= sent {
+                continue;
+            }
+            let mut text: String = now[sent..].iter().map(|l| format!("{l}\n")).collect();
+            sent = now.len();
+            let exhausted = take_budget(&mut text, &mut budget);
+            if tx.send(Bytes::from(text)).await.is_err() || exhausted {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Cuts `text` to what is left of a `limitBytes` budget; true once the budget is spent.
+fn take_budget(text: &mut String, budget: &mut Option<usize>) -> bool {
+    let Some(left) = budget else {
+        return false;
+    };
+    if text.len() >= *left {
+        let mut cut = *left;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        *left = 0;
+        return true;
     }
+    *left -= text.len();
+    false
 }
 
 /// A watch: initial ADDED events (when no resourceVersion is given), the replay of

@@ -103,6 +103,8 @@ pub static RESOURCES: &[ResourceType] = &[
     rt("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"], &["status"], true),
     rt("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", "httproute", true, &[], &["status"], false),
     rt("gateway.networking.k8s.io", "v1", "Gateway", "gateways", "gateway", true, &["gtw"], &["status"], false),
+    // Stored and listed only: no controller scales anything (the simulator has no metrics).
+    rt("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, &["hpa"], &["status"], true),
 ];
 
 /// The resource served at `group/version/plural`.

@@ -1,0 +1,761 @@
+//! Apps of a project and their groups (seed 001 §5.1–5.2), per-user favourites, disable,
+//! copy. An app is stored at `v1/apps/<project>/<name>` (the name is the app code: it
+//! never changes and is the path segment), with an id index `v1/app-ids/<id>` →
+//! `"<project>/<name>"` for seed 004's by-id routes. Groups live at
+//! `v1/app-groups/<project>/<groupId>`, favourites at
+//! `v1/app-favourites/<userId>/<project>/<app>`. Kubernetes objects are named after the
+//! app name in lowercase, so two apps of a project may not differ by case alone.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::deployments::{self, DeploymentStatus};
+use super::projects::{ProjectError, Projects};
+use crate::store::{Store, StoreError};
+
+/// Seed 001 `category`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Category {
+    MicroService,
+    #[default]
+    GeneralApp,
+}
+
+impl Category {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "MICRO_SERVICE" => Some(Self::MicroService),
+            "GENERAL_APP" => Some(Self::GeneralApp),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct App {
+    /// 32 hex digits (seed 004: 32 letters and digits).
+    pub id: String,
+    pub project: String,
+    /// 3–30 characters, a lowercase letter first, then letters or digits; never changes.
+    pub name: String,
+    pub category: Category,
+    pub description: String,
+    /// http(s) URL of the code repository, at most 100 characters.
+    pub code_repos_address: Option<String>,
+    /// Where the code is hosted (`GITEE`, `GITHUB`, …).
+    pub origin: Option<String>,
+    pub group_id: Option<String>,
+    /// A disabled app cannot be deployed.
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+    pub created_by: String,
+}
+
+impl App {
+    /// Scope path of the app for the authorizer and the audit log.
+    pub fn scope(&self) -> String {
+        format!("project:{}/app:{}", self.project, self.name)
+    }
+
+    /// Base name of the app's Kubernetes objects.
+    pub fn workload(&self) -> String {
+        self.name.to_lowercase()
+    }
+}
+
+/// A group of apps in a project (seed 001 §5.2).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppGroup {
+    pub id: String,
+    pub project: String,
+    /// 1–10 characters, unique in the project.
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String)]
+    pub updated_at: OffsetDateTime,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewApp {
+    pub name: String,
+    /// `GENERAL_APP` when absent (seed 001 5.1.1 creates general apps).
+    #[serde(default)]
+    pub category: Category,
+    pub description: Option<String>,
+    pub code_repos_address: Option<String>,
+    pub origin: Option<String>,
+    pub group_id: Option<String>,
+}
+
+/// Changes to an app; absent fields stay, `null` clears an optional one.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppUpdate {
+    pub description: Option<String>,
+    pub category: Option<Category>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub code_repos_address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub origin: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub group_id: Option<Option<String>>,
+}
+
+/// A copy of an app under a new name.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppCopy {
+    pub name: String,
+    /// The source's description when absent.
+    pub description: Option<String>,
+}
+
+/// A present field (even `null`) as `Some`, so `null` can mean "clear".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// What the list of a project's apps is filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct AppFilter {
+    pub group: Option<String>,
+    /// Substring of the name, case-insensitive.
+    pub name: Option<String>,
+    pub category: Option<Category>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Favourite {
+    project: String,
+    app: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("project `{0}` does not exist")]
+    ProjectNotFound(String),
+    #[error("app `{app}` does not exist in project `{project}`")]
+    NotFound { project: String, app: String },
+    #[error("no app has id `{0}`")]
+    IdNotFound(String),
+    #[error("an app named `{0}` exists in this project")]
+    NameTaken(String),
+    #[error(
+        "app `{existing}` exists in this project and Kubernetes names are lowercase, so `{name}` would clash with it"
+    )]
+    NameClash { name: String, existing: String },
+    #[error("app `{app}` is deployed to {envs}; delete those deployments first")]
+    HasDeployments { app: String, envs: String },
+    #[error("app group `{0}` does not exist in this project")]
+    GroupNotFound(String),
+    #[error("an app group named `{0}` exists in this project")]
+    GroupNameTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> AppError {
+    AppError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Serializes changes to apps and groups within this process, so two requests cannot
+/// take one name between the check and the write.
+static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn key(project: &str, name: &str) -> String {
+    Store::key(&["apps", project, name])
+}
+
+fn project_prefix(project: &str) -> String {
+    format!("{}/", Store::key(&["apps", project]))
+}
+
+/// Key of the app id index: the id → `"<project>/<name>"`.
+pub fn id_key(id: &str) -> String {
+    Store::key(&["app-ids", id])
+}
+
+fn group_key(project: &str, id: &str) -> String {
+    Store::key(&["app-groups", project, id])
+}
+
+fn favourite_key(user: &str, project: &str, app: &str) -> String {
+    Store::key(&["app-favourites", user, project, app])
+}
+
+/// The app `name` of `project`, if it exists.
+pub fn get(store: &Store, project: &str, name: &str) -> Result<Option<App>, StoreError> {
+    store.get_json(&key(project, name))
+}
+
+/// `(project, name)` of an app id.
+pub fn locate(store: &Store, id: &str) -> Result<Option<(String, String)>, StoreError> {
+    let Some(path) = store.get_json::<String>(&id_key(id))? else {
+        return Ok(None);
+    };
+    match path.split_once('/') {
+        Some((p, a)) => Ok(Some((p.to_owned(), a.to_owned()))),
+        None => Err(StoreError::Corrupt {
+            key: id_key(id),
+            reason: format!("`{path}` is not project/app"),
+        }),
+    }
+}
+
+/// Names of the apps `user` marked as favourite in `project`.
+pub fn favourites(store: &Store, user: &str, project: &str) -> Result<HashSet<String>, StoreError> {
+    let prefix = format!("{}/", Store::key(&["app-favourites", user, project]));
+    Ok(store
+        .list_json::<Favourite>(&prefix)?
+        .into_iter()
+        .map(|f| f.app)
+        .collect())
+}
+
+/// Seed 001: 3–30 characters, a lowercase letter first, then letters or digits.
+pub fn validate_name(name: &str) -> Result<(), AppError> {
+    let mut chars = name.chars();
+    let ok = (3..=30).contains(&name.len())
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "name",
+            "use 3-30 characters: a lowercase letter first, then letters or digits",
+        ))
+    }
+}
+
+fn validate_description(description: &str) -> Result<(), AppError> {
+    if description.chars().count() > 500 {
+        return Err(invalid("description", "must be at most 500 characters"));
+    }
+    Ok(())
+}
+
+/// Seed 001: at most 100 characters, starting with http:// or https://.
+fn validate_repo(address: &str) -> Result<(), AppError> {
+    let refuse = || {
+        invalid(
+            "codeReposAddress",
+            "must be an http:// or https:// URL of at most 100 characters",
+        )
+    };
+    if address.chars().count() > 100
+        || !(address.starts_with("http://") || address.starts_with("https://"))
+    {
+        return Err(refuse());
+    }
+    match url::Url::parse(address) {
+        Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err(refuse()),
+    }
+}
+
+fn validate_origin(origin: &str) -> Result<(), AppError> {
+    let ok = (1..=20).contains(&origin.len())
+        && origin
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "origin",
+            "use 1-20 letters, digits, _ or - (e.g. GITHUB, GITEE)",
+        ))
+    }
+}
+
+fn validate_group_name(name: &str) -> Result<(), AppError> {
+    let n = name.trim().chars().count();
+    if n == 0 || name.chars().count() > 10 {
+        return Err(invalid("name", "must be 1 to 10 characters"));
+    }
+    Ok(())
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Apps and app groups over the host store.
+#[derive(Clone)]
+pub struct Apps {
+    store: Store,
+    projects: Projects,
+}
+
+impl Apps {
+    pub fn new(store: Store, projects: Projects) -> Self {
+        Self { store, projects }
+    }
+
+    fn project(&self, project: &str) -> Result<(), AppError> {
+        match self.projects.get(project) {
+            Ok(_) => Ok(()),
+            Err(ProjectError::Store(e)) => Err(e.into()),
+            Err(_) => Err(AppError::ProjectNotFound(project.to_owned())),
+        }
+    }
+
+    pub fn get(&self, project: &str, name: &str) -> Result<App, AppError> {
+        self.project(project)?;
+        get(&self.store, project, name)?.ok_or_else(|| AppError::NotFound {
+            project: project.to_owned(),
+            app: name.to_owned(),
+        })
+    }
+
+    /// The app with this id (seed 004).
+    pub fn by_id(&self, id: &str) -> Result<App, AppError> {
+        let (project, name) =
+            locate(&self.store, id)?.ok_or_else(|| AppError::IdNotFound(id.to_owned()))?;
+        get(&self.store, &project, &name)?.ok_or_else(|| AppError::IdNotFound(id.to_owned()))
+    }
+
+    /// The project's apps matching `filter`, by name.
+    pub fn list(&self, project: &str, filter: &AppFilter) -> Result<Vec<App>, AppError> {
+        self.project(project)?;
+        let mut apps: Vec<App> = self.store.list_json(&project_prefix(project))?;
+        let needle = filter.name.as_deref().map(str::to_lowercase);
+        apps.retain(|a| {
+            filter
+                .group
+                .as_ref()
+                .is_none_or(|g| a.group_id.as_ref() == Some(g))
+                && needle
+                    .as_ref()
+                    .is_none_or(|n| a.name.to_lowercase().contains(n.as_str()))
+                && filter.category.is_none_or(|c| a.category == c)
+        });
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(apps)
+    }
+
+    /// Refuses a name taken in the project, also by case alone.
+    fn check_name_free(&self, project: &str, name: &str) -> Result<(), AppError> {
+        validate_name(name)?;
+        let lower = name.to_lowercase();
+        let apps: Vec<App> = self.store.list_json(&project_prefix(project))?;
+        if let Some(existing) = apps.iter().find(|a| a.name.to_lowercase() == lower) {
+            return Err(if existing.name == name {
+                AppError::NameTaken(name.to_owned())
+            } else {
+                AppError::NameClash {
+                    name: name.to_owned(),
+                    existing: existing.name.clone(),
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn check_group(&self, project: &str, group: &str) -> Result<(), AppError> {
+        if self
+            .store
+            .get_json::<AppGroup>(&group_key(project, group))?
+            .is_none()
+        {
+            return Err(invalid(
+                "groupId",
+                format!("app group `{group}` does not exist in this project"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn save(&self, app: &App) -> Result<(), AppError> {
+        self.store.put_json(&key(&app.project, &app.name), app)?;
+        self.store.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create(&self, project: &str, new: NewApp, actor: &str) -> Result<App, AppError> {
+        let _writing = WRITES.lock().await;
+        self.project(project)?;
+        validate_name(&new.name)?;
+        let description = new.description.unwrap_or_default();
+        validate_description(&description)?;
+        if let Some(address) = &new.code_repos_address {
+            validate_repo(address)?;
+        }
+        if let Some(origin) = &new.origin {
+            validate_origin(origin)?;
+        }
+        if let Some(group) = &new.group_id {
+            self.check_group(project, group)?;
+        }
+        self.check_name_free(project, &new.name)?;
+        let now = OffsetDateTime::now_utc();
+        let app = App {
+            id: new_id(),
+            project: project.to_owned(),
+            name: new.name,
+            category: new.category,
+            description,
+            code_repos_address: new.code_repos_address,
+            origin: new.origin,
+            group_id: new.group_id,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+            created_by: actor.to_owned(),
+        };
+        self.insert(&app).await?;
+        Ok(app)
+    }
+
+    async fn insert(&self, app: &App) -> Result<(), AppError> {
+        self.store
+            .put_json(&id_key(&app.id), &format!("{}/{}", app.project, app.name))?;
+        self.save(app).await
+    }
+
+    /// A new app with the source's category, repository, origin and group.
+    pub async fn copy(
+        &self,
+        project: &str,
+        source: &str,
+        copy: AppCopy,
+        actor: &str,
+    ) -> Result<App, AppError> {
+        let _writing = WRITES.lock().await;
+        let source = self.get(project, source)?;
+        validate_name(&copy.name)?;
+        let description = copy.description.unwrap_or(source.description);
+        validate_description(&description)?;
+        self.check_name_free(project, &copy.name)?;
+        let group_id = match source.group_id {
+            Some(g) if self.check_group(project, &g).is_ok() => Some(g),
+            _ => None,
+        };
+        let now = OffsetDateTime::now_utc();
+        let app = App {
+            id: new_id(),
+            project: project.to_owned(),
+            name: copy.name,
+            category: source.category,
+            description,
+            code_repos_address: source.code_repos_address,
+            origin: source.origin,
+            group_id,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+            created_by: actor.to_owned(),
+        };
+        self.insert(&app).await?;
+        Ok(app)
+    }
+
+    pub async fn update(
+        &self,
+        project: &str,
+        name: &str,
+        update: AppUpdate,
+    ) -> Result<App, AppError> {
+        let _writing = WRITES.lock().await;
+        let mut app = self.get(project, name)?;
+        if let Some(description) = update.description {
+            validate_description(&description)?;
+            app.description = description;
+        }
+        if let Some(category) = update.category {
+            app.category = category;
+        }
+        if let Some(address) = update.code_repos_address {
+            if let Some(address) = &address {
+                validate_repo(address)?;
+            }
+            app.code_repos_address = address;
+        }
+        if let Some(origin) = update.origin {
+            if let Some(origin) = &origin {
+                validate_origin(origin)?;
+            }
+            app.origin = origin;
+        }
+        if let Some(group) = update.group_id {
+            if let Some(group) = &group {
+                self.check_group(project, group)?;
+            }
+            app.group_id = group;
+        }
+        app.updated_at = OffsetDateTime::now_utc();
+        self.save(&app).await?;
+        Ok(app)
+    }
+
+    /// Puts the app into a group, or out of any with `None` (seed 001 5.1.4).
+    pub async fn set_group(
+        &self,
+        project: &str,
+        name: &str,
+        group: Option<String>,
+    ) -> Result<App, AppError> {
+        let update = AppUpdate {
+            group_id: Some(group),
+            ..AppUpdate::default()
+        };
+        self.update(project, name, update).await
+    }
+
+    /// Disables (`true`) or enables an app; a disabled app cannot be deployed.
+    pub async fn set_disabled(
+        &self,
+        project: &str,
+        name: &str,
+        disabled: bool,
+    ) -> Result<App, AppError> {
+        let _writing = WRITES.lock().await;
+        let mut app = self.get(project, name)?;
+        if app.disabled != disabled {
+            app.disabled = disabled;
+            app.updated_at = OffsetDateTime::now_utc();
+            self.save(&app).await?;
+        }
+        Ok(app)
+    }
+
+    /// Deletes an app that runs nowhere, with its favourites and the records of its
+    /// deleted deployments.
+    pub async fn delete(&self, project: &str, name: &str) -> Result<App, AppError> {
+        let _writing = WRITES.lock().await;
+        let app = self.get(project, name)?;
+        let history = deployments::of_app(&self.store, project, name)?;
+        let live: Vec<&str> = history
+            .iter()
+            .filter(|d| d.status != DeploymentStatus::Deleted)
+            .map(|d| d.env.as_str())
+            .collect();
+        if !live.is_empty() {
+            return Err(AppError::HasDeployments {
+                app: name.to_owned(),
+                envs: live.join(", "),
+            });
+        }
+        for deployment in &history {
+            self.store.delete(&deployments::id_key(&deployment.id))?;
+        }
+        let records = format!("{}/", Store::key(&["deployments", project, name]));
+        self.store.backend().delete_prefix(records.as_bytes())?;
+        let all = format!("{}/", Store::key(&["app-favourites"]));
+        for (raw_key, value) in self
+            .store
+            .backend()
+            .scan(all.as_bytes(), None, usize::MAX)?
+        {
+            let ours = serde_json::from_slice::<Favourite>(&value)
+                .is_ok_and(|f| f.project == project && f.app == name);
+            if ours {
+                self.store.backend().delete(&raw_key)?;
+            }
+        }
+        self.store.delete(&id_key(&app.id))?;
+        self.store.delete(&key(project, name))?;
+        self.store.commit().await?;
+        Ok(app)
+    }
+
+    /// Marks (`true`) or unmarks the app as a favourite of `user`.
+    pub async fn set_favourite(
+        &self,
+        project: &str,
+        name: &str,
+        user: &str,
+        favourite: bool,
+    ) -> Result<App, AppError> {
+        let app = self.get(project, name)?;
+        let key = favourite_key(user, project, name);
+        if favourite {
+            let record = Favourite {
+                project: project.to_owned(),
+                app: name.to_owned(),
+                created_at: OffsetDateTime::now_utc(),
+            };
+            self.store.put_json(&key, &record)?;
+        } else {
+            self.store.delete(&key)?;
+        }
+        self.store.commit().await?;
+        Ok(app)
+    }
+
+    pub fn is_favourite(&self, user: &str, project: &str, name: &str) -> Result<bool, AppError> {
+        Ok(self
+            .store
+            .get_json::<Favourite>(&favourite_key(user, project, name))?
+            .is_some())
+    }
+
+    // Groups.
+
+    pub fn group(&self, project: &str, id: &str) -> Result<AppGroup, AppError> {
+        self.project(project)?;
+        self.store
+            .get_json(&group_key(project, id))?
+            .ok_or_else(|| AppError::GroupNotFound(id.to_owned()))
+    }
+
+    /// The project's app groups, by name.
+    pub fn groups(&self, project: &str) -> Result<Vec<AppGroup>, AppError> {
+        self.project(project)?;
+        let prefix = format!("{}/", Store::key(&["app-groups", project]));
+        let mut groups: Vec<AppGroup> = self.store.list_json(&prefix)?;
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(groups)
+    }
+
+    fn check_group_name_free(&self, project: &str, name: &str, id: &str) -> Result<(), AppError> {
+        if self
+            .groups(project)?
+            .iter()
+            .any(|g| g.name == name && g.id != id)
+        {
+            return Err(AppError::GroupNameTaken(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    pub async fn create_group(
+        &self,
+        project: &str,
+        name: String,
+        actor: &str,
+    ) -> Result<AppGroup, AppError> {
+        let _writing = WRITES.lock().await;
+        self.project(project)?;
+        validate_group_name(&name)?;
+        self.check_group_name_free(project, &name, "")?;
+        let now = OffsetDateTime::now_utc();
+        let group = AppGroup {
+            id: new_id(),
+            project: project.to_owned(),
+            name,
+            created_at: now,
+            updated_at: now,
+            created_by: actor.to_owned(),
+        };
+        self.store
+            .put_json(&group_key(project, &group.id), &group)?;
+        self.store.commit().await?;
+        Ok(group)
+    }
+
+    pub async fn rename_group(
+        &self,
+        project: &str,
+        id: &str,
+        name: String,
+    ) -> Result<AppGroup, AppError> {
+        let _writing = WRITES.lock().await;
+        let mut group = self.group(project, id)?;
+        validate_group_name(&name)?;
+        self.check_group_name_free(project, &name, id)?;
+        group.name = name;
+        group.updated_at = OffsetDateTime::now_utc();
+        self.store.put_json(&group_key(project, id), &group)?;
+        self.store.commit().await?;
+        Ok(group)
+    }
+
+    /// Deletes a group; its apps become ungrouped.
+    pub async fn delete_group(&self, project: &str, id: &str) -> Result<AppGroup, AppError> {
+        let _writing = WRITES.lock().await;
+        let group = self.group(project, id)?;
+        let apps: Vec<App> = self.store.list_json(&project_prefix(project))?;
+        let now = OffsetDateTime::now_utc();
+        for mut app in apps
+            .into_iter()
+            .filter(|a| a.group_id.as_deref() == Some(id))
+        {
+            app.group_id = None;
+            app.updated_at = now;
+            self.store.put_json(&key(project, &app.name), &app)?;
+        }
+        self.store.delete(&group_key(project, id))?;
+        self.store.commit().await?;
+        Ok(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_seed_001() {
+        for ok in ["cart", "cartService", "a23", "aB3", &"a".repeat(30)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Cart",
+            "1cart",
+            "cart-svc",
+            "cart_svc",
+            &"a".repeat(31),
+            "carté",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repository_addresses_are_http_urls_of_at_most_100_characters() {
+        assert!(validate_repo("https://github.com/acme/cart").is_ok());
+        assert!(validate_repo("http://gitee.com/acme/cart.git").is_ok());
+        let long = format!("https://github.com/{}", "a".repeat(82));
+        assert!(validate_repo(&long).is_err());
+        for bad in [
+            "ftp://x.org/a",
+            "github.com/acme",
+            "https://",
+            "git@github.com:a/b",
+        ] {
+            assert!(validate_repo(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_names_are_at_most_ten_characters() {
+        assert!(validate_group_name("backend").is_ok());
+        assert!(validate_group_name("前端组").is_ok());
+        assert!(validate_group_name("abcdefghijk").is_err());
+        assert!(validate_group_name("  ").is_err());
+    }
+}
