@@ -97,8 +97,17 @@ impl Backend for SledBackend {
     }
 
     fn flush(&self) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+        // Not `flush_async`: it waits on sled's own small I/O pool, and a few dozen
+        // concurrent commits (a burst of change orders) left every pool thread waiting
+        // for a write only another pool thread could make — a deadlock. The blocking
+        // flush waits on a tokio blocking thread instead; sled still shares one fsync
+        // between the commits that overlap.
+        let db = self.db.clone();
         async move {
-            self.db.flush_async().await.map_err(backend)?;
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|e| StoreError::Backend(format!("flush task: {e}")))?
+                .map_err(backend)?;
             Ok(())
         }
         .boxed()
