@@ -456,7 +456,17 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
 #[tokio::test]
 async fn a_new_user_deploys_in_three_manual_batches_from_the_cli_and_rolls_back() {
     let server = Server::start().await;
-    shop(&server, false).await;
+    // The README's steps, all from the CLI.
+    cli_ok(&server, &["project", "create", "shop", "--name", "Shop"]);
+    cli_ok(
+        &server,
+        &["env", "create", "dev", "--project", "shop", "--name", "Development", "--type", "DEVELOP"],
+    );
+    cli_ok(
+        &server,
+        &["env", "bind", "dev", "--project", "shop", "--namespace", "shop-dev", "--create-namespace"],
+    );
+    cli_ok(&server, &["app", "create", "shop", "cart", "--category", "MICRO_SERVICE"]);
     let out = cli_ok(
         &server,
         &["deploy", "shop", "cart", "dev", "--image", "nginx:1.24", "--replicas", "3"],
