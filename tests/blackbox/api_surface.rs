@@ -30,7 +30,11 @@ pub fn concrete(path: &str) -> String {
         .replace("{region}", "nowhere")
         .replace("{pool}", "nowhere")
         .replace("{service}", "nowhere")
+        .replace("{app}", "cart")
+        .replace("{group}", "nowhere")
+        .replace("{app_id}", "nowhere")
         .replace("{config}", "nowhere")
+        .replace("{pod}", "nowhere")
 }
 
 #[tokio::test]

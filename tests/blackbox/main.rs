@@ -2,10 +2,12 @@
 //! or the CLI, the way a user or an admin would.
 
 mod api_surface;
+mod apps;
 mod audit;
 mod authz;
 mod cli;
 mod clusters;
+mod deploy_configs;
 mod durability;
 mod environments;
 mod fixtures_used;

@@ -90,8 +90,7 @@ async fn until_state(server: &Server, id: &str, state: &str) -> Value {
 async fn pods(server: &Server) -> Vec<(u64, bool)> {
     let kubectl = wharf_tests::Kubectl::for_server(server).await;
     let client = kubectl.kube_client().await;
-    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-        kube::Api::namespaced(client, "shop-dev");
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, "shop-dev");
     let list = api
         .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=cart"))
         .await
@@ -115,7 +114,9 @@ async fn pods(server: &Server) -> Vec<(u64, bool)> {
 }
 
 fn count(pods: &[(u64, bool)], revision: u64) -> usize {
-    pods.iter().filter(|(r, ready)| *r == revision && *ready).count()
+    pods.iter()
+        .filter(|(r, ready)| *r == revision && *ready)
+        .count()
 }
 
 /// Deploys revision 1 (`nginx:1.24`, 3 replicas, one batch) and waits for it.
@@ -139,7 +140,10 @@ async fn a_manual_rollout_moves_one_batch_per_next_batch_and_blocks_other_change
     let paused = until_state(&server, &id, "paused_between_batches").await;
     assert_eq!(paused["batches"][0]["state"], "succeeded");
     assert_eq!(paused["batches"][1]["state"], "pending");
-    assert_eq!(paused["batches"][0]["pods"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        paused["batches"][0]["pods"].as_array().map(Vec::len),
+        Some(1)
+    );
     let now = pods(&server).await;
     assert_eq!((count(&now, 1), count(&now, 2)), (2, 1), "{now:?}");
 
@@ -179,8 +183,13 @@ async fn a_manual_rollout_moves_one_batch_per_next_batch_and_blocks_other_change
             .all(|b| b["state"] == "succeeded" && b["startedAt"].is_string())
     );
     assert_eq!(done["batches"][1]["startedBy"], "admin");
-    let yaml = done["resources"][0]["yaml"].as_str().expect("rendered YAML");
-    assert!(yaml.contains("kind: Deployment") && yaml.contains("nginx:1.25"), "{yaml}");
+    let yaml = done["resources"][0]["yaml"]
+        .as_str()
+        .expect("rendered YAML");
+    assert!(
+        yaml.contains("kind: Deployment") && yaml.contains("nginx:1.25"),
+        "{yaml}"
+    );
     let now = pods(&server).await;
     assert_eq!((count(&now, 1), count(&now, 2)), (0, 3), "{now:?}");
 
@@ -220,7 +229,9 @@ async fn an_auto_rollout_continues_after_the_wait_on_its_own() {
             .as_array()
             .expect("timeline")
             .iter()
-            .any(|s| s["message"].as_str().is_some_and(|m| m.contains("batch wait over")))
+            .any(|s| s["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("batch wait over")))
     );
     let now = pods(&server).await;
     assert_eq!((count(&now, 1), count(&now, 2)), (0, 3), "{now:?}");
@@ -249,7 +260,16 @@ async fn a_rollout_whose_pods_never_get_ready_fails_and_rolls_back_to_the_old_po
     assert_eq!(count(&now, 1), 2, "{now:?}");
     let kubectl = wharf_tests::Kubectl::for_server(&server).await;
     let old_pods = |kubectl: &wharf_tests::Kubectl| {
-        let names = kubectl.ok(&["get", "pods", "-n", "shop-dev", "-l", "wharf.dev/revision=1", "-o", "name"]);
+        let names = kubectl.ok(&[
+            "get",
+            "pods",
+            "-n",
+            "shop-dev",
+            "-l",
+            "wharf.dev/revision=1",
+            "-o",
+            "name",
+        ]);
         names.lines().map(str::to_owned).collect::<Vec<String>>()
     };
     let survivors = old_pods(&kubectl);
@@ -270,11 +290,18 @@ async fn a_rollout_whose_pods_never_get_ready_fails_and_rolls_back_to_the_old_po
     assert_eq!(original["state"], "rolled_back");
     assert_eq!(original["rolledBackBy"], rollback.as_str());
     let now = pods(&server).await;
-    assert_eq!((count(&now, 1), now.iter().filter(|(r, _)| *r == 2).count()), (3, 0), "{now:?}");
+    assert_eq!(
+        (count(&now, 1), now.iter().filter(|(r, _)| *r == 2).count()),
+        (3, 0),
+        "{now:?}"
+    );
     // The two old pods that served throughout are still there: only one was added.
     let after = old_pods(&kubectl);
     assert_eq!(after.len(), 3, "{after:?}");
-    assert!(survivors.iter().all(|p| after.contains(p)), "{survivors:?} vs {after:?}");
+    assert!(
+        survivors.iter().all(|p| after.contains(p)),
+        "{survivors:?} vs {after:?}"
+    );
     assert_eq!(before.len(), 3);
     let deployment = server.get(DEPLOY).await;
     assert_eq!(deployment.body["stableRevision"], 1);
@@ -307,7 +334,11 @@ async fn maintainer(server: &Server, name: &str) -> String {
             json!({"subject": format!("user:{id}"), "role": "maintainer", "scope": "project:shop"}),
         )
         .await;
-    assert!(reply.status == 200 || reply.status == 201, "{:?}", reply.body);
+    assert!(
+        reply.status == 200 || reply.status == 201,
+        "{:?}",
+        reply.body
+    );
     token
 }
 
@@ -351,7 +382,13 @@ async fn approval_needs_a_second_user_and_can_be_delegated_or_rejected() {
     assert_eq!(done["approval"]["comment"], "looks good");
 
     // Delegated to carol: bob may no longer decide, carol rejects.
-    let reply = post_as(&server, &alice, &format!("{DEPLOY}/scale"), json!({"replicas": 3})).await;
+    let reply = post_as(
+        &server,
+        &alice,
+        &format!("{DEPLOY}/scale"),
+        json!({"replicas": 3}),
+    )
+    .await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     let id = reply.body["changeOrderId"].as_str().expect("id").to_owned();
     let reply = post_as(
@@ -362,9 +399,14 @@ async fn approval_needs_a_second_user_and_can_be_delegated_or_rejected() {
     )
     .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    post_as(&server, &bob, &format!("/api/v1/change-orders/{id}/approve"), json!({}))
-        .await
-        .assert_problem(403, "not-assignee");
+    post_as(
+        &server,
+        &bob,
+        &format!("/api/v1/change-orders/{id}/approve"),
+        json!({}),
+    )
+    .await
+    .assert_problem(403, "not-assignee");
     let reply = post_as(
         &server,
         &carol,
@@ -380,11 +422,22 @@ async fn approval_needs_a_second_user_and_can_be_delegated_or_rejected() {
 
     // A viewer cannot approve at all: the authorizer refuses the route.
     let viewer = server.create_user("victor", false).await;
-    let reply = post_as(&server, &alice, &format!("{DEPLOY}/scale"), json!({"replicas": 4})).await;
+    let reply = post_as(
+        &server,
+        &alice,
+        &format!("{DEPLOY}/scale"),
+        json!({"replicas": 4}),
+    )
+    .await;
     let id = reply.body["changeOrderId"].as_str().expect("id").to_owned();
-    post_as(&server, &viewer, &format!("/api/v1/change-orders/{id}/approve"), json!({}))
-        .await
-        .assert_problem(403, "forbidden");
+    post_as(
+        &server,
+        &viewer,
+        &format!("/api/v1/change-orders/{id}/approve"),
+        json!({}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
@@ -409,7 +462,10 @@ async fn a_rollout_resumes_where_it_stood_after_kill_9() {
     assert_eq!(pods(&server).await, before, "a restart changed the pods");
     for _ in 0..2 {
         let reply = server
-            .post(&format!("/api/v1/change-orders/{manual}/next-batch"), json!({}))
+            .post(
+                &format!("/api/v1/change-orders/{manual}/next-batch"),
+                json!({}),
+            )
             .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         let state = loop {
@@ -419,7 +475,10 @@ async fn a_rollout_resumes_where_it_stood_after_kill_9() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert!(state == "paused_between_batches" || state == "succeeded", "{state}");
+        assert!(
+            state == "paused_between_batches" || state == "succeeded",
+            "{state}"
+        );
     }
     let done = until_state(&server, &manual, "succeeded").await;
     let timeline = done["timeline"].to_string();
@@ -460,22 +519,71 @@ async fn a_new_user_deploys_in_three_manual_batches_from_the_cli_and_rolls_back(
     cli_ok(&server, &["project", "create", "shop", "--name", "Shop"]);
     cli_ok(
         &server,
-        &["env", "create", "dev", "--project", "shop", "--name", "Development", "--type", "DEVELOP"],
+        &[
+            "env",
+            "create",
+            "dev",
+            "--project",
+            "shop",
+            "--name",
+            "Development",
+            "--type",
+            "DEVELOP",
+        ],
     );
     cli_ok(
         &server,
-        &["env", "bind", "dev", "--project", "shop", "--namespace", "shop-dev", "--create-namespace"],
+        &[
+            "env",
+            "bind",
+            "dev",
+            "--project",
+            "shop",
+            "--namespace",
+            "shop-dev",
+            "--create-namespace",
+        ],
     );
-    cli_ok(&server, &["app", "create", "shop", "cart", "--category", "MICRO_SERVICE"]);
+    cli_ok(
+        &server,
+        &[
+            "app",
+            "create",
+            "shop",
+            "cart",
+            "--category",
+            "MICRO_SERVICE",
+        ],
+    );
     let out = cli_ok(
         &server,
-        &["deploy", "shop", "cart", "dev", "--image", "nginx:1.24", "--replicas", "3"],
+        &[
+            "deploy",
+            "shop",
+            "cart",
+            "dev",
+            "--image",
+            "nginx:1.24",
+            "--replicas",
+            "3",
+        ],
     );
     assert!(out.contains("succeeded") || out.contains("serves"), "{out}");
     let out = cli_ok(
         &server,
-        &["deploy", "shop", "cart", "dev", "--image", "nginx:1.25", "--replicas", "3",
-          "--batches", "3", "--manual"],
+        &[
+            "deploy",
+            "shop",
+            "cart",
+            "dev",
+            "--image",
+            "nginx:1.25",
+            "--replicas",
+            "3",
+            "--batches",
+            "3",
+            "--manual",
+        ],
     );
     assert!(out.contains("wharf change next-batch"), "{out}");
     let id = out
@@ -496,14 +604,24 @@ async fn a_new_user_deploys_in_three_manual_batches_from_the_cli_and_rolls_back(
     assert!(out.contains("rolled_back"), "{out}");
 
     // Every step is in the audit log, the engine's ends included.
-    let audit = server.get("/api/v1/audit?target=project:shop/app:cart&pageSize=500").await;
+    let audit = server
+        .get("/api/v1/audit?target=project:shop/app:cart&pageSize=500")
+        .await;
     let actions: Vec<String> = audit.body["items"]
         .as_array()
         .expect("audit items")
         .iter()
         .map(|r| r["action"].as_str().unwrap_or_default().to_owned())
         .collect();
-    for action in ["deploy.create", "deploy.next-batch", "deploy.rollback", "change-order.finish"] {
-        assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
+    for action in [
+        "deploy.create",
+        "deploy.next-batch",
+        "deploy.rollback",
+        "change-order.finish",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
     }
 }

@@ -20,7 +20,7 @@ use super::extract::{ApiJson, Page, Paging};
 use super::guard::AuditDetail;
 use crate::auth::Caller;
 use crate::domain::deploy_configs::{
-    DeployConfig, DeployConfigUpdate, DeployConfigs, NewDeployConfig,
+    DeployConfig, DeployConfigError, DeployConfigUpdate, DeployConfigs, NewDeployConfig,
 };
 use crate::domain::spec::{EnvVariable, PodResourceSpec};
 
@@ -166,6 +166,8 @@ async fn set_pod_resources(
     Path((code, app, config)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<PodResourceSpec>,
 ) -> Result<Changed, ApiError> {
+    // The body is the resource spec itself: name its fields as sent.
+    body.validate("").map_err(DeployConfigError::from)?;
     let update = DeployConfigUpdate {
         pod_resource_spec: Some(Some(body)),
         ..DeployConfigUpdate::default()

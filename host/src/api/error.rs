@@ -310,3 +310,21 @@ impl From<crate::domain::deploy_configs::DeployConfigError> for ApiError {
         }
     }
 }
+
+impl From<crate::domain::workloads::WorkloadError> for ApiError {
+    fn from(e: crate::domain::workloads::WorkloadError) -> Self {
+        use crate::domain::workloads::WorkloadError as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid { field, message } => ApiError::invalid(field, message),
+            E::DeploymentNotFound { .. } => ApiError::not_found("deployment-not-found", detail),
+            E::PodNotFound(_) => ApiError::not_found("pod-not-found", detail),
+            E::LogsUnavailable(_) => {
+                ApiError::new(StatusCode::CONFLICT, "logs-unavailable", detail)
+            }
+            E::Cluster(c) => c.into(),
+            E::Clusters(c) => c.into(),
+            E::Store(s) => s.into(),
+        }
+    }
+}

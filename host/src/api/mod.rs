@@ -29,6 +29,7 @@ pub mod routes;
 pub mod scope;
 mod trust;
 mod users;
+mod workloads;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -129,6 +130,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(deploy_configs::routes())
         .merge(deployments::routes())
         .merge(changes::routes())
+        .merge(workloads::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())
 }

@@ -6,6 +6,8 @@ mod audit;
 mod change;
 mod client;
 mod cluster;
+mod deploy_config;
+mod deployment;
 mod env;
 mod plugin;
 mod project;
@@ -191,6 +193,13 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Reusable deploy configs of an app per environment (env vars, checks, resources).
+    DeployConfig {
+        #[command(subcommand)]
+        command: deploy_config::DeployConfigCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Deploys an image to an environment in batches and follows the rollout.
     Deploy {
         #[command(flatten)]
@@ -210,6 +219,14 @@ enum Command {
     Service {
         #[command(subcommand)]
         command: change::ServiceCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// What deployed apps are doing: the apps of an environment, a deployment's replicas,
+    /// pods, events, pod logs and history of versions.
+    Deployment {
+        #[command(subcommand)]
+        command: deployment::DeploymentCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -363,10 +380,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::App { command, remote } => app::run(command, &remote).await,
         Command::Env { command, remote } => env::run_env(command, &remote).await,
         Command::ConfigItem { command, remote } => env::run_config_item(command, &remote).await,
+        Command::DeployConfig { command, remote } => deploy_config::run(command, &remote).await,
         Command::Audit { command, remote } => audit::run(command, &remote).await,
         Command::Deploy { args, remote } => change::run_deploy(args, &remote).await,
         Command::Change { command, remote } => change::run_change(command, &remote).await,
         Command::Service { command, remote } => change::run_service(command, &remote).await,
+        Command::Deployment { command, remote } => deployment::run(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,
         Command::Authz { command, remote } => project::run_authz(command, &remote).await,

@@ -570,7 +570,9 @@ impl Apps {
         }
         for deployment in &history {
             self.store.delete(&deployments::id_key(&deployment.id))?;
+            super::changes::remove_of_deployment(&self.store, &deployment.id)?;
         }
+        super::deploy_configs::delete_all_of_app(&self.store, project, name)?;
         let records = format!("{}/", Store::key(&["deployments", project, name]));
         self.store.backend().delete_prefix(records.as_bytes())?;
         let all = format!("{}/", Store::key(&["app-favourites"]));
@@ -599,6 +601,7 @@ impl Apps {
         user: &str,
         favourite: bool,
     ) -> Result<App, AppError> {
+        let _writing = WRITES.lock().await;
         let app = self.get(project, name)?;
         let key = favourite_key(user, project, name);
         if favourite {

@@ -29,8 +29,8 @@ use tokio::sync::{Notify, watch};
 use utoipa::ToSchema;
 
 use super::changes::{
-    self, Approval, BatchState, Before, ChangeKind, ChangeOrder, ChangeState, Level,
-    PodSnapshot, RenderedObject,
+    self, Approval, BatchState, Before, ChangeKind, ChangeOrder, ChangeState, Level, PodSnapshot,
+    RenderedObject,
 };
 use super::clusters::Clusters;
 use super::deployments::{
@@ -43,6 +43,9 @@ use super::render::{self, Workload};
 use super::spec::{DeploySpec, ServiceSpec, SpecError};
 use crate::audit::{Actor, AuditLog, Entry, Outcome};
 use crate::store::{Store, StoreError};
+
+/// What a finished operation does to the deployment record.
+type Effect = Box<dyn Fn(&mut Deployment) + Send + Sync>;
 
 /// The actor name of what the engine does on its own.
 pub const ENGINE: &str = "wharf";
@@ -396,13 +399,14 @@ impl Deployer {
         self.check_app(project, app)?;
         let environment = self.inner.environments.get(project, env)?;
         if let Some(config) = &request.deploy_config {
-            let config = super::deploy_configs::find(self.store(), project, app, config)?
-                .ok_or_else(|| {
-                    invalid(
-                        "deployConfig",
-                        format!("app `{app}` has no deploy config `{config}`"),
-                    )
-                })?;
+            let config =
+                super::deploy_configs::find_in_env(self.store(), project, app, env, config)?
+                    .ok_or_else(|| {
+                        invalid(
+                            "deployConfig",
+                            format!("app `{app}` has no deploy config `{config}`"),
+                        )
+                    })?;
             if config.env != env {
                 return Err(invalid(
                     "deployConfig",
@@ -1823,9 +1827,7 @@ impl Deployer {
         let deadline = change.started_at.unwrap_or(change.created_at)
             + Duration::from_secs(change.batch_timeout_seconds);
         let replicas = change.target_replicas;
-        let (message, effect): (String, Box<dyn Fn(&mut Deployment) + Send + Sync>) = match change
-            .kind
-        {
+        let (message, effect): (String, Effect) = match change.kind {
             ChangeKind::Scale | ChangeKind::Start | ChangeKind::Stop => {
                 let revision = change
                     .target_revision
@@ -2015,9 +2017,7 @@ impl Deployer {
     }
 }
 
-fn unreachable_kind(
-    change: &ChangeOrder,
-) -> Result<(String, Box<dyn Fn(&mut Deployment) + Send + Sync>), DeployError> {
+fn unreachable_kind(change: &ChangeOrder) -> Result<(String, Effect), DeployError> {
     Err(invalid(
         "kind",
         format!("change order {} is a rollout, not an operation", change.id),

@@ -750,7 +750,7 @@ pub async fn events(
             Some((last, view))
         })
         .collect();
-    events.sort_by(|a, b| b.0.cmp(&a.0));
+    events.sort_by_key(|e| std::cmp::Reverse(e.0));
     Ok(events.into_iter().take(limit).map(|(_, e)| e).collect())
 }
 
@@ -1078,21 +1078,20 @@ mod tests {
             (Some(1), "cart-v1", Some("nginx:1.25"), true)
         );
 
-        let events = events(&client, &cart, 100).await.expect("events");
+        let seen = events(&client, &cart, 100).await.expect("events");
         assert!(
-            events
-                .iter()
+            seen.iter()
                 .any(|e| e.kind == "Deployment" && e.name == "cart-v1"),
-            "{events:#?}"
+            "{seen:#?}"
         );
-        assert!(events.iter().any(|e| e.kind == "ReplicaSet"), "{events:#?}");
+        assert!(seen.iter().any(|e| e.kind == "ReplicaSet"), "{seen:#?}");
         assert!(
-            events.iter().all(|e| !e.name.starts_with("carts")),
-            "{events:#?}"
+            seen.iter().all(|e| !e.name.starts_with("carts")),
+            "{seen:#?}"
         );
         assert!(
-            events.windows(2).all(|w| w[0].last_seen >= w[1].last_seen),
-            "newest first: {events:#?}"
+            seen.windows(2).all(|w| w[0].last_seen >= w[1].last_seen),
+            "newest first: {seen:#?}"
         );
         assert_eq!(events(&client, &cart, 1).await.expect("events").len(), 1);
 

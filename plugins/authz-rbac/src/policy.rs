@@ -65,6 +65,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "pipeline.run",
             "config.read",
             "deploy-config.read",
+            "deploy-config.list",
             "deploy.read",
             "deploy.list",
             "deploy.create",

@@ -533,7 +533,7 @@ fn who_can_and_what_can_read_both_sides() {
     assert_eq!(what("user:bob", "project:shop"), json!({ "actions": [] }));
     assert_eq!(
         what("group:qa", "project:shop"),
-        json!({ "actions": ["*.list", "*.read"] })
+        json!({ "actions": ["*.list", "*.read", "app.favourite"] })
     );
 
     assert_eq!(

@@ -713,7 +713,9 @@ fn logs(shared: Arc<Shared>, target: &Target, name: &str, query: &Query) -> Resp
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     });
     (
         [
