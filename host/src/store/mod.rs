@@ -33,6 +33,112 @@ pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Debug, PartialEq, Eq)]
 pub struct CasConflict;
 
+/// What a [`Batch`] requires of one key before it writes anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The key does not exist.
+    Absent(Vec<u8>),
+    /// The key exists, whatever its value.
+    Present(Vec<u8>),
+    /// The key holds exactly this value.
+    Equals(Vec<u8>, Vec<u8>),
+}
+
+impl Check {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Check::Absent(k) | Check::Present(k) | Check::Equals(k, _) => k,
+        }
+    }
+
+    /// Whether `current` (the key's value, `None` = absent) satisfies the check.
+    pub fn holds(&self, current: Option<&[u8]>) -> bool {
+        match self {
+            Check::Absent(_) => current.is_none(),
+            Check::Present(_) => current.is_some(),
+            Check::Equals(_, v) => current == Some(v.as_slice()),
+        }
+    }
+}
+
+/// One write of a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// A conditional multi-key write: every check holds and every write happens, atomically,
+/// or nothing is written. This is what uniqueness and cross-entity rules rest on, on one
+/// host or several (PostgreSQL runs it as one serializable transaction).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub checks: Vec<Check>,
+    pub writes: Vec<Write>,
+}
+
+/// The check of a [`Batch`] that did not hold; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConflict {
+    /// Position of the failed check in [`Batch::checks`].
+    pub index: usize,
+    pub key: Vec<u8>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires `key` to be absent.
+    pub fn absent(mut self, key: &str) -> Self {
+        self.checks.push(Check::Absent(key.as_bytes().to_vec()));
+        self
+    }
+
+    /// Requires `key` to exist.
+    pub fn present(mut self, key: &str) -> Self {
+        self.checks.push(Check::Present(key.as_bytes().to_vec()));
+        self
+    }
+
+    /// Requires `key` to hold exactly `value` (bytes as read, e.g. from [`Store::get_raw`]).
+    pub fn equals(mut self, key: &str, value: Vec<u8>) -> Self {
+        self.checks.push(Check::Equals(key.as_bytes().to_vec(), value));
+        self
+    }
+
+    /// Requires `key` to still hold what was read: `None` = still absent.
+    pub fn unchanged(self, key: &str, read: Option<Vec<u8>>) -> Self {
+        match read {
+            Some(value) => self.equals(key, value),
+            None => self.absent(key),
+        }
+    }
+
+    pub fn put_raw(mut self, key: &str, value: Vec<u8>) -> Self {
+        self.writes.push(Write::Put(key.as_bytes().to_vec(), value));
+        self
+    }
+
+    pub fn put_json<T: Serialize>(self, key: &str, value: &T) -> Result<Self, StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(self.put_raw(key, bytes))
+    }
+
+    pub fn delete(mut self, key: &str) -> Self {
+        self.writes.push(Write::Delete(key.as_bytes().to_vec()));
+        self
+    }
+
+    /// Appends another batch's checks and writes.
+    pub fn merge(mut self, other: Batch) -> Self {
+        self.checks.extend(other.checks);
+        self.writes.extend(other.writes);
+        self
+    }
+}
+
 /// The operations a storage backend provides. Keys and values are bytes; ordering is
 /// lexicographic on keys.
 pub trait Backend: Send + Sync + 'static {
@@ -52,6 +158,9 @@ pub trait Backend: Send + Sync + 'static {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<Result<(), CasConflict>, StoreError>;
+    /// Applies `batch` atomically: all its checks hold and all its writes happen, or it
+    /// answers the first check that failed and writes nothing.
+    fn apply(&self, batch: &Batch) -> Result<Result<(), BatchConflict>, StoreError>;
     /// Removes every key under `prefix`.
     fn delete_prefix(&self, prefix: &[u8]) -> Result<usize, StoreError>;
     /// Waits until every write made so far is on disk.
@@ -109,6 +218,56 @@ impl Store {
 
     pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.backend.delete(key.as_bytes())
+    }
+
+    /// The stored bytes at `key`, for a later [`Batch::unchanged`] check.
+    pub fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.get(key.as_bytes())
+    }
+
+    /// Applies a conditional batch (not yet durable: [`Store::commit`] before acking).
+    pub fn apply(&self, batch: &Batch) -> Result<Result<(), BatchConflict>, StoreError> {
+        self.backend.apply(batch)
+    }
+
+    /// Reads the JSON value at `key`, lets `change` decide its new value (`None` deletes)
+    /// and writes it only if nobody changed the key meanwhile, retrying on a lost race.
+    /// `change` may refuse with an error of its own; it runs once per attempt.
+    pub fn update_json<T, E>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<T>) -> Result<Option<T>, E>,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<StoreError>,
+    {
+        loop {
+            let read = self.get_raw(key)?;
+            let current = match &read {
+                None => None,
+                Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| {
+                    StoreError::Corrupt {
+                        key: key.to_owned(),
+                        reason: e.to_string(),
+                    }
+                })?),
+            };
+            let next = change(current)?;
+            let bytes = match &next {
+                None => None,
+                Some(value) => Some(
+                    serde_json::to_vec(value).map_err(|e| StoreError::Backend(e.to_string()))?,
+                ),
+            };
+            match self
+                .backend
+                .compare_and_swap(key.as_bytes(), read.as_deref(), bytes.as_deref())?
+            {
+                Ok(()) => return Ok(next),
+                Err(CasConflict) => continue,
+            }
+        }
     }
 
     /// Every JSON value under `prefix`, in key order.

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use futures::FutureExt;
 
-use super::{Backend, CasConflict, Rows, StoreError};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{Backend, Batch, BatchConflict, CasConflict, Check, Rows, StoreError, Write};
 
 /// sled-backed [`Backend`]. sled batches fsyncs, so concurrent commits share one flush.
 pub struct SledBackend {
@@ -87,6 +89,38 @@ impl Backend for SledBackend {
         Ok(outcome.map_err(|_| CasConflict))
     }
 
+    fn apply(&self, batch: &Batch) -> Result<Result<(), BatchConflict>, StoreError> {
+        // sled transactions take its concurrency-control write lock, so they are atomic
+        // against plain writes and compare-and-swaps too, not only against each other.
+        let outcome = self.db.transaction(|tx| {
+            for (index, check) in batch.checks.iter().enumerate() {
+                let current = tx.get(check.key())?;
+                if !check.holds(current.as_deref()) {
+                    return Err(ConflictableTransactionError::Abort(BatchConflict {
+                        index,
+                        key: check.key().to_vec(),
+                    }));
+                }
+            }
+            for write in &batch.writes {
+                match write {
+                    Write::Put(key, value) => {
+                        tx.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Write::Delete(key) => {
+                        tx.remove(key.as_slice())?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(Ok(())),
+            Err(TransactionError::Abort(conflict)) => Ok(Err(conflict)),
+            Err(TransactionError::Storage(e)) => Err(backend(e)),
+        }
+    }
+
     fn delete_prefix(&self, prefix: &[u8]) -> Result<usize, StoreError> {
         let mut removed = 0;
         for key in self.db.scan_prefix(prefix).keys() {
@@ -158,6 +192,53 @@ mod tests {
             vec![b"a/3".as_slice()]
         );
         assert_eq!(db.count(b"a/").unwrap(), 3);
+    }
+
+    #[test]
+    fn a_batch_writes_all_or_nothing() {
+        let (_dir, db) = open();
+        db.put(b"taken", b"1").unwrap();
+        let refused = Batch::new()
+            .absent("free")
+            .absent("taken")
+            .put_raw("free", b"x".to_vec())
+            .put_raw("other", b"y".to_vec());
+        let conflict = db.apply(&refused).unwrap().unwrap_err();
+        assert_eq!((conflict.index, conflict.key.as_slice()), (1, b"taken".as_slice()));
+        assert_eq!(db.get(b"free").unwrap(), None, "nothing written");
+        assert_eq!(db.get(b"other").unwrap(), None, "nothing written");
+
+        let accepted = Batch::new()
+            .equals("taken", b"1".to_vec())
+            .present("taken")
+            .put_raw("free", b"x".to_vec())
+            .delete("taken");
+        db.apply(&accepted).unwrap().unwrap();
+        assert_eq!(db.get(b"free").unwrap().as_deref(), Some(b"x".as_slice()));
+        assert_eq!(db.get(b"taken").unwrap(), None);
+    }
+
+    #[test]
+    fn concurrent_batches_claim_a_key_once() {
+        let (_dir, db) = open();
+        let db = std::sync::Arc::new(db);
+        let winners: usize = (0..16)
+            .map(|i| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    let batch = Batch::new()
+                        .absent("name")
+                        .put_raw("name", format!("{i}").into_bytes())
+                        .put_raw(&format!("row/{i}"), b"r".to_vec());
+                    db.apply(&batch).unwrap().is_ok() as usize
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(winners, 1);
+        assert_eq!(db.count(b"row/").unwrap(), 1);
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Hardening (issue 11): see `mod.rs` for what this file proves.
