@@ -134,6 +134,7 @@ impl From<EnvError> for ApiError {
             EnvError::BindingNotFound { .. } => ApiError::not_found("binding-not-found", detail),
             EnvError::NamespaceTaken { .. } => conflict("namespace-bound").field("namespace"),
             EnvError::HasConfigItems { .. } => conflict("has-config-items"),
+            EnvError::Conflict(_) => conflict("concurrent-change"),
             EnvError::ConfigItemNotFound(_) => ApiError::not_found("config-item-not-found", detail),
             EnvError::ConfigItemExists(_) => conflict("config-item-exists").field("name"),
             EnvError::Clusters(c) => c.into(),

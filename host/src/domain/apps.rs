@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 
 use super::deployments::{self, DeploymentStatus};
 use super::projects::{ProjectError, Projects};
-use crate::store::{Store, StoreError};
+use super::dependents::Dependents;
+use crate::store::{Batch, Store, StoreError};
 
 /// Seed 001 `category`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -189,16 +190,47 @@ fn invalid(field: &str, message: impl Into<String>) -> AppError {
     }
 }
 
-/// Serializes changes to apps and groups within this process, so two requests cannot
-/// take one name between the check and the write.
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn key(project: &str, name: &str) -> String {
     Store::key(&["apps", project, name])
 }
 
 fn project_prefix(project: &str) -> String {
     format!("{}/", Store::key(&["apps", project]))
+}
+
+/// Claim of an app name in its project, by lowercase name (Kubernetes names are
+/// lowercase, so `Cart` and `cart` would clash): two creates cannot both take it.
+fn name_claim_key(project: &str, name: &str) -> String {
+    Store::key(&["app-names", project, &name.to_lowercase()])
+}
+
+/// Claim of an app group name in its project.
+fn group_name_key(project: &str, name: &str) -> String {
+    Store::key(&["app-group-names", project, name])
+}
+
+/// The counts of what an app owns (deployment records, deploy configs), for batches that
+/// add or remove such a child: see [`super::dependents`].
+pub(crate) fn dependents(store: &Store, project: &str, app: &str) -> Result<Dependents, StoreError> {
+    Dependents::read(
+        store,
+        &format!("app:{project}/{app}"),
+        &[
+            (
+                "deployments",
+                format!("{}/", Store::key(&["deployments", project, app])),
+            ),
+            (
+                "deploy-configs",
+                format!("{}/", Store::key(&["deploy-configs", project, app])),
+            ),
+        ],
+    )
+}
+
+/// The check, for a batch creating a child of the app, that the app exists.
+pub(crate) fn exists(batch: Batch, project: &str, app: &str) -> Batch {
+    batch.present(&key(project, app))
 }
 
 /// Key of the app id index: the id → `"<project>/<name>"`.
@@ -398,14 +430,45 @@ impl Apps {
         Ok(())
     }
 
-    async fn save(&self, app: &App) -> Result<(), AppError> {
-        self.store.put_json(&key(&app.project, &app.name), app)?;
-        self.store.commit().await?;
-        Ok(())
+    /// Reads the app, lets `change` alter it, and writes it back if nobody changed it
+    /// meanwhile (retrying otherwise); a group it names must still exist when it is written.
+    async fn modify(
+        &self,
+        project: &str,
+        name: &str,
+        mut change: impl FnMut(&mut App) -> Result<bool, AppError>,
+    ) -> Result<App, AppError> {
+        loop {
+            let read = self.store.get_raw(&key(project, name))?;
+            let mut app = self.get(project, name)?;
+            if !change(&mut app)? {
+                return Ok(app);
+            }
+            app.updated_at = OffsetDateTime::now_utc();
+            let mut batch = Batch::new()
+                .unchanged(&key(project, name), read)
+                .put_json(&key(project, name), &app)?;
+            if let Some(group) = &app.group_id {
+                batch = batch.present(&group_key(project, group));
+            }
+            match self.store.apply(&batch)? {
+                Ok(()) => {
+                    self.store.commit().await?;
+                    return Ok(app);
+                }
+                Err(conflict) if conflict.key == key(project, name).as_bytes() => continue,
+                Err(_) => {
+                    let group = app.group_id.unwrap_or_default();
+                    return Err(invalid(
+                        "groupId",
+                        format!("app group `{group}` does not exist in this project"),
+                    ));
+                }
+            }
+        }
     }
 
     pub async fn create(&self, project: &str, new: NewApp, actor: &str) -> Result<App, AppError> {
-        let _writing = WRITES.lock().await;
         self.project(project)?;
         validate_name(&new.name)?;
         let description = new.description.unwrap_or_default();
@@ -439,10 +502,49 @@ impl Apps {
         Ok(app)
     }
 
+    /// Stores a new app: its name still free, its project and group still there, the
+    /// project's count of apps bumped — all in one batch.
     async fn insert(&self, app: &App) -> Result<(), AppError> {
-        self.store
-            .put_json(&id_key(&app.id), &format!("{}/{}", app.project, app.name))?;
-        self.save(app).await
+        loop {
+            let owner = super::projects::dependents(&self.store, &app.project)?;
+            let mut batch = Batch::new()
+                .absent(&key(&app.project, &app.name))
+                .absent(&name_claim_key(&app.project, &app.name))
+                .absent(&id_key(&app.id))
+                .put_json(&key(&app.project, &app.name), app)?
+                .put_raw(
+                    &name_claim_key(&app.project, &app.name),
+                    serde_json::to_vec(&app.name).map_err(|e| StoreError::Backend(e.to_string()))?,
+                )
+                .put_json(&id_key(&app.id), &format!("{}/{}", app.project, app.name))?;
+            batch = super::projects::exists(batch, &app.project);
+            if let Some(group) = &app.group_id {
+                batch = batch.present(&group_key(&app.project, group));
+            }
+            let batch = owner.add("apps").write(batch)?;
+            let Err(conflict) = self.store.apply(&batch)? else {
+                self.store.commit().await?;
+                return Ok(());
+            };
+            if super::dependents::is_dependents_key(&conflict.key) {
+                continue;
+            }
+            if super::projects::is_record(&app.project, &conflict.key) {
+                return Err(AppError::ProjectNotFound(app.project.clone()));
+            }
+            if conflict.key.starts_with(group_key(&app.project, "").as_bytes()) {
+                return Err(invalid(
+                    "groupId",
+                    format!(
+                        "app group `{}` does not exist in this project",
+                        app.group_id.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+            // The name (or, by case, a clashing one) was taken meanwhile.
+            self.check_name_free(&app.project, &app.name)?;
+            return Err(AppError::NameTaken(app.name.clone()));
+        }
     }
 
     /// A new app with the source's category, repository, origin and group.
@@ -453,7 +555,6 @@ impl Apps {
         copy: AppCopy,
         actor: &str,
     ) -> Result<App, AppError> {
-        let _writing = WRITES.lock().await;
         let source = self.get(project, source)?;
         validate_name(&copy.name)?;
         let description = copy.description.unwrap_or(source.description);
@@ -488,36 +589,37 @@ impl Apps {
         name: &str,
         update: AppUpdate,
     ) -> Result<App, AppError> {
-        let _writing = WRITES.lock().await;
-        let mut app = self.get(project, name)?;
-        if let Some(description) = update.description {
-            validate_description(&description)?;
-            app.description = description;
+        if let Some(description) = &update.description {
+            validate_description(description)?;
         }
-        if let Some(category) = update.category {
-            app.category = category;
+        if let Some(Some(address)) = &update.code_repos_address {
+            validate_repo(address)?;
         }
-        if let Some(address) = update.code_repos_address {
-            if let Some(address) = &address {
-                validate_repo(address)?;
+        if let Some(Some(origin)) = &update.origin {
+            validate_origin(origin)?;
+        }
+        if let Some(Some(group)) = &update.group_id {
+            self.check_group(project, group)?;
+        }
+        self.modify(project, name, |app| {
+            if let Some(description) = &update.description {
+                app.description = description.clone();
             }
-            app.code_repos_address = address;
-        }
-        if let Some(origin) = update.origin {
-            if let Some(origin) = &origin {
-                validate_origin(origin)?;
+            if let Some(category) = update.category {
+                app.category = category;
             }
-            app.origin = origin;
-        }
-        if let Some(group) = update.group_id {
-            if let Some(group) = &group {
-                self.check_group(project, group)?;
+            if let Some(address) = &update.code_repos_address {
+                app.code_repos_address = address.clone();
             }
-            app.group_id = group;
-        }
-        app.updated_at = OffsetDateTime::now_utc();
-        self.save(&app).await?;
-        Ok(app)
+            if let Some(origin) = &update.origin {
+                app.origin = origin.clone();
+            }
+            if let Some(group) = &update.group_id {
+                app.group_id = group.clone();
+            }
+            Ok(true)
+        })
+        .await
     }
 
     /// Puts the app into a group, or out of any with `None` (seed 001 5.1.4).
@@ -541,40 +643,69 @@ impl Apps {
         name: &str,
         disabled: bool,
     ) -> Result<App, AppError> {
-        let _writing = WRITES.lock().await;
-        let mut app = self.get(project, name)?;
-        if app.disabled != disabled {
+        self.modify(project, name, |app| {
+            let changed = app.disabled != disabled;
             app.disabled = disabled;
-            app.updated_at = OffsetDateTime::now_utc();
-            self.save(&app).await?;
-        }
-        Ok(app)
+            Ok(changed)
+        })
+        .await
     }
 
     /// Deletes an app that runs nowhere, with its favourites and the records of its
     /// deleted deployments.
     pub async fn delete(&self, project: &str, name: &str) -> Result<App, AppError> {
-        let _writing = WRITES.lock().await;
-        let app = self.get(project, name)?;
-        let history = deployments::of_app(&self.store, project, name)?;
-        let live: Vec<&str> = history
-            .iter()
-            .filter(|d| d.status != DeploymentStatus::Deleted)
-            .map(|d| d.env.as_str())
-            .collect();
-        if !live.is_empty() {
-            return Err(AppError::HasDeployments {
-                app: name.to_owned(),
-                envs: live.join(", "),
-            });
-        }
-        for deployment in &history {
-            self.store.delete(&deployments::id_key(&deployment.id))?;
-            super::changes::remove_of_deployment(&self.store, &deployment.id)?;
+        let (app, removed) = loop {
+            let read = self.store.get_raw(&key(project, name))?;
+            let app = self.get(project, name)?;
+            let owned = dependents(&self.store, project, name)?;
+            let owner = super::projects::dependents(&self.store, project)?;
+            let mut batch = Batch::new()
+                .unchanged(&key(project, name), read)
+                .delete(&key(project, name))
+                .delete(&id_key(&app.id))
+                .delete(&name_claim_key(project, name));
+            // Each deployment record goes on the condition that it is as read here, so a
+            // deploy racing this delete either lands first (and refuses it) or fails.
+            let mut live = Vec::new();
+            let mut removed = Vec::new();
+            let records = format!("{}/", Store::key(&["deployments", project, name]));
+            for (raw_key, value) in self
+                .store
+                .backend()
+                .scan(records.as_bytes(), None, usize::MAX)?
+            {
+                let record_key = String::from_utf8_lossy(&raw_key).into_owned();
+                let deployment: deployments::Deployment = serde_json::from_slice(&value)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: record_key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if deployment.status != DeploymentStatus::Deleted {
+                    live.push(deployment.env.clone());
+                }
+                batch = batch
+                    .equals(&record_key, value)
+                    .delete(&record_key)
+                    .delete(&deployments::id_key(&deployment.id));
+                removed.push(deployment.id);
+            }
+            if !live.is_empty() {
+                return Err(AppError::HasDeployments {
+                    app: name.to_owned(),
+                    envs: live.join(", "),
+                });
+            }
+            let batch = owner.remove("apps").write(owned.remove_all(batch))?;
+            if self.store.apply(&batch)?.is_ok() {
+                break (app, removed);
+            }
+        };
+        // What hangs off the app without rules of its own (change order history, deploy
+        // configs, favourites) goes after it; a crash here leaves only unreachable records.
+        for deployment in &removed {
+            super::changes::remove_of_deployment(&self.store, deployment)?;
         }
         super::deploy_configs::delete_all_of_app(&self.store, project, name)?;
-        let records = format!("{}/", Store::key(&["deployments", project, name]));
-        self.store.backend().delete_prefix(records.as_bytes())?;
         let all = format!("{}/", Store::key(&["app-favourites"]));
         for (raw_key, value) in self
             .store
@@ -587,8 +718,6 @@ impl Apps {
                 self.store.backend().delete(&raw_key)?;
             }
         }
-        self.store.delete(&id_key(&app.id))?;
-        self.store.delete(&key(project, name))?;
         self.store.commit().await?;
         Ok(app)
     }
@@ -601,18 +730,26 @@ impl Apps {
         user: &str,
         favourite: bool,
     ) -> Result<App, AppError> {
-        let _writing = WRITES.lock().await;
         let app = self.get(project, name)?;
         let key = favourite_key(user, project, name);
-        if favourite {
+        let batch = if favourite {
             let record = Favourite {
                 project: project.to_owned(),
                 app: name.to_owned(),
                 created_at: OffsetDateTime::now_utc(),
             };
-            self.store.put_json(&key, &record)?;
+            // Only while the app is there, so a favourite never outlives a racing delete.
+            Batch::new()
+                .present(&self::key(project, name))
+                .put_json(&key, &record)?
         } else {
-            self.store.delete(&key)?;
+            Batch::new().delete(&key)
+        };
+        if self.store.apply(&batch)?.is_err() {
+            return Err(AppError::NotFound {
+                project: project.to_owned(),
+                app: name.to_owned(),
+            });
         }
         self.store.commit().await?;
         Ok(app)
@@ -643,7 +780,43 @@ impl Apps {
         Ok(groups)
     }
 
-    fn check_group_name_free(&self, project: &str, name: &str, id: &str) -> Result<(), AppError> {
+    pub async fn create_group(
+        &self,
+        project: &str,
+        name: String,
+        actor: &str,
+    ) -> Result<AppGroup, AppError> {
+        self.project(project)?;
+        validate_group_name(&name)?;
+        let now = OffsetDateTime::now_utc();
+        let group = AppGroup {
+            id: new_id(),
+            project: project.to_owned(),
+            name,
+            created_at: now,
+            updated_at: now,
+            created_by: actor.to_owned(),
+        };
+        self.claim_group_name(project, &group.name, &group.id)?;
+        let batch = Batch::new()
+            .absent(&group_name_key(project, &group.name))
+            .put_json(&group_name_key(project, &group.name), &group.id)?
+            .put_json(&group_key(project, &group.id), &group)?;
+        let batch = super::projects::exists(batch, project);
+        match self.store.apply(&batch)? {
+            Ok(()) => {}
+            Err(conflict) if super::projects::is_record(project, &conflict.key) => {
+                return Err(AppError::ProjectNotFound(project.to_owned()));
+            }
+            Err(_) => return Err(AppError::GroupNameTaken(group.name)),
+        }
+        self.store.commit().await?;
+        Ok(group)
+    }
+
+    /// Refuses a group name another group of the project has. Groups made before names
+    /// were claimed have no claim, so they are looked for as well.
+    fn claim_group_name(&self, project: &str, name: &str, id: &str) -> Result<(), AppError> {
         if self
             .groups(project)?
             .iter()
@@ -654,65 +827,76 @@ impl Apps {
         Ok(())
     }
 
-    pub async fn create_group(
-        &self,
-        project: &str,
-        name: String,
-        actor: &str,
-    ) -> Result<AppGroup, AppError> {
-        let _writing = WRITES.lock().await;
-        self.project(project)?;
-        validate_group_name(&name)?;
-        self.check_group_name_free(project, &name, "")?;
-        let now = OffsetDateTime::now_utc();
-        let group = AppGroup {
-            id: new_id(),
-            project: project.to_owned(),
-            name,
-            created_at: now,
-            updated_at: now,
-            created_by: actor.to_owned(),
-        };
-        self.store
-            .put_json(&group_key(project, &group.id), &group)?;
-        self.store.commit().await?;
-        Ok(group)
-    }
-
     pub async fn rename_group(
         &self,
         project: &str,
         id: &str,
         name: String,
     ) -> Result<AppGroup, AppError> {
-        let _writing = WRITES.lock().await;
-        let mut group = self.group(project, id)?;
         validate_group_name(&name)?;
-        self.check_group_name_free(project, &name, id)?;
-        group.name = name;
-        group.updated_at = OffsetDateTime::now_utc();
-        self.store.put_json(&group_key(project, id), &group)?;
-        self.store.commit().await?;
-        Ok(group)
+        loop {
+            let read = self.store.get_raw(&group_key(project, id))?;
+            let mut group = self.group(project, id)?;
+            if group.name == name {
+                return Ok(group);
+            }
+            self.claim_group_name(project, &name, id)?;
+            let old_name = std::mem::replace(&mut group.name, name.clone());
+            group.updated_at = OffsetDateTime::now_utc();
+            let batch = Batch::new()
+                .unchanged(&group_key(project, id), read)
+                .absent(&group_name_key(project, &name))
+                .put_json(&group_name_key(project, &name), &group.id)?
+                .delete(&group_name_key(project, &old_name))
+                .put_json(&group_key(project, id), &group)?;
+            match self.store.apply(&batch)? {
+                Ok(()) => {
+                    self.store.commit().await?;
+                    return Ok(group);
+                }
+                Err(conflict) if conflict.index == 0 => continue,
+                Err(_) => return Err(AppError::GroupNameTaken(name)),
+            }
+        }
     }
 
-    /// Deletes a group; its apps become ungrouped.
+    /// Deletes a group; its apps become ungrouped. The batch holds every app of the
+    /// project as read and the project's count of apps, so an app put into the group (or
+    /// created in it) meanwhile makes it start over instead of keeping a dangling group.
     pub async fn delete_group(&self, project: &str, id: &str) -> Result<AppGroup, AppError> {
-        let _writing = WRITES.lock().await;
-        let group = self.group(project, id)?;
-        let apps: Vec<App> = self.store.list_json(&project_prefix(project))?;
-        let now = OffsetDateTime::now_utc();
-        for mut app in apps
-            .into_iter()
-            .filter(|a| a.group_id.as_deref() == Some(id))
-        {
-            app.group_id = None;
-            app.updated_at = now;
-            self.store.put_json(&key(project, &app.name), &app)?;
+        loop {
+            let read = self.store.get_raw(&group_key(project, id))?;
+            let group = self.group(project, id)?;
+            let owner = super::projects::dependents(&self.store, project)?;
+            let mut batch = Batch::new()
+                .unchanged(&group_key(project, id), read)
+                .delete(&group_key(project, id))
+                .delete(&group_name_key(project, &group.name));
+            let now = OffsetDateTime::now_utc();
+            for (raw_key, value) in self.store.backend().scan(
+                project_prefix(project).as_bytes(),
+                None,
+                usize::MAX,
+            )? {
+                let app_key = String::from_utf8_lossy(&raw_key).into_owned();
+                let mut app: App =
+                    serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                        key: app_key.clone(),
+                        reason: e.to_string(),
+                    })?;
+                batch = batch.equals(&app_key, value);
+                if app.group_id.as_deref() == Some(id) {
+                    app.group_id = None;
+                    app.updated_at = now;
+                    batch = batch.put_json(&app_key, &app)?;
+                }
+            }
+            let batch = owner.write(batch)?;
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(group);
+            }
         }
-        self.store.delete(&group_key(project, id))?;
-        self.store.commit().await?;
-        Ok(group)
     }
 }
 

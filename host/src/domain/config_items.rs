@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::environments::{EnvError, Environment, Environments, invalid, write_lock};
-use crate::store::{Store, StoreError};
+use super::environments::{self, EnvError, Environment, Environments, invalid};
+use crate::store::{Batch, Store, StoreError};
 
 /// Kubernetes' limit on the data of one ConfigMap.
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;
@@ -335,6 +335,9 @@ impl ConfigItems {
         }
     }
 
+    /// Claims the name in the store first (the environment and its binding as read, the
+    /// name free, the environment's count of items bumped, in one batch), then creates
+    /// the ConfigMap; if the cluster refuses, the claim is withdrawn.
     pub async fn create(
         &self,
         project: &str,
@@ -342,42 +345,79 @@ impl ConfigItems {
         new: NewConfigItem,
         actor: &str,
     ) -> Result<ConfigItem, EnvError> {
-        let _writing = write_lock().await;
-        let environment = self.envs.get(project, env)?;
         validate_name(&new.name)?;
         validate_entries(&new.items)?;
-        let (cluster, namespace) = Self::binding(&environment, new.cluster, new.namespace)?;
-        if self
-            .store
-            .get_json::<ConfigItem>(&key(project, env, &new.name))?
-            .is_some()
-        {
-            return Err(EnvError::ConfigItemExists(new.name));
-        }
-        let now = OffsetDateTime::now_utc();
-        let item = ConfigItem {
-            id: uuid::Uuid::new_v4().to_string(),
-            project: project.to_owned(),
-            env: env.to_owned(),
-            items: entries(&new.name, new.items),
-            name: new.name,
-            cluster,
-            namespace,
-            created_at: now,
-            updated_at: now,
-            created_by: actor.to_owned(),
-            updated_by: actor.to_owned(),
+        let item_key = key(project, env, &new.name);
+        let item = loop {
+            let env_read = self.store.get_raw(&environments::key(project, env))?;
+            let environment = self.envs.get(project, env)?;
+            let (cluster, namespace) =
+                Self::binding(&environment, new.cluster.clone(), new.namespace.clone())?;
+            let now = OffsetDateTime::now_utc();
+            let item = ConfigItem {
+                id: uuid::Uuid::new_v4().to_string(),
+                project: project.to_owned(),
+                env: env.to_owned(),
+                items: entries(&new.name, new.items.clone()),
+                name: new.name.clone(),
+                cluster,
+                namespace,
+                created_at: now,
+                updated_at: now,
+                created_by: actor.to_owned(),
+                updated_by: actor.to_owned(),
+            };
+            let owner = environments::dependents(&self.store, project, env)?;
+            let batch = Batch::new()
+                .unchanged(&environments::key(project, env), env_read)
+                .absent(&item_key)
+                .put_json(&item_key, &item)?;
+            let batch = owner.add("config-items").write(batch)?;
+            match self.store.apply(&batch)? {
+                Ok(()) => break item,
+                Err(conflict) if conflict.key == item_key.as_bytes() => {
+                    return Err(EnvError::ConfigItemExists(new.name));
+                }
+                Err(_) => continue,
+            }
         };
-        let client = self.envs.clusters().client(&item.cluster).await?;
-        client
-            .create_configmap(&item.namespace, &configmap(&item))
-            .await?;
-        self.store.put_json(&key(project, env, &item.name), &item)?;
+        let created = match self.envs.clusters().client(&item.cluster).await {
+            Ok(client) => client
+                .create_configmap(&item.namespace, &configmap(&item))
+                .await
+                .map_err(EnvError::from),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(error) = created {
+            self.remove_record(project, env, &item.name).await?;
+            return Err(error);
+        }
         self.store.commit().await?;
         Ok(item)
     }
 
-    /// Replaces all items (seed 001 5.10.4).
+    /// Removes the record with the environment's count, whatever else changed meanwhile.
+    async fn remove_record(&self, project: &str, env: &str, name: &str) -> Result<(), EnvError> {
+        loop {
+            let read = self.store.get_raw(&key(project, env, name))?;
+            if read.is_none() {
+                return Ok(());
+            }
+            let owner = environments::dependents(&self.store, project, env)?;
+            let batch = Batch::new()
+                .unchanged(&key(project, env, name), read)
+                .delete(&key(project, env, name));
+            let batch = owner.remove("config-items").write(batch)?;
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Replaces all items (seed 001 5.10.4). The ConfigMap is written before the record,
+    /// and the record only if nobody wrote it meanwhile; otherwise both are written again,
+    /// so the cluster ends with what the record says.
     pub async fn update(
         &self,
         project: &str,
@@ -386,19 +426,25 @@ impl ConfigItems {
         items: Vec<NewEntry>,
         actor: &str,
     ) -> Result<ConfigItem, EnvError> {
-        let _writing = write_lock().await;
-        let mut item = self.get(project, env, name)?;
         validate_entries(&items)?;
-        item.items = entries(name, items);
-        item.updated_at = OffsetDateTime::now_utc();
-        item.updated_by = actor.to_owned();
-        let client = self.envs.clusters().client(&item.cluster).await?;
-        client
-            .replace_configmap(&item.namespace, &configmap(&item))
-            .await?;
-        self.store.put_json(&key(project, env, name), &item)?;
-        self.store.commit().await?;
-        Ok(item)
+        loop {
+            let read = self.store.get_raw(&key(project, env, name))?;
+            let mut item = self.get(project, env, name)?;
+            item.items = entries(name, items.clone());
+            item.updated_at = OffsetDateTime::now_utc();
+            item.updated_by = actor.to_owned();
+            let client = self.envs.clusters().client(&item.cluster).await?;
+            client
+                .replace_configmap(&item.namespace, &configmap(&item))
+                .await?;
+            let batch = Batch::new()
+                .unchanged(&key(project, env, name), read)
+                .put_json(&key(project, env, name), &item)?;
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(item);
+            }
+        }
     }
 
     pub async fn delete(
@@ -407,12 +453,10 @@ impl ConfigItems {
         env: &str,
         name: &str,
     ) -> Result<ConfigItem, EnvError> {
-        let _writing = write_lock().await;
         let item = self.get(project, env, name)?;
         let client = self.envs.clusters().client(&item.cluster).await?;
         client.delete_configmap(&item.namespace, &item.name).await?;
-        self.store.delete(&key(project, env, name))?;
-        self.store.commit().await?;
+        self.remove_record(project, env, name).await?;
         Ok(item)
     }
 }

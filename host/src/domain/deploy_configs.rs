@@ -16,7 +16,7 @@ use super::spec::{
     self, DeploySpec, EnvVarType, EnvVariable, LifeCycleMgt, PodResourceSpec, SpecError,
     StartCommand,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, Store, StoreError};
 
 /// Longest config name (characters).
 pub const MAX_NAME: usize = 50;
@@ -122,6 +122,17 @@ fn key(project: &str, app: &str, id: &str) -> String {
     Store::key(&["deploy-configs", project, app, id])
 }
 
+/// Claim of a config name for one app × environment: two creates cannot both take it.
+fn name_claim_key(config: &DeployConfig) -> String {
+    Store::key(&[
+        "deploy-config-names",
+        &config.project,
+        &config.app,
+        &config.env,
+        &config.name,
+    ])
+}
+
 fn app_prefix(project: &str, app: &str) -> String {
     format!("{}/", Store::key(&["deploy-configs", project, app]))
 }
@@ -172,6 +183,7 @@ pub fn find_in_env(
 pub fn delete_all_of_app(store: &Store, project: &str, app: &str) -> Result<(), StoreError> {
     for config in of_app(store, project, app)? {
         store.delete(&key(project, app, &config.id))?;
+        store.delete(&name_claim_key(&config))?;
     }
     Ok(())
 }
@@ -222,10 +234,6 @@ fn validate_name(name: &str) -> Result<(), DeployConfigError> {
     }
     Ok(())
 }
-
-/// Serializes writes to deploy configs within this process, so two requests cannot take
-/// one name between the check and the write.
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Deploy configs over the store and the environments.
 #[derive(Clone)]
@@ -336,11 +344,49 @@ impl DeployConfigs {
         Ok(())
     }
 
-    async fn save(&self, config: &DeployConfig) -> Result<(), DeployConfigError> {
-        self.store
-            .put_json(&key(&config.project, &config.app, &config.id), config)?;
-        self.store.commit().await?;
-        Ok(())
+    /// Writes `after` (and its name claim) if the stored config is still `read`
+    /// (`None`: a new config, counted on its app); false when it lost a race on its own
+    /// record, to be read again.
+    async fn save(
+        &self,
+        before: Option<&DeployConfig>,
+        read: Option<Vec<u8>>,
+        after: &DeployConfig,
+    ) -> Result<bool, DeployConfigError> {
+        let config_key = key(&after.project, &after.app, &after.id);
+        let claim = name_claim_key(after);
+        let mut batch = Batch::new()
+            .unchanged(&config_key, read)
+            .put_json(&config_key, after)?;
+        let renamed = before.is_none_or(|b| name_claim_key(b) != claim);
+        if renamed {
+            batch = batch.absent(&claim).put_json(&claim, &after.id)?;
+            if let Some(before) = before {
+                batch = batch.delete(&name_claim_key(before));
+            }
+        }
+        if before.is_none() {
+            let owner = super::apps::dependents(&self.store, &after.project, &after.app)?;
+            batch = owner
+                .add("deploy-configs")
+                .write(super::apps::exists(batch, &after.project, &after.app))?;
+        }
+        match self.store.apply(&batch)? {
+            Ok(()) => {
+                self.store.commit().await?;
+                Ok(true)
+            }
+            Err(conflict) if conflict.key == claim.as_bytes() => {
+                Err(DeployConfigError::NameTaken {
+                    name: after.name.clone(),
+                    env: after.env.clone(),
+                })
+            }
+            Err(conflict) if conflict.key == Store::key(&["apps", &after.project, &after.app]).as_bytes() => {
+                Err(DeployConfigError::AppNotFound(after.app.clone()))
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     /// Seed 001 5.5.1.
@@ -351,7 +397,6 @@ impl DeployConfigs {
         new: NewDeployConfig,
         actor: &str,
     ) -> Result<DeployConfig, DeployConfigError> {
-        let _writing = WRITES.lock().await;
         self.check_app(project, app)?;
         self.envs.get(project, &new.env)?;
         let now = OffsetDateTime::now_utc();
@@ -372,7 +417,7 @@ impl DeployConfigs {
         };
         self.validate(&config)?;
         self.name_free(&config)?;
-        self.save(&config).await?;
+        while !self.save(None, None, &config).await? {}
         Ok(config)
     }
 
@@ -385,30 +430,33 @@ impl DeployConfigs {
         update: DeployConfigUpdate,
         actor: &str,
     ) -> Result<(DeployConfig, DeployConfig), DeployConfigError> {
-        let _writing = WRITES.lock().await;
-        let before = self.get(project, app, config)?;
-        let mut after = before.clone();
-        if let Some(name) = update.name {
-            after.name = name;
+        loop {
+            let before = self.get(project, app, config)?;
+            let read = self.store.get_raw(&key(project, app, &before.id))?;
+            let mut after = before.clone();
+            if let Some(name) = &update.name {
+                after.name = name.clone();
+            }
+            if let Some(vars) = &update.env_variable_list {
+                after.env_variable_list = vars.clone();
+            }
+            if let Some(checks) = &update.life_cycle_mgt {
+                after.life_cycle_mgt = checks.clone();
+            }
+            if let Some(resources) = &update.pod_resource_spec {
+                after.pod_resource_spec = resources.clone();
+            }
+            if let Some(command) = &update.start_command {
+                after.start_command = command.clone();
+            }
+            after.updated_at = OffsetDateTime::now_utc();
+            after.updated_by = actor.to_owned();
+            self.validate(&after)?;
+            self.name_free(&after)?;
+            if self.save(Some(&before), read, &after).await? {
+                return Ok((before, after));
+            }
         }
-        if let Some(vars) = update.env_variable_list {
-            after.env_variable_list = vars;
-        }
-        if let Some(checks) = update.life_cycle_mgt {
-            after.life_cycle_mgt = checks;
-        }
-        if let Some(resources) = update.pod_resource_spec {
-            after.pod_resource_spec = resources;
-        }
-        if let Some(command) = update.start_command {
-            after.start_command = command;
-        }
-        after.updated_at = OffsetDateTime::now_utc();
-        after.updated_by = actor.to_owned();
-        self.validate(&after)?;
-        self.name_free(&after)?;
-        self.save(&after).await?;
-        Ok((before, after))
     }
 
     pub async fn delete(
@@ -417,11 +465,21 @@ impl DeployConfigs {
         app: &str,
         config: &str,
     ) -> Result<DeployConfig, DeployConfigError> {
-        let _writing = WRITES.lock().await;
-        let found = self.get(project, app, config)?;
-        self.store.delete(&key(project, app, &found.id))?;
-        self.store.commit().await?;
-        Ok(found)
+        loop {
+            let found = self.get(project, app, config)?;
+            let config_key = key(project, app, &found.id);
+            let read = self.store.get_raw(&config_key)?;
+            let owner = super::apps::dependents(&self.store, project, app)?;
+            let batch = Batch::new()
+                .unchanged(&config_key, read)
+                .delete(&config_key)
+                .delete(&name_claim_key(&found));
+            let batch = owner.remove("deploy-configs").write(batch)?;
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(found);
+            }
+        }
     }
 }
 

@@ -112,6 +112,17 @@ pub fn key(project: &str, app: &str, env: &str) -> String {
     Store::key(&["deployments", project, app, env])
 }
 
+/// Claim of the one change order in flight on a deployment (its id), taken in the batch
+/// that opens the change and released when it finishes.
+pub fn in_flight_key(deployment: &Deployment) -> String {
+    Store::key(&[
+        "deployment-in-flight",
+        &deployment.project,
+        &deployment.app,
+        &deployment.env,
+    ])
+}
+
 pub fn id_key(id: &str) -> String {
     Store::key(&["deployment-ids", id])
 }

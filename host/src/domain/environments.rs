@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 use super::clusters::{Clusters, ClustersError, validate_namespace};
 use super::projects::{ProjectError, Projects};
 use crate::cluster::client::{ClusterError, ObjectState};
-use crate::store::{Store, StoreError};
+use super::dependents::Dependents;
+use crate::store::{Batch, Store, StoreError};
 
 /// Seed 001 `envType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -156,6 +157,8 @@ pub enum EnvError {
         namespace: String,
         by: String,
     },
+    #[error("{0} changed while this request was being carried out; try again")]
+    Conflict(String),
     #[error("{what} still holds config items {names}; delete them first")]
     HasConfigItems { what: String, names: String },
     #[error("config item `{0}` does not exist in this environment")]
@@ -177,17 +180,27 @@ pub(crate) fn invalid(field: &str, message: impl Into<String>) -> EnvError {
     }
 }
 
-/// Serializes changes to environments and config items within this process, so two
-/// requests cannot bind one namespace twice or create one config item twice between the
-/// check and the write. Cluster calls under it are bounded by the client's timeouts.
-static WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-pub(crate) async fn write_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    WRITES.lock().await
+pub(crate) fn key(project: &str, env: &str) -> String {
+    Store::key(&["envs", project, env])
 }
 
-fn key(project: &str, env: &str) -> String {
-    Store::key(&["envs", project, env])
+/// Claim of a cluster namespace by the one environment that binds it (`project/env`):
+/// two binds of one namespace cannot both take it.
+fn namespace_claim_key(cluster: &str, namespace: &str) -> String {
+    Store::key(&["namespace-claims", cluster, namespace])
+}
+
+/// The counts of what an environment owns (config items), for batches that add or
+/// remove one: see [`super::dependents`].
+pub(crate) fn dependents(store: &Store, project: &str, env: &str) -> Result<Dependents, StoreError> {
+    Dependents::read(
+        store,
+        &format!("env:{project}/{env}"),
+        &[(
+            "config-items",
+            format!("{}/", Store::key(&["config-items", project, env])),
+        )],
+    )
 }
 
 fn all_prefix() -> String {
@@ -308,7 +321,6 @@ impl Environments {
         new: NewEnvironment,
         actor: &str,
     ) -> Result<Environment, EnvError> {
-        let _writing = write_lock().await;
         self.project(project)?;
         validate_code(&new.env_code)?;
         validate_name(&new.env_name)?;
@@ -321,13 +333,6 @@ impl Environments {
                     format!("resource pool `{pool}` does not exist"),
                 )
             })?;
-        }
-        if self
-            .store
-            .get_json::<Environment>(&key(project, &new.env_code))?
-            .is_some()
-        {
-            return Err(EnvError::CodeTaken(new.env_code));
         }
         let now = OffsetDateTime::now_utc();
         let env = Environment {
@@ -345,15 +350,50 @@ impl Environments {
             updated_at: now,
             created_by: actor.to_owned(),
         };
-        self.save(&env).await?;
+        let env_key = key(project, &env.env_code);
+        loop {
+            let owner = super::projects::dependents(&self.store, project)?;
+            let batch = super::projects::exists(Batch::new(), project)
+                .absent(&env_key)
+                .put_json(&env_key, &env)?;
+            let batch = owner.add("environments").write(batch)?;
+            match self.store.apply(&batch)? {
+                Ok(()) => break,
+                Err(c) if super::dependents::is_dependents_key(&c.key) => continue,
+                Err(c) if super::projects::is_record(project, &c.key) => {
+                    return Err(EnvError::ProjectNotFound(project.to_owned()));
+                }
+                Err(_) => return Err(EnvError::CodeTaken(env.env_code)),
+            }
+        }
+        self.store.commit().await?;
         Ok(env)
     }
 
-    async fn save(&self, env: &Environment) -> Result<(), EnvError> {
-        self.store
-            .put_json(&key(&env.project, &env.env_code), env)?;
-        self.store.commit().await?;
-        Ok(())
+    /// Writes `env` back if its record still holds `read`; false if someone changed it
+    /// meanwhile (the caller reads again). `batch` carries the write's other conditions.
+    async fn save_if_unchanged(
+        &self,
+        env: &Environment,
+        read: Option<Vec<u8>>,
+        batch: Batch,
+    ) -> Result<Result<(), crate::store::BatchConflict>, EnvError> {
+        let env_key = key(&env.project, &env.env_code);
+        let batch = Batch::new()
+            .unchanged(&env_key, read)
+            .put_json(&env_key, env)?
+            .merge(batch);
+        let outcome = self.store.apply(&batch)?;
+        if outcome.is_ok() {
+            self.store.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// The environment with the raw bytes it was read from, for a conditional write.
+    fn read(&self, project: &str, code: &str) -> Result<(Environment, Option<Vec<u8>>), EnvError> {
+        let read = self.store.get_raw(&key(project, code))?;
+        Ok((self.get(project, code)?, read))
     }
 
     pub async fn update(
@@ -362,44 +402,61 @@ impl Environments {
         code: &str,
         update: EnvironmentUpdate,
     ) -> Result<Environment, EnvError> {
-        let _writing = write_lock().await;
-        let mut env = self.get(project, code)?;
-        if let Some(name) = update.env_name {
-            validate_name(&name)?;
-            env.env_name = name;
+        if let Some(name) = &update.env_name {
+            validate_name(name)?;
         }
-        if let Some(description) = update.description {
-            validate_description(&description)?;
-            env.description = description;
+        if let Some(description) = &update.description {
+            validate_description(description)?;
         }
-        if let Some(kind) = update.env_type {
-            env.env_type = kind;
+        loop {
+            let (mut env, read) = self.read(project, code)?;
+            if let Some(name) = &update.env_name {
+                env.env_name = name.clone();
+            }
+            if let Some(description) = &update.description {
+                env.description = description.clone();
+            }
+            if let Some(kind) = update.env_type {
+                env.env_type = kind;
+            }
+            if let Some(flag) = update.approval_required {
+                env.approval_required = flag;
+            }
+            if let Some(provider) = update.traffic_provider {
+                env.traffic_provider = provider;
+            }
+            env.updated_at = OffsetDateTime::now_utc();
+            if self.save_if_unchanged(&env, read, Batch::new()).await?.is_ok() {
+                return Ok(env);
+            }
         }
-        if let Some(flag) = update.approval_required {
-            env.approval_required = flag;
-        }
-        if let Some(provider) = update.traffic_provider {
-            env.traffic_provider = provider;
-        }
-        env.updated_at = OffsetDateTime::now_utc();
-        self.save(&env).await?;
-        Ok(env)
     }
 
     /// Deletes an environment without config items; its namespaces stay in their clusters.
     pub async fn delete(&self, project: &str, code: &str) -> Result<Environment, EnvError> {
-        let _writing = write_lock().await;
-        let env = self.get(project, code)?;
-        let names = super::config_items::names_in(&self.store, project, code, None)?;
-        if !names.is_empty() {
-            return Err(EnvError::HasConfigItems {
-                what: format!("environment `{code}`"),
-                names: names.join(", "),
-            });
+        loop {
+            let (env, read) = self.read(project, code)?;
+            let owned = dependents(&self.store, project, code)?;
+            if owned.count("config-items") > 0 {
+                let names = super::config_items::names_in(&self.store, project, code, None)?;
+                return Err(EnvError::HasConfigItems {
+                    what: format!("environment `{code}`"),
+                    names: names.join(", "),
+                });
+            }
+            let owner = super::projects::dependents(&self.store, project)?;
+            let mut batch = Batch::new()
+                .unchanged(&key(project, code), read)
+                .delete(&key(project, code));
+            for binding in &env.bindings {
+                batch = batch.delete(&namespace_claim_key(&binding.cluster, &binding.namespace));
+            }
+            let batch = owner.remove("environments").write(owned.remove_all(batch))?;
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(env);
+            }
         }
-        self.store.delete(&key(project, code))?;
-        self.store.commit().await?;
-        Ok(env)
     }
 
     /// Imports a cluster + namespace into the environment, creating the namespace on request.
@@ -410,8 +467,7 @@ impl Environments {
         new: NewBinding,
         actor: &str,
     ) -> Result<Environment, EnvError> {
-        let _writing = write_lock().await;
-        let mut env = self.get(project, code)?;
+        let (mut env, read) = self.read(project, code)?;
         validate_namespace("namespace", &new.namespace)?;
         let cluster = self.clusters.get(&new.cluster).map_err(|_| {
             invalid(
@@ -468,15 +524,34 @@ impl Environments {
             .collect();
             client.create_namespace(&new.namespace, labels).await?;
         }
+        let claim = namespace_claim_key(&new.cluster, &new.namespace);
+        let claim_batch = Batch::new()
+            .absent(&claim)
+            .put_json(&claim, &format!("{project}/{code}"))?;
         env.bindings.push(Binding {
-            cluster: new.cluster,
-            namespace: new.namespace,
+            cluster: new.cluster.clone(),
+            namespace: new.namespace.clone(),
             created_at: OffsetDateTime::now_utc(),
             created_by: actor.to_owned(),
         });
         env.updated_at = OffsetDateTime::now_utc();
-        self.save(&env).await?;
-        Ok(env)
+        match self.save_if_unchanged(&env, read, claim_batch).await? {
+            Ok(()) => Ok(env),
+            Err(conflict) if conflict.key == claim.as_bytes() => {
+                let by = self
+                    .store
+                    .get_json::<String>(&claim)?
+                    .unwrap_or_else(|| "another environment".to_owned());
+                Err(EnvError::NamespaceTaken {
+                    cluster: new.cluster,
+                    namespace: new.namespace,
+                    by,
+                })
+            }
+            // The environment changed while the namespace was being prepared: the caller
+            // may simply try again (the namespace, if created, is there now).
+            Err(_) => Err(EnvError::Conflict(format!("environment `{code}`"))),
+        }
     }
 
     /// Removes a binding without config items in it; the namespace stays in the cluster.
@@ -487,8 +562,9 @@ impl Environments {
         cluster: &str,
         namespace: &str,
     ) -> Result<Environment, EnvError> {
-        let _writing = write_lock().await;
-        let mut env = self.get(project, code)?;
+        loop {
+        let (mut env, read) = self.read(project, code)?;
+        let owned = dependents(&self.store, project, code)?;
         let before = env.bindings.len();
         env.bindings
             .retain(|b| !(b.cluster == cluster && b.namespace == namespace));
@@ -507,8 +583,14 @@ impl Environments {
             });
         }
         env.updated_at = OffsetDateTime::now_utc();
-        self.save(&env).await?;
-        Ok(env)
+        // Counts as read: a config item created in this binding meanwhile conflicts.
+        let batch = owned.write(
+            Batch::new().delete(&namespace_claim_key(cluster, namespace)),
+        )?;
+        if self.save_if_unchanged(&env, read, batch).await?.is_ok() {
+            return Ok(env);
+        }
+        }
     }
 
     /// Deployments, pods, services and config maps of every bound namespace with their state.

@@ -6,6 +6,7 @@ pub mod changes;
 pub mod clusters;
 pub mod config_items;
 pub mod deploy_configs;
+pub mod dependents;
 pub mod deployments;
 pub mod environments;
 pub mod projects;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::store::{Store, StoreError};
+use super::dependents::Dependents;
+use crate::store::{Batch, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +60,22 @@ fn owned_prefixes(code: &str) -> [(&'static str, String); 2] {
         ("apps", format!("{}/", Store::key(&["apps", code]))),
         ("environments", format!("{}/", Store::key(&["envs", code]))),
     ]
+}
+
+/// The counts of what a project owns (`apps`, `environments`), for batches that add or
+/// remove such a child: see [`super::dependents`].
+pub(crate) fn dependents(store: &Store, code: &str) -> Result<Dependents, StoreError> {
+    Dependents::read(store, &format!("project:{code}"), &owned_prefixes(code))
+}
+
+/// The check, for a batch creating a child of the project, that the project exists.
+pub(crate) fn exists(batch: Batch, code: &str) -> Batch {
+    batch.present(&key(code))
+}
+
+/// Whether a batch conflict was the project's record (it does not exist any more).
+pub(crate) fn is_record(code: &str, conflict: &[u8]) -> bool {
+    conflict == key(code).as_bytes()
 }
 
 /// Seed 001: 3–30 characters, a lowercase letter first, then `[a-z0-9-]`.
@@ -119,9 +136,6 @@ impl Projects {
         validate_name(&name)?;
         let description = description.unwrap_or_default();
         validate_description(&description)?;
-        if self.store.get_json::<Project>(&key(&code))?.is_some() {
-            return Err(ProjectError::CodeTaken(code));
-        }
         let now = OffsetDateTime::now_utc();
         let project = Project {
             code,
@@ -131,7 +145,12 @@ impl Projects {
             updated_at: now,
             created_by: actor.to_owned(),
         };
-        self.store.put_json(&key(&project.code), &project)?;
+        let batch = Batch::new()
+            .absent(&key(&project.code))
+            .put_json(&key(&project.code), &project)?;
+        if self.store.apply(&batch)?.is_err() {
+            return Err(ProjectError::CodeTaken(project.code));
+        }
         self.store.commit().await?;
         Ok(project)
     }
@@ -157,37 +176,46 @@ impl Projects {
         name: Option<String>,
         description: Option<String>,
     ) -> Result<Project, ProjectError> {
-        let mut project = self.get(code)?;
-        if let Some(name) = name {
-            validate_name(&name)?;
-            project.name = name;
+        if let Some(name) = &name {
+            validate_name(name)?;
         }
-        if let Some(description) = description {
-            validate_description(&description)?;
-            project.description = description;
+        if let Some(description) = &description {
+            validate_description(description)?;
         }
-        project.updated_at = OffsetDateTime::now_utc();
-        self.store.put_json(&key(code), &project)?;
+        let project = self.store.update_json(&key(code), |current: Option<Project>| {
+            let mut project = current.ok_or_else(|| ProjectError::NotFound(code.to_owned()))?;
+            if let Some(name) = &name {
+                project.name = name.clone();
+            }
+            if let Some(description) = &description {
+                project.description = description.clone();
+            }
+            project.updated_at = OffsetDateTime::now_utc();
+            Ok::<_, ProjectError>(Some(project))
+        })?;
         self.store.commit().await?;
-        Ok(project)
+        project.ok_or_else(|| ProjectError::NotFound(code.to_owned()))
     }
 
     /// Deletes a project that owns no apps and no environments.
     pub async fn delete(&self, code: &str) -> Result<Project, ProjectError> {
-        let project = self.get(code)?;
-        for (what, prefix) in owned_prefixes(code) {
-            let count = self.store.backend().count(prefix.as_bytes())?;
-            if count > 0 {
+        loop {
+            let read = self.store.get_raw(&key(code))?;
+            let project = self.get(code)?;
+            let owned = dependents(&self.store, code)?;
+            if let Some((what, count)) = owned.any() {
                 return Err(ProjectError::NotEmpty {
                     code: code.to_owned(),
-                    what,
-                    count,
+                    what: if what == "apps" { "apps" } else { "environments" },
+                    count: count as usize,
                 });
             }
+            let batch = owned.remove_all(Batch::new().unchanged(&key(code), read).delete(&key(code)));
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(project);
+            }
         }
-        self.store.delete(&key(code))?;
-        self.store.commit().await?;
-        Ok(project)
     }
 }
 

@@ -42,7 +42,7 @@ use super::projects::Projects;
 use super::render::{self, Workload};
 use super::spec::{DeploySpec, ServiceSpec, SpecError};
 use crate::audit::{Actor, AuditLog, Entry, Outcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, Store, StoreError};
 
 /// What a finished operation does to the deployment record.
 type Effect = Box<dyn Fn(&mut Deployment) + Send + Sync>;
@@ -696,17 +696,44 @@ impl Deployer {
         };
         deployment.updated_at = now();
         let store = self.store();
-        store.put_json(
-            &deployments::key(&deployment.project, &deployment.app, &deployment.env),
-            &deployment,
-        )?;
-        store.put_json(
-            &deployments::id_key(&deployment.id),
-            &format!(
-                "{}/{}/{}",
-                deployment.project, deployment.app, deployment.env
-            ),
-        )?;
+        let record = deployments::key(&deployment.project, &deployment.app, &deployment.env);
+        let in_flight = deployments::in_flight_key(&deployment);
+        // The claim of the one change in flight and the app's existence are conditions of
+        // the same batch that opens the change, so they hold across hosts: a second open
+        // or a racing app delete makes one of the two fail.
+        loop {
+            let is_new = store.get_raw(&record)?.is_none();
+            let mut batch = Batch::new().absent(&in_flight);
+            batch = super::apps::exists(batch, &deployment.project, &deployment.app)
+                .put_json(&in_flight, &change.id)?
+                .put_json(&record, &deployment)?
+                .put_json(
+                    &deployments::id_key(&deployment.id),
+                    &format!(
+                        "{}/{}/{}",
+                        deployment.project, deployment.app, deployment.env
+                    ),
+                )?;
+            if is_new {
+                let owner =
+                    super::apps::dependents(store, &deployment.project, &deployment.app)?;
+                batch = owner.add("deployments").write(batch.absent(&record))?;
+            }
+            match store.apply(&batch)? {
+                Ok(()) => break,
+                Err(conflict) if conflict.index == 0 => {
+                    let holder = store.get_json::<String>(&in_flight)?.unwrap_or_default();
+                    return Err(DeployError::InFlight {
+                        change_order: holder,
+                    });
+                }
+                Err(conflict) if conflict.index == 1 => {
+                    return Err(DeployError::AppNotFound(deployment.app.clone()));
+                }
+                // The record appeared or the app's counts moved: read them again.
+                Err(_) => continue,
+            }
+        }
         changes::insert(store, &change)?;
         store.commit().await?;
         self.spawn(change.id.clone(), false);
@@ -1330,6 +1357,7 @@ impl Deployer {
         };
         if deployment.active_change.as_deref() == Some(&change.id) {
             deployment.active_change = None;
+            store.delete(&deployments::in_flight_key(&deployment))?;
         }
         if change.state != ChangeState::Rejected
             && (touched_cluster || change.state == ChangeState::Succeeded)

@@ -6,7 +6,7 @@ use futures::FutureExt;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Backend, Batch, BatchConflict, CasConflict, Check, Rows, StoreError, Write};
+use super::{Backend, Batch, BatchConflict, CasConflict, Rows, StoreError, Write};
 
 /// sled-backed [`Backend`]. sled batches fsyncs, so concurrent commits share one flush.
 pub struct SledBackend {
