@@ -300,6 +300,33 @@ impl Server {
         Self::reply(resp).await
     }
 
+    /// Sends a request from another loopback source address (e.g. `127.0.0.2`), as a
+    /// different machine would: a client of its own bound to `source`.
+    pub async fn request_from(
+        &self,
+        source: std::net::IpAddr,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let client = reqwest::Client::builder()
+            .local_address(source)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client bound to a source address");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        Self::reply(resp).await
+    }
+
     pub async fn raw(&self, method: &str, path: &str, body: Vec<u8>, content_type: &str) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let resp = self

@@ -16,7 +16,8 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
 use super::guard::AuditDetail;
-use crate::auth::{Caller, IssuedToken, NewUser, TokenView, UserView};
+use super::routes::ROUTES;
+use crate::auth::{Caller, IssuedToken, NewUser, TokenView, UserView, scope_covers};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -156,17 +157,24 @@ struct PasswordChange {
     new_password: String,
 }
 
-/// Changes the caller's own password (the current one is required).
+/// Changes the caller's own password (the current one is required, and wrong guesses are
+/// throttled like logins); every other session and token of the caller is revoked.
 #[utoipa::path(put, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
-    responses((status = 204), (status = 422, body = Problem)))]
+    responses((status = 204), (status = 422, body = Problem), (status = 429, body = Problem)))]
 async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     caller: Caller,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     state
         .identity
-        .change_password(&caller.user_id, body.old_password, body.new_password)
+        .change_password(
+            &caller,
+            body.old_password,
+            body.new_password,
+            Some(peer.ip()),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,7 +202,9 @@ struct NewToken {
     name: String,
     /// 1–365 days.
     expires_in_days: u32,
-    /// Action prefixes the token may use, e.g. `["plugin.read", "audit."]`; omitted = all.
+    /// Actions or action prefixes of whole segments the token may use, e.g.
+    /// `["plugin.read", "audit"]` (`plugin.read` does not cover `plugin.read-logs`;
+    /// `audit` covers every `audit.*`); omitted = all.
     scope: Option<Vec<String>>,
 }
 
@@ -217,6 +227,14 @@ async fn create_token(
     caller: Caller,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Extension<AuditDetail>, axum::Json<CreatedToken>), ApiError> {
+    for (i, scope) in body.scope.iter().flatten().enumerate() {
+        if !ROUTES.iter().any(|route| scope_covers(scope, route.action)) {
+            return Err(ApiError::invalid(
+                format!("scope[{i}]"),
+                "covers no action of this server: give an action such as `plugin.read` or a prefix of whole segments such as `plugin`",
+            ));
+        }
+    }
     let issued = state
         .identity
         .create_personal_token(

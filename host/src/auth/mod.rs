@@ -1,8 +1,10 @@
 //! Who is calling: users, password hashes, sessions and personal API tokens.
 //!
 //! Passwords are hashed with argon2id; tokens are 256 random bits handed out once and
-//! stored only as their SHA-256, so a leaked database yields no usable credential. Failed
-//! logins are throttled per username and per source address. Authorization decisions are
+//! stored only as their SHA-256, so a leaked database yields no usable credential. Every
+//! password check is counted by the throttle before it runs (per username and source, and
+//! per source). Uniqueness of names and the last-active-admin rule rest on the store's
+//! conditional batches, never on a read followed by a write. Authorization decisions are
 //! not made here; this module only says who the caller is.
 
 mod groups;
@@ -34,7 +36,8 @@ pub struct Caller {
     pub is_admin: bool,
     /// Id of the token used (for logout and auditing).
     pub token_id: String,
-    /// Action prefixes a narrowed personal token may use; `None` = everything the user may.
+    /// Actions or action prefixes (whole segments) a narrowed personal token may use;
+    /// `None` = everything the user may.
     pub scope: Option<Vec<String>>,
 }
 
@@ -43,8 +46,18 @@ impl Caller {
     pub fn token_allows(&self, action: &str) -> bool {
         self.scope
             .as_ref()
-            .is_none_or(|prefixes| prefixes.iter().any(|p| action.starts_with(p.as_str())))
+            .is_none_or(|scopes| scopes.iter().any(|s| scope_covers(s, action)))
     }
+}
+
+/// Whether the token scope `scope` covers `action` (or a narrower scope): whole dot-separated
+/// segments only, so `plugin.read` covers `plugin.read` but not `plugin.read-logs`, and
+/// `plugin` (or `plugin.`) covers every `plugin.*`.
+pub fn scope_covers(scope: &str, action: &str) -> bool {
+    let scope = scope.strip_suffix('.').unwrap_or(scope);
+    action
+        .strip_prefix(scope)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Errors of identity operations.
@@ -143,9 +156,15 @@ impl Identity {
             email: None,
             is_admin: true,
         };
-        self.create_user_with_status(admin, UserStatus::Active, "wharf")
-            .await?;
-        Ok(outcome)
+        match self
+            .create_user_with_status(admin, UserStatus::Active, "wharf")
+            .await
+        {
+            Ok(_) => Ok(outcome),
+            // Another host sharing the store created it first.
+            Err(AuthError::UsernameTaken(_)) => Ok(AdminBootstrap::AlreadyPresent),
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks a username and password and issues a session token.
@@ -155,7 +174,7 @@ impl Identity {
         password: &str,
         source: Option<IpAddr>,
     ) -> Result<IssuedToken, AuthError> {
-        self.throttle.check(username, source)?;
+        let attempt = self.throttle.begin(username, source)?;
         let user = self.user_by_name(username)?;
         // Verify against a dummy hash for unknown users so timing does not reveal which
         // usernames exist.
@@ -166,14 +185,12 @@ impl Identity {
         let ok = blocking_verify(password.to_owned(), hash).await?;
         match user {
             Some(user) if ok && user.status == UserStatus::Active => {
-                self.throttle.succeeded(username, source);
+                self.throttle.succeeded(attempt);
                 self.issue(&user, TokenKind::Session, None, self.session_ttl, None)
                     .await
             }
-            _ => {
-                self.throttle.failed(username, source);
-                Err(AuthError::InvalidCredentials)
-            }
+            // The attempt stays counted.
+            _ => Err(AuthError::InvalidCredentials),
         }
     }
 }

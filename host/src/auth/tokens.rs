@@ -2,7 +2,8 @@
 //!
 //! A token is `wharf_` + 256 random bits, shown once; only its SHA-256 is stored
 //! (`v1/tokens/<sha256>`), with a per-user index (`v1/user-tokens/<user>/<token id>`) for
-//! listing and revoking. Personal tokens may be narrowed to action prefixes.
+//! listing and revoking. Personal tokens may be narrowed to actions or action prefixes of
+//! whole segments (see [`super::scope_covers`]).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::users::{User, UserStatus};
-use super::{AuthError, Caller, Identity, invalid, now, random_secret};
+use super::{AuthError, Caller, Identity, invalid, now, random_secret, scope_covers};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -86,6 +87,40 @@ fn view(r: &TokenRecord) -> TokenView {
 /// Most a personal token may live.
 pub const MAX_PERSONAL_TOKEN_DAYS: u32 = 365;
 
+/// A token scope as stored: dot-separated segments of `a-z`, `0-9` and `-` (a trailing dot
+/// is dropped: `plugin.` and `plugin` mean the same), so matching is by whole segments.
+fn normalize_scope(scopes: Vec<String>) -> Result<Vec<String>, AuthError> {
+    if scopes.is_empty() {
+        return Err(invalid(
+            "scope",
+            "give one or more actions or action prefixes such as `plugin.read` or `audit`",
+        ));
+    }
+    scopes
+        .into_iter()
+        .enumerate()
+        .map(|(i, scope)| {
+            let trimmed = scope.strip_suffix('.').unwrap_or(&scope);
+            let well_formed = !trimmed.is_empty()
+                && scope.len() <= 64
+                && trimmed.split('.').all(|segment| {
+                    !segment.is_empty()
+                        && segment
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                });
+            if well_formed {
+                Ok(trimmed.to_owned())
+            } else {
+                Err(invalid(
+                    &format!("scope[{i}]"),
+                    "an action or action prefix of whole segments, e.g. `plugin.read` or `plugin`",
+                ))
+            }
+        })
+        .collect()
+}
+
 impl Identity {
     pub(super) async fn issue(
         &self,
@@ -154,14 +189,26 @@ impl Identity {
         Ok(())
     }
 
-    /// Revokes every token of a user.
-    pub(super) async fn revoke_all(&self, user_id: &str) -> Result<(), AuthError> {
+    /// Revokes every token of a user but `keep` (the one in use, when the user acts on
+    /// their own account).
+    pub(super) async fn revoke_all(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(), AuthError> {
         let prefix = format!("{}/", Store::key(&["user-tokens", user_id]));
+        let kept = keep.map(|token_id| index_key(user_id, token_id));
         for (key, value) in self
             .store
             .backend()
             .scan(prefix.as_bytes(), None, usize::MAX)?
         {
+            if kept
+                .as_ref()
+                .is_some_and(|k| k.as_bytes() == key.as_slice())
+            {
+                continue;
+            }
             if let Ok(digest) = serde_json::from_slice::<String>(&value) {
                 self.store.delete(&token_key(&digest))?;
             }
@@ -209,20 +256,13 @@ impl Identity {
                 format!("must be 1 to {MAX_PERSONAL_TOKEN_DAYS}"),
             ));
         }
-        if let Some(prefixes) = &scope
-            && (prefixes.is_empty() || prefixes.iter().any(|p| p.is_empty() || p.len() > 64))
-        {
-            return Err(invalid(
-                "scope",
-                "give one or more action prefixes such as `plugin.read`",
-            ));
-        }
+        let scope = scope.map(normalize_scope).transpose()?;
         // A token can never reach further than the token that created it.
         let scope = match (&caller.scope, scope) {
             (Some(outer), Some(inner))
                 if !inner
                     .iter()
-                    .all(|p| outer.iter().any(|o| p.starts_with(o.as_str()))) =>
+                    .all(|p| outer.iter().any(|o| scope_covers(o, p))) =>
             {
                 return Err(invalid(
                     "scope",
@@ -304,5 +344,24 @@ mod tests {
             Err(AuthError::InvalidToken)
         ));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn scopes_are_whole_segments() {
+        assert_eq!(
+            normalize_scope(vec!["plugin.".into(), "audit.read".into()]).unwrap(),
+            ["plugin", "audit.read"]
+        );
+        for bad in ["", ".", "plugin..read", "Plugin", "plugin.*", "a b"] {
+            assert!(
+                matches!(normalize_scope(vec![bad.into()]), Err(AuthError::Invalid { field, .. }) if field == "scope[0]"),
+                "{bad:?} was accepted"
+            );
+        }
+        assert!(scope_covers("plugin.read", "plugin.read"));
+        assert!(!scope_covers("plugin.read", "plugin.read-logs"));
+        assert!(scope_covers("plugin", "plugin.read-logs"));
+        assert!(scope_covers("plugin.", "plugin.read"));
+        assert!(!scope_covers("plugin", "plugin-trust.read"));
     }
 }

@@ -3,13 +3,20 @@
 //! Users live at `v1/users/<id>` with a `v1/usernames/<username>` index. A disabled or
 //! pending user cannot log in and loses its tokens; the last active admin can be neither
 //! disabled nor deleted.
+//!
+//! Every write is one conditional batch on what it read: a new user claims its username
+//! (`absent`) in the same batch as its record, a change applies only if the record is
+//! unchanged since it was read (else it is redone on the fresh record), and disabling or
+//! deleting an active admin also requires another active admin's record to be unchanged,
+//! so two concurrent removals of the last two admins cannot both succeed, on one host or
+//! several.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::{AuthError, Identity, blocking_hash, blocking_verify, invalid, now};
-use crate::store::Store;
+use super::{AuthError, Caller, Identity, blocking_hash, blocking_verify, invalid, now};
+use crate::store::{Batch, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -157,13 +164,6 @@ impl Identity {
             .ok_or_else(|| AuthError::UserNotFound(id.to_owned()))
     }
 
-    async fn save_user(&self, user: &User) -> Result<(), AuthError> {
-        self.store.put_json(&user_key(&user.id), user)?;
-        self.store.put_json(&name_key(&user.username), &user.id)?;
-        self.store.commit().await?;
-        Ok(())
-    }
-
     pub(super) async fn create_user_with_status(
         &self,
         new: NewUser,
@@ -173,6 +173,7 @@ impl Identity {
         validate_name("username", &new.username)?;
         validate_password("password", &new.password)?;
         validate_profile(new.display_name.as_deref(), new.email.as_deref())?;
+        // Spares the hashing when the name is visibly taken; the batch below decides.
         if self.user_by_name(&new.username)?.is_some() {
             return Err(AuthError::UsernameTaken(new.username));
         }
@@ -189,7 +190,16 @@ impl Identity {
             updated_at: at,
             created_by: actor.to_owned(),
         };
-        self.save_user(&user).await?;
+        let (user_key, name_key) = (user_key(&user.id), name_key(&user.username));
+        let claim = Batch::new()
+            .absent(&name_key)
+            .absent(&user_key)
+            .put_json(&user_key, &user)?
+            .put_json(&name_key, &user.id)?;
+        if self.store.apply(&claim)?.is_err() {
+            return Err(AuthError::UsernameTaken(user.username));
+        }
+        self.store.commit().await?;
         Ok(UserView::from(&user))
     }
 
@@ -244,91 +254,243 @@ impl Identity {
         Ok(views)
     }
 
-    pub async fn update_user(&self, id: &str, update: UserUpdate) -> Result<UserView, AuthError> {
-        validate_profile(update.display_name.as_deref(), update.email.as_deref())?;
-        let mut user = self.user(id)?;
-        if let Some(display_name) = update.display_name {
-            user.display_name = display_name;
+    /// Reads user `id`, lets `change` decide its next state (`None` deletes it) and writes
+    /// that only if the record is still what was read, redoing it on a lost race. When the
+    /// change takes away an active admin, another active admin must stay as read, or it is
+    /// refused as the last one. Answers the user as it was and as it is now.
+    async fn change_user(
+        &self,
+        id: &str,
+        what: &str,
+        mut change: impl FnMut(&User) -> Result<Option<User>, AuthError>,
+    ) -> Result<(User, Option<User>), AuthError> {
+        let key = user_key(id);
+        loop {
+            let read = self
+                .store
+                .get_raw(&key)?
+                .ok_or_else(|| AuthError::UserNotFound(id.to_owned()))?;
+            let user: User = serde_json::from_slice(&read).map_err(|e| StoreError::Corrupt {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            let next = change(&user)?;
+            let mut batch = Batch::new().equals(&key, read);
+            let stays_active_admin = next
+                .as_ref()
+                .is_some_and(|u| u.is_admin && u.status == UserStatus::Active);
+            if user.is_admin && user.status == UserStatus::Active && !stays_active_admin {
+                let Some((other_key, other)) = self.another_active_admin(id)? else {
+                    return Err(AuthError::Refused(format!(
+                        "`{}` is the last active admin and cannot be {what}",
+                        user.username
+                    )));
+                };
+                batch = batch.equals(&other_key, other);
+            }
+            batch = match &next {
+                Some(next) => batch.put_json(&key, next)?,
+                None => batch.delete(&key).delete(&name_key(&user.username)),
+            };
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok((user, next));
+            }
         }
-        if let Some(email) = update.email {
-            user.email = Some(email);
-        }
-        user.updated_at = now();
-        self.save_user(&user).await?;
-        Ok(UserView::from(&user))
     }
 
-    fn refuse_if_last_admin(&self, user: &User, what: &str) -> Result<(), AuthError> {
-        if !user.is_admin || user.status != UserStatus::Active {
-            return Ok(());
+    /// The key and stored bytes of an active admin other than `except`.
+    fn another_active_admin(&self, except: &str) -> Result<Option<(String, Vec<u8>)>, AuthError> {
+        let prefix = format!("{}/", Store::key(&["users"]));
+        for (key, value) in self
+            .store
+            .backend()
+            .scan(prefix.as_bytes(), None, usize::MAX)?
+        {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let user: User = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?;
+            if user.id != except && user.is_admin && user.status == UserStatus::Active {
+                return Ok(Some((key, value)));
+            }
         }
-        let active_admins = self
-            .list_users(None, Some(UserStatus::Active))?
-            .iter()
-            .filter(|u| u.is_admin)
-            .count();
-        if active_admins <= 1 {
-            return Err(AuthError::Refused(format!(
-                "`{}` is the last active admin and cannot be {what}",
-                user.username
-            )));
-        }
-        Ok(())
+        Ok(None)
+    }
+
+    pub async fn update_user(&self, id: &str, update: UserUpdate) -> Result<UserView, AuthError> {
+        validate_profile(update.display_name.as_deref(), update.email.as_deref())?;
+        let (_, after) = self
+            .change_user(id, "updated", |user| {
+                let mut user = user.clone();
+                if let Some(display_name) = &update.display_name {
+                    user.display_name = display_name.clone();
+                }
+                if let Some(email) = &update.email {
+                    user.email = Some(email.clone());
+                }
+                user.updated_at = now();
+                Ok(Some(user))
+            })
+            .await?;
+        Ok(UserView::from(&updated(after, id)?))
     }
 
     /// Enables, disables or approves (pending → active) a user; disabling revokes its tokens.
     pub async fn set_status(&self, id: &str, status: UserStatus) -> Result<UserView, AuthError> {
-        let mut user = self.user(id)?;
         if status == UserStatus::Pending {
             return Err(invalid("status", "a user can be set active or disabled"));
         }
+        let (_, after) = self
+            .change_user(id, "disabled", |user| {
+                let mut user = user.clone();
+                user.status = status;
+                user.updated_at = now();
+                Ok(Some(user))
+            })
+            .await?;
+        let user = updated(after, id)?;
         if status == UserStatus::Disabled {
-            self.refuse_if_last_admin(&user, "disabled")?;
-        }
-        user.status = status;
-        user.updated_at = now();
-        self.save_user(&user).await?;
-        if status == UserStatus::Disabled {
-            self.revoke_all(&user.id).await?;
+            self.revoke_all(&user.id, None).await?;
         }
         Ok(UserView::from(&user))
     }
 
+    /// Deletes a user (not the last active admin), then its tokens and group memberships.
     pub async fn delete_user(&self, id: &str) -> Result<UserView, AuthError> {
-        let user = self.user(id)?;
-        self.refuse_if_last_admin(&user, "deleted")?;
-        self.revoke_all(&user.id).await?;
+        let (user, _) = self.change_user(id, "deleted", |_| Ok(None)).await?;
+        self.revoke_all(&user.id, None).await?;
         self.leave_all_groups(&user.id).await?;
-        self.store.delete(&user_key(&user.id))?;
-        self.store.delete(&name_key(&user.username))?;
-        self.store.commit().await?;
         Ok(UserView::from(&user))
     }
 
     /// Sets a new password (admin); the user's sessions and tokens are revoked.
     pub async fn reset_password(&self, id: &str, password: String) -> Result<(), AuthError> {
         validate_password("password", &password)?;
-        let mut user = self.user(id)?;
-        user.password_hash = blocking_hash(password).await?;
-        user.updated_at = now();
-        self.save_user(&user).await?;
-        self.revoke_all(&user.id).await
+        let hash = blocking_hash(password).await?;
+        self.set_password_hash(id, hash).await?;
+        self.revoke_all(id, None).await
     }
 
-    /// Changes the caller's own password; the old one is required.
+    /// Changes the caller's own password; the old one is required (and its check is
+    /// throttled like a login). Every other session and token of the caller is revoked; the
+    /// one in use stays.
     pub async fn change_password(
         &self,
-        user_id: &str,
+        caller: &Caller,
         old: String,
         new: String,
+        source: Option<std::net::IpAddr>,
     ) -> Result<(), AuthError> {
         validate_password("newPassword", &new)?;
-        let mut user = self.user(user_id)?;
+        let user = self.user(&caller.user_id)?;
+        let attempt = self.throttle.begin(&user.username, source)?;
         if !blocking_verify(old, user.password_hash.clone()).await? {
             return Err(invalid("oldPassword", "is not the current password"));
         }
-        user.password_hash = blocking_hash(new).await?;
-        user.updated_at = now();
-        self.save_user(&user).await
+        self.throttle.succeeded(attempt);
+        let hash = blocking_hash(new).await?;
+        self.set_password_hash(&user.id, hash).await?;
+        self.revoke_all(&user.id, Some(&caller.token_id)).await
+    }
+
+    async fn set_password_hash(&self, id: &str, hash: String) -> Result<(), AuthError> {
+        self.change_user(id, "updated", |user| {
+            let mut user = user.clone();
+            user.password_hash = hash.clone();
+            user.updated_at = now();
+            Ok(Some(user))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The user a non-deleting change left.
+fn updated(after: Option<User>, id: &str) -> Result<User, AuthError> {
+    after.ok_or_else(|| AuthError::UserNotFound(id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn identity() -> (Identity, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("wharf-users-{}", uuid::Uuid::new_v4()));
+        let store = Store::open_sled(&dir).unwrap();
+        (Identity::new(store, Duration::from_secs(3600)), dir)
+    }
+
+    fn new_user(username: &str, is_admin: bool) -> NewUser {
+        NewUser {
+            username: username.into(),
+            password: format!("{username}-password"),
+            display_name: None,
+            email: None,
+            is_admin,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_username_is_created_once_however_many_ask_at_once() {
+        let (identity, dir) = identity();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let identity = identity.clone();
+                tokio::spawn(async move { identity.create_user(new_user("ann", false), "t").await })
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(AuthError::UsernameTaken(_)) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(created, 1);
+        assert_eq!(identity.list_users(Some("ann"), None).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_the_last_two_admins_removed_at_once_one_stays() {
+        let (identity, dir) = identity();
+        let mut survivor = identity
+            .create_user(new_user("first", true), "t")
+            .await
+            .unwrap()
+            .id;
+        for round in 0..8 {
+            let newcomer = identity
+                .create_user(new_user(&format!("admin{round}"), true), "t")
+                .await
+                .unwrap()
+                .id;
+            let (x, y) = (identity.clone(), identity.clone());
+            let (a, b) = (survivor.clone(), newcomer.clone());
+            let (disabled, deleted) = tokio::join!(
+                tokio::spawn(async move { x.set_status(&a, UserStatus::Disabled).await }),
+                tokio::spawn(async move { y.delete_user(&b).await }),
+            );
+            let (disabled, deleted) = (disabled.unwrap(), deleted.unwrap());
+            assert!(
+                disabled.is_ok() != deleted.is_ok(),
+                "round {round}: exactly one must be refused: {disabled:?} {deleted:?}"
+            );
+            let active_admins: Vec<String> = identity
+                .list_users(None, Some(UserStatus::Active))
+                .unwrap()
+                .into_iter()
+                .filter(|u| u.is_admin)
+                .map(|u| u.id)
+                .collect();
+            assert_eq!(active_admins.len(), 1, "round {round}");
+            survivor = active_admins[0].clone();
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
