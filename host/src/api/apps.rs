@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::authz::unbind_deleted;
 use super::clusters::{audited, query};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging};
@@ -201,7 +202,8 @@ async fn update(
     Ok((detail, axum::Json(view(&state, &caller, after)?)))
 }
 
-/// Deletes an app deployed nowhere (deleted deployments go with it).
+/// Deletes an app deployed nowhere (deleted deployments go with it), then every binding at
+/// or below it.
 #[utoipa::path(delete, path = "/api/v1/projects/{code}/apps/{app}", tag = "apps", security(("bearer" = [])),
     params(("code" = String, Path), ("app" = String, Path)),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -209,7 +211,13 @@ async fn delete(
     State(state): State<AppState>,
     Path((code, app)): Path<(String, String)>,
 ) -> Result<Deleted, ApiError> {
-    let removed = apps(&state).delete(&code, &app).await?;
+    let removed = apps(&state).delete(&code, &app).await;
+    let scope = format!("project:{code}/app:{app}");
+    unbind_deleted(&state, &scope, &removed, |e| {
+        matches!(e, AppError::NotFound { .. })
+    })
+    .await?;
+    let removed = removed?;
     Ok((
         audited(None, Some(&removed), None::<&()>),
         StatusCode::NO_CONTENT,

@@ -92,6 +92,72 @@ pub(super) async fn manage_for(
     ))
 }
 
+/// The system subject the host uses for its own bookkeeping in the policy.
+fn host_subject() -> Subject {
+    Subject {
+        id: "wharf".into(),
+        username: "wharf".into(),
+        groups: Vec::new(),
+        is_admin: true,
+    }
+}
+
+/// [`manage_for`] as the host itself, for bookkeeping no caller's rights should limit.
+pub(super) async fn manage_as_host(
+    state: &AppState,
+    operation: &str,
+    input: Value,
+) -> Result<Value, ApiError> {
+    Ok(manage_for(state, host_subject(), operation, input).await?.0)
+}
+
+/// Removes every binding at or below `scope` (`app:*` in it names every app), so nothing
+/// created later under a deleted name inherits them. An authorizer that does not offer
+/// the operation keeps no bindings (`authz-read-only`'s policy is fixed): nothing to do.
+pub(super) async fn unbind_under(state: &AppState, scope: &str) -> Result<(), ApiError> {
+    let plugin = state.runtime.authorizer().ok_or_else(no_authorizer)?;
+    let input = json!({"scope": scope}).to_string();
+    let operation = "binding.delete-under".to_owned();
+    match state
+        .runtime
+        .manage(&plugin, host_subject(), operation, input)
+        .await?
+    {
+        Ok(_) | Err(AuthorizeError::Unsupported(_)) => Ok(()),
+        Err(error) => Err(authorize_problem(error)),
+    }
+}
+
+/// Unbinds `scope` after its delete went through, or found nothing to delete: that is how
+/// a delete whose unbinding failed is finished (a scope the authorizer calls malformed
+/// holds no bindings, so then the 404 stands). A refused delete keeps every binding.
+pub(super) async fn unbind_deleted<T, E>(
+    state: &AppState,
+    scope: &str,
+    deleted: &Result<T, E>,
+    is_not_found: impl Fn(&E) -> bool,
+) -> Result<(), ApiError> {
+    let unbound = match deleted {
+        Ok(_) => unbind_under(state, scope).await,
+        Err(e) if is_not_found(e) => match unbind_under(state, scope).await {
+            Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => Ok(()),
+            other => other,
+        },
+        Err(_) => Ok(()),
+    };
+    unbound.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "permissions-not-removed",
+            format!(
+                "`{scope}` is deleted, but the permissions at or below it could not all be \
+                 removed ({}); send the DELETE again to finish",
+                e.detail()
+            ),
+        )
+    })
+}
+
 /// [`manage_for`] on behalf of the caller (the policy's own rules apply to it).
 pub(super) async fn manage(
     state: &AppState,

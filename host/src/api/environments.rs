@@ -12,13 +12,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::authz::unbind_deleted;
 use super::clusters::{audited, query};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging};
 use super::guard::AuditDetail;
 use crate::auth::Caller;
 use crate::domain::environments::{
-    Binding, EnvResources, Environment, EnvironmentUpdate, Environments, NewBinding, NewEnvironment,
+    Binding, EnvError, EnvResources, Environment, EnvironmentUpdate, Environments, NewBinding,
+    NewEnvironment,
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -103,7 +105,8 @@ async fn update(
     ))
 }
 
-/// Deletes an environment that holds no config items; its namespaces stay in the clusters.
+/// Deletes an environment that holds no config items, then every app's bindings in it; its
+/// namespaces stay in the clusters.
 #[utoipa::path(delete, path = "/api/v1/projects/{code}/environments/{env}", tag = "environments", security(("bearer" = [])),
     params(("code" = String, Path), ("env" = String, Path)),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -111,7 +114,13 @@ async fn delete(
     State(state): State<AppState>,
     Path((code, env)): Path<(String, String)>,
 ) -> Result<(Extension<AuditDetail>, StatusCode), ApiError> {
-    let removed = environments(&state).delete(&code, &env).await?;
+    let removed = environments(&state).delete(&code, &env).await;
+    let scope = format!("project:{code}/app:*/env:{env}");
+    unbind_deleted(&state, &scope, &removed, |e| {
+        matches!(e, EnvError::NotFound { .. })
+    })
+    .await?;
+    let removed = removed?;
     Ok((
         audited(None, Some(&removed), None::<&()>),
         StatusCode::NO_CONTENT,

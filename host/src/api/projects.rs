@@ -12,13 +12,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::authz::{authorize_problem, manage, manage_for, no_authorizer};
+use super::authz::{
+    authorize_problem, manage, manage_as_host, no_authorizer, unbind_deleted, unbind_under,
+};
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging, query_pairs};
 use super::guard::{AuditDetail, subject_of};
 use crate::auth::{Caller, UserStatus};
 use crate::domain::projects::{Project, ProjectError};
-use crate::runtime::authorizer::{Decision, Request, Subject};
+use crate::runtime::authorizer::{Decision, Request};
+
+/// The role whose last user holder a project keeps.
+const OWNER: &str = "project-owner";
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -164,24 +169,6 @@ struct NewProject {
     description: Option<String>,
 }
 
-/// The system subject the host uses for its own bookkeeping in the policy.
-fn host_subject() -> Subject {
-    Subject {
-        id: "wharf".into(),
-        username: "wharf".into(),
-        groups: Vec::new(),
-        is_admin: true,
-    }
-}
-
-async fn manage_as_host(
-    state: &AppState,
-    operation: &str,
-    input: Value,
-) -> Result<Value, ApiError> {
-    Ok(manage_for(state, host_subject(), operation, input).await?.0)
-}
-
 async fn manage_as(
     state: &AppState,
     caller: &Caller,
@@ -203,8 +190,15 @@ async fn create(
         .projects
         .create(body.code, body.name, body.description, &caller.username)
         .await?;
-    let owner = json!({"subject": format!("user:{}", caller.user_id), "role": "project-owner", "scope": format!("project:{}", project.code)});
-    if let Err(error) = manage_as_host(&state, "binding.create", owner).await {
+    let scope = format!("project:{}", project.code);
+    let owner = json!({"subject": format!("user:{}", caller.user_id), "role": OWNER, "scope": scope});
+    // Bindings an earlier project of this code left behind (deleted before deletes took
+    // them along, or whose unbinding failed) must not come back with the new one.
+    let bound = match unbind_under(&state, &scope).await {
+        Ok(()) => manage_as_host(&state, "binding.create", owner).await.map(|_| ()),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = bound {
         // Without its owner the project would be unmanageable: undo it.
         state.projects.delete(&project.code).await?;
         return Err(error);
@@ -271,7 +265,7 @@ async fn update(
     Ok((Extension(detail), axum::Json(after)))
 }
 
-/// Deletes a project that owns no apps, with its member bindings.
+/// Deletes a project that owns no apps, then every binding at or below it.
 #[utoipa::path(delete, path = "/api/v1/projects/{code}", tag = "projects", security(("bearer" = [])),
     params(("code" = String, Path)),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -279,10 +273,13 @@ async fn delete(
     State(state): State<AppState>,
     Path(code): Path<String>,
 ) -> Result<(Extension<AuditDetail>, StatusCode), ApiError> {
-    let removed = state.projects.delete(&code).await?;
-    for binding in bindings_at(&state, &code).await.unwrap_or_default() {
-        let _ = manage_as_host(&state, "binding.delete", json!({"id": binding.id})).await;
-    }
+    let removed = state.projects.delete(&code).await;
+    let scope = format!("project:{code}");
+    unbind_deleted(&state, &scope, &removed, |e| {
+        matches!(e, ProjectError::NotFound(_))
+    })
+    .await?;
+    let removed = removed?;
     let detail = AuditDetail {
         before: serde_json::to_value(&removed).ok(),
         ..AuditDetail::default()
@@ -324,7 +321,7 @@ async fn members(state: &AppState, code: &str) -> Result<Vec<Member>, ApiError> 
     let bindings = bindings_at(state, code).await?;
     let owners = bindings
         .iter()
-        .filter(|b| b.role == "project-owner" && b.subject.starts_with("user:"))
+        .filter(|b| b.role == OWNER && b.subject.starts_with("user:"))
         .count();
     let mut members = Vec::new();
     for binding in bindings {
@@ -338,7 +335,7 @@ async fn members(state: &AppState, code: &str) -> Result<Vec<Member>, ApiError> 
             user_id: user.id,
             username: user.username,
             display_name: user.display_name,
-            can_remove: !(binding.role == "project-owner" && owners <= 1),
+            can_remove: !(binding.role == OWNER && owners <= 1),
             role: binding.role,
             binding_id: binding.id,
         });
@@ -484,22 +481,25 @@ async fn change_member(
             axum::Json(MemberList { items: current }),
         ));
     }
+    const KEEPS_OWNER: &str =
+        "the project's last owner keeps the owner role; make someone else owner first";
+    // Answers at once when the listing already shows it; under concurrent changes the
+    // guarded removal below is what decides.
     if !member.can_remove {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last-owner",
-            "the project's last owner keeps the owner role; make someone else owner first",
-        ));
+        return Err(last_owner(KEEPS_OWNER));
     }
     let grant = json!({"subject": format!("user:{user}"), "role": body.role, "scope": format!("project:{code}")});
-    manage_as(&state, &caller, "binding.create", grant).await?;
-    manage_as(
-        &state,
-        &caller,
-        "binding.delete",
-        json!({"id": member.binding_id}),
-    )
-    .await?;
+    let granted = manage_as(&state, &caller, "binding.create", grant).await?;
+    let removal = remove_keeping_an_owner(&state, &caller, &member.binding_id).await;
+    if !matches!(removal, Ok(true)) {
+        // The old role stays, so the new one is taken back, unless the member held it already.
+        let new_id = granted["id"].as_str().unwrap_or_default();
+        if !current.iter().any(|m| m.binding_id == new_id) {
+            manage_as_host(&state, "binding.delete", json!({"id": new_id})).await?;
+        }
+        removal?;
+        return Err(last_owner(KEEPS_OWNER));
+    }
     let detail = AuditDetail {
         target: Some(format!("project:{code}/member:{user}")),
         before: Some(json!({"role": member.role})),
@@ -525,26 +525,34 @@ async fn remove_member(
 ) -> Result<(Extension<AuditDetail>, StatusCode), ApiError> {
     let current = members(&state, &code).await?;
     let member = member_of(&current, &user)?;
-    if !member.can_remove {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last-owner",
+    if !remove_keeping_an_owner(&state, &caller, &member.binding_id).await? {
+        return Err(last_owner(
             "the project's last owner cannot be removed; make someone else owner first",
         ));
     }
-    manage_as(
-        &state,
-        &caller,
-        "binding.delete",
-        json!({"id": member.binding_id}),
-    )
-    .await?;
     let detail = AuditDetail {
         target: Some(format!("project:{code}/member:{user}")),
         before: Some(json!({"role": member.role})),
         ..AuditDetail::default()
     };
     Ok((Extension(detail), StatusCode::NO_CONTENT))
+}
+
+fn last_owner(detail: &str) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "last-owner", detail)
+}
+
+/// Removes a member's binding unless it is the project's last user owner; whether it went.
+/// The authorizer checks and removes in one atomic step, so of two removals racing on
+/// the last two owners one is refused, whichever host each arrives at.
+async fn remove_keeping_an_owner(
+    state: &AppState,
+    caller: &Caller,
+    binding_id: &str,
+) -> Result<bool, ApiError> {
+    let input = json!({"id": binding_id, "keepRole": OWNER});
+    let removal = manage_as(state, caller, "binding.delete", input).await?;
+    Ok(removal["deleted"] == json!(true))
 }
 
 #[derive(Serialize, ToSchema)]

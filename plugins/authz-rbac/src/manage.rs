@@ -8,6 +8,11 @@
 //! needs `role.manage` on `system`, and creating or deleting a binding needs
 //! `<kind>.manage-permissions` at its scope plus, to create, every pattern of the role
 //! ("never grant more than you hold").
+//!
+//! `binding.delete` may be told `keepRole`: then removing a user's binding of that role
+//! is refused (`{"deleted": false}`) when no other user would hold it at that scope, which
+//! is how the host keeps a project's last owner. `binding.delete-under` removes every
+//! binding at or below a scope, for the host to call when what the scope names is deleted.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +20,7 @@ use serde_json::{Map, Value, json};
 use wharf_sdk::authorizer::{AuthorizeError, Subject, Violation};
 
 use crate::policy;
-use crate::store::{self, Holdings, Role, RoleCache};
+use crate::store::{self, Holdings, Removal, Role, RoleCache};
 
 /// Most action patterns a custom role may have.
 const MAX_ACTIONS: usize = 64;
@@ -31,6 +36,7 @@ pub fn manage(subject: &Subject, operation: &str, input: &str) -> Result<String,
         "binding.list" => binding_list(subject, input)?,
         "binding.create" => binding_create(subject, input)?,
         "binding.delete" => binding_delete(subject, input)?,
+        "binding.delete-under" => binding_delete_under(subject, input)?,
         "query.who-can" => who_can(subject, input)?,
         "pipeline.get-mode" => pipeline_get_mode(input)?,
         "pipeline.set-mode" => pipeline_set_mode(subject, input)?,
@@ -345,8 +351,10 @@ fn binding_create(subject: &Subject, input: &str) -> Result<Value, AuthorizeErro
         }
     }
 
-    // Granting what is already granted changes nothing: answer with the existing binding.
+    // Granting what is already granted changes nothing: answer with the existing binding
+    // (counting it among its role's holders, should an interrupted create have missed that).
     if let Some(existing) = store::find_binding(&target, &scope, &role_name)? {
+        store::count_holder(&existing)?;
         return Ok(json!(existing));
     }
     let binding = store::create_binding(&target, &role_name, &scope, &caller(subject))?;
@@ -359,8 +367,9 @@ fn binding_create(subject: &Subject, input: &str) -> Result<Value, AuthorizeErro
 }
 
 fn binding_delete(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
-    let mut input = Input::parse(input, &["id"])?;
+    let mut input = Input::parse(input, &["id", "keepRole"])?;
     let id = input.string("id");
+    let keep_role = input.optional_string("keepRole");
     input.finish()?;
     let Some(binding) = store::binding(&id)? else {
         return Err(AuthorizeError::NotFound(format!(
@@ -376,7 +385,15 @@ fn binding_delete(subject: &Subject, input: &str) -> Result<Value, AuthorizeErro
             )));
         }
     }
-    store::delete_binding(&binding)?;
+    if store::delete_binding(&binding, keep_role.as_deref())? == Removal::LastHolder {
+        return Ok(json!({
+            "deleted": false,
+            "reason": format!(
+                "{} is the last user holding `{}` at `{}`",
+                binding.subject, binding.role, binding.scope
+            ),
+        }));
+    }
     wharf_sdk::info!(
         "binding {id} (role `{}` to {} at `{}`) deleted by {}",
         binding.role,
@@ -384,7 +401,31 @@ fn binding_delete(subject: &Subject, input: &str) -> Result<Value, AuthorizeErro
         binding.scope,
         caller(subject)
     );
-    Ok(json!({}))
+    Ok(json!({ "deleted": true }))
+}
+
+/// Removes every binding at or below `scope` (whole segments; `app:*` for every app), with
+/// the pipeline modes there. Needs `<kind>.manage-permissions` where the pattern is fixed.
+fn binding_delete_under(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
+    let mut input = Input::parse(input, &["scope"])?;
+    let scope = input.string("scope");
+    input.validate("scope", &scope, policy::check_scope_pattern);
+    input.finish()?;
+    if !subject.is_admin {
+        let base = policy::pattern_base(&scope);
+        let holdings = Holdings::of(subject, &mut RoleCache::default())?;
+        if let Some(reason) = manage_permissions_refusal(&holdings, base) {
+            return Err(AuthorizeError::Forbidden(format!(
+                "not allowed to remove the bindings under `{scope}`: {reason}"
+            )));
+        }
+    }
+    let deleted = store::delete_under(&scope)?;
+    wharf_sdk::info!(
+        "{deleted} bindings at or below `{scope}` deleted by {}",
+        caller(subject)
+    );
+    Ok(json!({ "deleted": deleted }))
 }
 
 /// Reads a query's `resource` field.

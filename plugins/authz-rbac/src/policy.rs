@@ -255,6 +255,49 @@ pub fn check_scope(scope: &str) -> Result<(), String> {
     })
 }
 
+/// Checks a scope pattern for removing everything at or below it: a binding scope other
+/// than `system`, in which any segment after the project may name every id of its kind
+/// with `*` (`project:shop/app:*/env:prod`: that environment of every app).
+pub fn check_scope_pattern(pattern: &str) -> Result<(), String> {
+    if pattern == "system" {
+        return Err("must be below `system`: everything cannot be removed at once".to_string());
+    }
+    let concrete: Vec<String> = pattern
+        .split('/')
+        .enumerate()
+        .map(|(i, segment)| match segment.split_once(':') {
+            // Any valid id stands in for `*`, so the rest of the syntax is checked as usual.
+            Some((kind, "*")) if i > 0 => format!("{kind}:x"),
+            _ => segment.to_string(),
+        })
+        .collect();
+    check_scope(&concrete.join("/"))
+}
+
+/// Whether a binding at `scope` lies at or below `pattern`, segment by segment (so
+/// `project:shop` never matches `project:shopping`), `<kind>:*` matching any id of its kind.
+pub fn pattern_covers(pattern: &str, scope: &str) -> bool {
+    let mut segments = scope.split('/');
+    pattern.split('/').all(|wanted| {
+        segments.next().is_some_and(|segment| {
+            segment == wanted
+                || wanted.strip_suffix(":*").is_some_and(|kind| {
+                    segment
+                        .split_once(':')
+                        .is_some_and(|(segment_kind, _)| segment_kind == kind)
+                })
+        })
+    })
+}
+
+/// The segments of a pattern before its first `*`: where its bindings are administered.
+pub fn pattern_base(pattern: &str) -> &str {
+    match pattern.find(":*") {
+        Some(at) => pattern[..at].rfind('/').map_or(pattern, |slash| &pattern[..slash]),
+        None => pattern,
+    }
+}
+
 /// The kind of a scope's last segment (`system`, `project`, `app`, `env`, `pipeline`):
 /// granting at a scope needs `<kind>.manage-permissions` there.
 pub fn scope_kind(scope: &str) -> &str {
@@ -391,6 +434,43 @@ mod tests {
         assert_eq!(scope_kind("project:shop"), "project");
         assert_eq!(scope_kind("project:shop/app:cart/env:prod"), "env");
         assert_eq!(scope_kind("project:shop/pipeline:7"), "pipeline");
+    }
+
+    #[test]
+    fn patterns_match_whole_segments_at_or_below() {
+        assert!(pattern_covers("project:shop", "project:shop"));
+        assert!(pattern_covers("project:shop", "project:shop/app:cart/env:prod"));
+        assert!(pattern_covers("project:shop", "project:shop/pipeline:7"));
+        assert!(!pattern_covers("project:shop", "project:shopping"));
+        assert!(!pattern_covers("project:shop", "project:shopping/app:cart"));
+        assert!(!pattern_covers("project:shop/app:cart", "project:shop"));
+        assert!(!pattern_covers("project:shop/app:cart", "project:shop/app:cartel"));
+        assert!(!pattern_covers("project:shop", "system"));
+        let every_prod = "project:shop/app:*/env:prod";
+        assert!(pattern_covers(every_prod, "project:shop/app:cart/env:prod"));
+        assert!(pattern_covers(every_prod, "project:shop/app:pay/env:prod"));
+        assert!(!pattern_covers(every_prod, "project:shop/app:cart/env:production"));
+        assert!(!pattern_covers(every_prod, "project:shop/app:cart"));
+        assert!(!pattern_covers(every_prod, "project:shop/pipeline:7"));
+        assert!(!pattern_covers(every_prod, "project:other/app:cart/env:prod"));
+    }
+
+    #[test]
+    fn scope_pattern_syntax_and_base() {
+        for ok in [
+            "project:shop",
+            "project:shop/app:cart",
+            "project:shop/app:*/env:prod",
+            "project:shop/pipeline:7",
+        ] {
+            assert_eq!(check_scope_pattern(ok), Ok(()), "{ok}");
+        }
+        for bad in ["system", "", "project:*", "project:shop/app:*x", "project:shop/env:prod"] {
+            assert!(check_scope_pattern(bad).is_err(), "{bad}");
+        }
+        assert_eq!(pattern_base("project:shop"), "project:shop");
+        assert_eq!(pattern_base("project:shop/app:cart"), "project:shop/app:cart");
+        assert_eq!(pattern_base("project:shop/app:*/env:prod"), "project:shop");
     }
 
     #[test]

@@ -6,6 +6,14 @@
 //!   decision needs, so `check` costs one `list-prefix` per principal (the user and each of
 //!   its groups) instead of one `get` per binding. `|` cannot occur in subjects, scopes or
 //!   role names (their syntax is checked on create), so keys split unambiguously;
+//! - `holders/<scope>|<role>` → [`Holder`]s: the bindings of one role at exactly one scope,
+//!   changed only by compare-and-swap. It is what makes "remove this binding unless it is
+//!   the last user holding the role there" one atomic step: two removals racing on the
+//!   last two owners swap the same record, so the second sees the first's result. It never
+//!   names a grant that is not live (a holder is added after its index key is written and
+//!   removed before that key is deleted), so it can only undercount, which refuses more,
+//!   never less. Scopes bound before this record existed have none: an absent record is
+//!   derived from the grant index;
 //! - `next-binding-id` → the last binding id handed out, advanced by compare-and-swap.
 //!
 //! Writes are ordered so an interrupted invocation fails closed: a binding's record is
@@ -27,6 +35,10 @@ const GRANT_PREFIX: &str = "grant/";
 const COUNTER_KEY: &str = "next-binding-id";
 /// `mode/<pipeline scope>`: present when the pipeline's permissions are USER_DEFINED.
 const MODE_PREFIX: &str = "mode/";
+const HOLDERS_PREFIX: &str = "holders/";
+/// Compare-and-swap attempts on one record before answering `unavailable`: enough for a
+/// burst of concurrent member changes on one project, each attempt being two kv calls.
+const CAS_ATTEMPTS: usize = 64;
 /// The host caps pages at 1000 keys; asking for that many keeps listings to few calls.
 const PAGE: u32 = 1000;
 
@@ -69,6 +81,21 @@ pub struct Grant {
     pub scope: String,
     pub role: String,
     pub id: String,
+}
+
+/// One binding in a `holders/<scope>|<role>` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub id: String,
+    pub subject: String,
+}
+
+/// What a guarded removal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Refused: it was the last user binding of the role to keep at its scope.
+    LastHolder,
 }
 
 /// Storage failures (host refusals, corrupt values) are the host's or the store's problem,
@@ -207,7 +234,7 @@ fn next_binding_id() -> Result<u64, AuthorizeError> {
     ))
 }
 
-/// Stores a new binding (record first, then its index key).
+/// Stores a new binding: record, index key, then its place among the role's holders.
 pub fn create_binding(
     subject: &str,
     role: &str,
@@ -221,17 +248,156 @@ pub fn create_binding(
         scope: scope.to_string(),
         created_by: created_by.to_string(),
     };
-    kv::set_json(&format!("{BINDING_PREFIX}{}", binding.id), &binding).map_err(unavailable)?;
-    kv::set(&grant_key(subject, scope, role, &binding.id), &[]).map_err(unavailable)?;
+    let record = format!("{BINDING_PREFIX}{}", binding.id);
+    let index = grant_key(subject, scope, role, &binding.id);
+    kv::set_json(&record, &binding).map_err(unavailable)?;
+    kv::set(&index, &[]).map_err(unavailable)?;
+    if let Err(error) = count_holder(&binding) {
+        // Undo rather than leave a grant its holders record does not count. Should the undo
+        // fail too, the grant stays live but uncounted, which only makes guarded removals
+        // at its scope refuse more; the caller is told the create failed either way.
+        if kv::delete(&index).is_ok() {
+            let _ = kv::delete(&record);
+        }
+        return Err(error);
+    }
     Ok(binding)
 }
 
-/// Removes a binding (index key first, then the record).
-pub fn delete_binding(binding: &Binding) -> Result<(), AuthorizeError> {
+/// Makes sure `binding` is among its role's holders at its scope (it is live already).
+pub fn count_holder(binding: &Binding) -> Result<(), AuthorizeError> {
+    edit_holders(&binding.scope, &binding.role, |holders| {
+        if holders.iter().any(|h| h.id == binding.id) {
+            return Edit::Unchanged;
+        }
+        holders.push(Holder {
+            id: binding.id.clone(),
+            subject: binding.subject.clone(),
+        });
+        Edit::Changed
+    })
+    .map(|_| ())
+}
+
+fn is_user(subject: &str) -> bool {
+    subject.starts_with("user:")
+}
+
+/// Removes a binding: from its role's holders, then its index key, then its record.
+///
+/// With `keep_role`, a user's binding of that role is removed only if another user still
+/// holds the role at the same scope, decided and applied by one compare-and-swap of the
+/// holders record, so concurrent removals cannot all pass the check.
+pub fn delete_binding(binding: &Binding, keep_role: Option<&str>) -> Result<Removal, AuthorizeError> {
     let b = binding;
+    let guarded = keep_role == Some(b.role.as_str()) && is_user(&b.subject);
+    let edit = edit_holders(&b.scope, &b.role, |holders| {
+        if guarded && !holders.iter().any(|h| h.id != b.id && is_user(&h.subject)) {
+            return Edit::Refused;
+        }
+        let before = holders.len();
+        holders.retain(|h| h.id != b.id);
+        if holders.len() == before {
+            Edit::Unchanged
+        } else {
+            Edit::Changed
+        }
+    })?;
+    if edit == Edit::Refused {
+        return Ok(Removal::LastHolder);
+    }
     kv::delete(&grant_key(&b.subject, &b.scope, &b.role, &b.id)).map_err(unavailable)?;
     kv::delete(&format!("{BINDING_PREFIX}{}", b.id)).map_err(unavailable)?;
+    Ok(Removal::Removed)
+}
+
+/// Removes every binding at or below `pattern` (see [`policy::pattern_covers`]), the
+/// holders records there and the permission modes of pipelines there; returns how many
+/// bindings went. Every failure is returned, and running it again finishes the job.
+pub fn delete_under(pattern: &str) -> Result<usize, AuthorizeError> {
+    // Holders records go first, so one interrupted run leaves them absent (then derived
+    // from the index, which is always right) rather than naming removed grants; and again
+    // last, for any a concurrent call re-derived from grants this run then removed.
+    delete_holders_under(pattern)?;
+    let mut removed = 0;
+    for grant in grants(None)? {
+        if policy::pattern_covers(pattern, &grant.scope) {
+            let g = &grant;
+            kv::delete(&grant_key(&g.subject, &g.scope, &g.role, &g.id)).map_err(unavailable)?;
+            kv::delete(&format!("{BINDING_PREFIX}{}", g.id)).map_err(unavailable)?;
+            removed += 1;
+        }
+    }
+    delete_holders_under(pattern)?;
+    for scope in user_defined_scopes()? {
+        if policy::pattern_covers(pattern, &scope) {
+            set_user_defined(&scope, false)?;
+        }
+    }
+    Ok(removed)
+}
+
+fn delete_holders_under(pattern: &str) -> Result<(), AuthorizeError> {
+    for key in list_keys(&format!("{HOLDERS_PREFIX}{}", policy::pattern_base(pattern)))? {
+        let scope = key
+            .strip_prefix(HOLDERS_PREFIX)
+            .and_then(|rest| rest.rsplit_once('|'))
+            .map(|(scope, _role)| scope);
+        if scope.is_some_and(|s| policy::pattern_covers(pattern, s)) {
+            kv::delete(&key).map_err(unavailable)?;
+        }
+    }
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    Unchanged,
+    Changed,
+    Refused,
+}
+
+/// Applies `edit` to the holders of `role` at `scope` by compare-and-swap, retrying on
+/// contention. Writes what it changed, and a record derived from the index unless the
+/// edit was refused, so the next call reads one key instead of the whole index.
+fn edit_holders(
+    scope: &str,
+    role: &str,
+    mut edit: impl FnMut(&mut Vec<Holder>) -> Edit,
+) -> Result<Edit, AuthorizeError> {
+    let key = format!("{HOLDERS_PREFIX}{scope}|{role}");
+    for _ in 0..CAS_ATTEMPTS {
+        let current = kv::get(&key).map_err(unavailable)?;
+        let mut holders: Vec<Holder> = match &current {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(unavailable)?,
+            None => grants(None)?
+                .into_iter()
+                .filter(|g| g.scope == scope && g.role == role)
+                .map(|g| Holder {
+                    id: g.id,
+                    subject: g.subject,
+                })
+                .collect(),
+        };
+        let outcome = edit(&mut holders);
+        let write = match outcome {
+            Edit::Changed => true,
+            Edit::Unchanged => current.is_none(),
+            Edit::Refused => false,
+        };
+        if !write {
+            return Ok(outcome);
+        }
+        let replacement = serde_json::to_vec(&holders).map_err(unavailable)?;
+        if kv::compare_and_swap(&key, current.as_deref(), Some(&replacement))
+            .map_err(unavailable)?
+        {
+            return Ok(outcome);
+        }
+    }
+    Err(AuthorizeError::Unavailable(format!(
+        "bindings of `{role}` at `{scope}` are contended; retry"
+    )))
 }
 
 /// Role name → its action patterns, each role read at most once per invocation.

@@ -452,7 +452,7 @@ fn binding_delete_needs_manage_permissions_at_its_scope() {
         delete(&elsewhere["id"]),
         Err(AuthorizeError::Forbidden(_))
     ));
-    assert_eq!(delete(&in_shop["id"]), Ok(json!({})));
+    assert_eq!(delete(&in_shop["id"]), Ok(json!({ "deleted": true })));
     assert_eq!(
         delete(&in_shop["id"]),
         Err(AuthorizeError::NotFound(format!(
@@ -711,4 +711,203 @@ fn a_user_defined_pipeline_ignores_project_bindings() {
         json!({ "scope": "project:shop", "mode": "DEFAULT" }),
     );
     assert!(matches!(bad, Err(AuthorizeError::InvalidRequest(_))));
+}
+
+fn ids(host: &Host, input: Value) -> Vec<String> {
+    let out = manage(host, &admin(), "binding.list", input).expect("list");
+    out["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|b| b["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn delete_under_takes_every_binding_at_or_below_whole_segments_only() {
+    let host = Host::new();
+    bind(&host, "user:a", "project-owner", "project:shop");
+    bind(&host, "user:b", "developer", "project:shop/app:cart");
+    bind(&host, "user:b", "viewer", "project:shop/app:cart/env:prod");
+    bind(&host, "group:g", "developer", "project:shop/pipeline:release");
+    let kept = [
+        bind(&host, "user:a", "project-owner", "project:shopping"),
+        bind(&host, "user:b", "viewer", "system"),
+    ];
+    let pipeline = json!({ "scope": "project:shop/pipeline:release", "mode": "USER_DEFINED" });
+    manage(&host, &admin(), "pipeline.set-mode", pipeline).expect("mode set");
+
+    let out = manage(
+        &host,
+        &admin(),
+        "binding.delete-under",
+        json!({ "scope": "project:shop" }),
+    );
+    assert_eq!(out, Ok(json!({ "deleted": 4 })));
+    let left: Vec<String> = kept
+        .iter()
+        .filter_map(|b| b["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids(&host, json!({})), left);
+    assert!(
+        !host
+            .kv_keys()
+            .iter()
+            .any(|k| k.contains("project:shop/") || k.contains("project:shop|")),
+        "no record of project:shop is left: {:?}",
+        host.kv_keys()
+    );
+    // Granted again, the new project starts from nothing.
+    bind(&host, "user:c", "project-owner", "project:shop");
+    let b = Subject::user("b", &[]);
+    assert!(!allowed(&host, &b, "app.deploy", "project:shop/app:cart/env:prod"));
+    assert!(allowed(&host, &Subject::user("a", &[]), "app.deploy", "project:shopping/app:x"));
+}
+
+#[test]
+fn delete_under_one_environment_of_every_app() {
+    let host = Host::new();
+    bind(&host, "user:b", "developer", "project:shop/app:cart/env:prod");
+    bind(&host, "user:b", "developer", "project:shop/app:pay/env:prod");
+    let kept = [
+        bind(&host, "user:b", "developer", "project:shop/app:cart/env:production"),
+        bind(&host, "user:b", "developer", "project:shop/app:cart"),
+    ];
+    let out = manage(
+        &host,
+        &admin(),
+        "binding.delete-under",
+        json!({ "scope": "project:shop/app:*/env:prod" }),
+    );
+    assert_eq!(out, Ok(json!({ "deleted": 2 })));
+    let left: Vec<String> = kept
+        .iter()
+        .filter_map(|b| b["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids(&host, json!({})), left);
+}
+
+#[test]
+fn delete_under_needs_manage_permissions_where_the_pattern_is_fixed() {
+    let host = Host::new();
+    bind(&host, "user:owner", "project-owner", "project:shop");
+    bind(&host, "user:dev", "developer", "project:shop/app:cart");
+    let under = |who: &str, scope: &str| {
+        manage(
+            &host,
+            &Subject::user(who, &[]),
+            "binding.delete-under",
+            json!({ "scope": scope }),
+        )
+    };
+    assert!(matches!(
+        under("dev", "project:shop/app:cart"),
+        Err(AuthorizeError::Forbidden(_))
+    ));
+    assert!(matches!(
+        under("owner", "project:web"),
+        Err(AuthorizeError::Forbidden(_))
+    ));
+    assert_eq!(fields(under("owner", "system")), ["scope"]);
+    assert_eq!(fields(under("owner", "project:*")), ["scope"]);
+    assert_eq!(
+        under("owner", "project:shop/app:*/env:prod"),
+        Ok(json!({ "deleted": 0 }))
+    );
+    assert_eq!(
+        under("owner", "project:shop/app:cart"),
+        Ok(json!({ "deleted": 1 }))
+    );
+}
+
+#[test]
+fn delete_under_reports_storage_failures() {
+    let failing = Host::new()
+        .kv("grant/user:a|project:shop|project-owner|1", Vec::new())
+        .fail_kv(HostError::Unavailable("disk gone".into()));
+    let out = manage(
+        &failing,
+        &admin(),
+        "binding.delete-under",
+        json!({ "scope": "project:shop" }),
+    );
+    assert!(matches!(out, Err(AuthorizeError::Unavailable(_))), "{out:?}");
+}
+
+#[test]
+fn keep_role_refuses_to_remove_the_last_user_holding_it() {
+    let host = Host::new();
+    let first = bind(&host, "user:a", "project-owner", "project:shop");
+    let second = bind(&host, "user:b", "project-owner", "project:shop");
+    bind(&host, "group:ops", "project-owner", "project:shop");
+    let developer = bind(&host, "user:c", "developer", "project:shop");
+    let delete = |binding: &Value| {
+        manage(
+            &host,
+            &admin(),
+            "binding.delete",
+            json!({ "id": binding["id"], "keepRole": "project-owner" }),
+        )
+        .expect("delete answers")
+    };
+    assert_eq!(delete(&first), json!({ "deleted": true }));
+    // A group is not a user who can run the project.
+    assert_eq!(
+        delete(&second),
+        json!({
+            "deleted": false,
+            "reason": "user:b is the last user holding `project-owner` at `project:shop`"
+        })
+    );
+    assert!(allowed(&host, &Subject::user("b", &[]), "project.delete", "project:shop"));
+    // Other roles are not guarded by it.
+    assert_eq!(delete(&developer), json!({ "deleted": true }));
+    // Without the guard the last owner goes (an admin repairing the policy).
+    let plain = manage(&host, &admin(), "binding.delete", json!({ "id": second["id"] }));
+    assert_eq!(plain, Ok(json!({ "deleted": true })));
+}
+
+#[test]
+fn keep_role_decides_on_the_holders_record_that_a_racing_removal_swapped() {
+    let host = Host::new();
+    let first = bind(&host, "user:a", "project-owner", "project:shop");
+    let second = bind(&host, "user:b", "project-owner", "project:shop");
+    let record = |b: &Value| -> store::Binding {
+        let id = b["id"].as_str().expect("id").to_owned();
+        host.run(|| store::binding(&id)).expect("read").expect("exists")
+    };
+    let (first, second) = (record(&first), record(&second));
+    // Another host's removal of `a` has swapped the holders record but not yet deleted
+    // `a`'s grant key: the index still shows two owners, the record one.
+    let key = "holders/project:shop|project-owner";
+    let mut holders: Vec<store::Holder> = host.kv_get_json(key).expect("holders record");
+    assert_eq!(holders.len(), 2);
+    holders.retain(|h| h.id != first.id);
+    host.run(|| wharf_sdk::kv::set_json(key, &holders))
+        .expect("swapped");
+    let removal = host.run(|| store::delete_binding(&second, Some("project-owner")));
+    assert_eq!(removal, Ok(store::Removal::LastHolder));
+}
+
+#[test]
+fn bindings_made_before_holders_records_are_derived_from_the_index() {
+    // Two owners bound by an older authz-rbac: grant keys and records, no holders record.
+    let host = Host::new()
+        .kv("binding/1", br#"{"id":"1","subject":"user:a","role":"project-owner","scope":"project:shop","createdBy":"user:admin"}"#.to_vec())
+        .kv("grant/user:a|project:shop|project-owner|1", Vec::new())
+        .kv("binding/2", br#"{"id":"2","subject":"user:b","role":"project-owner","scope":"project:shop","createdBy":"user:admin"}"#.to_vec())
+        .kv("grant/user:b|project:shop|project-owner|2", Vec::new())
+        .kv("next-binding-id", b"2".to_vec());
+    let delete = |id: &str| {
+        manage(
+            &host,
+            &admin(),
+            "binding.delete",
+            json!({ "id": id, "keepRole": "project-owner" }),
+        )
+        .expect("delete answers")
+    };
+    assert_eq!(delete("1")["deleted"], json!(true));
+    assert_eq!(delete("2")["deleted"], json!(false));
+    assert_eq!(ids(&host, json!({})), ["2"]);
 }
