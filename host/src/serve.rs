@@ -28,6 +28,8 @@ pub struct ServeOptions {
     pub allow_registration: bool,
     /// Audit records older than this are removed.
     pub audit_retention: Duration,
+    /// Unauthenticated denials are counted per source over this window, then written.
+    pub audit_denial_window: Duration,
     pub limits: HostLimits,
     /// A real cluster to use instead of the embedded one.
     pub kubeconfig: Option<PathBuf>,
@@ -72,7 +74,14 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
 
     let runtime = Runtime::new(store.clone(), options.limits, options.cache_dir)?;
     let ready = Arc::new(AtomicBool::new(false));
-    let audit = AuditLog::new(store.clone());
+    let audit = AuditLog::with_denial_window(store.clone(), options.audit_denial_window);
+    let prepared = audit.prepare().await.context("preparing the audit log")?;
+    if prepared.interrupted > 0 {
+        tracing::warn!(
+            records = prepared.interrupted,
+            "requests in flight when the server stopped are audited as interrupted"
+        );
+    }
     spawn_retention(audit.clone(), options.audit_retention);
     let simulator = match options.kubeconfig {
         Some(_) => None,
@@ -134,7 +143,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         store: store.clone(),
         runtime: runtime.clone(),
         identity,
-        audit,
+        audit: audit.clone(),
         projects: crate::domain::projects::Projects::new(store.clone()),
         clusters,
         deployer,
@@ -171,10 +180,9 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "ready");
 
-    server
-        .await
-        .context("server task")?
-        .context("serving HTTP")?;
+    let served = server.await.context("server task")?;
+    audit.flush_denials().await;
+    served.context("serving HTTP")?;
     Ok(())
 }
 

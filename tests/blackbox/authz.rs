@@ -5,7 +5,7 @@ use serde_json::json;
 use wharf_host::api::routes::{Access, ROUTES};
 use wharf_tests::{Server, eventually, fixture};
 
-use crate::api_surface::{concrete, ends_session};
+use crate::api_surface::{assert_no_server_error, concrete, ends_session};
 
 async fn me_id(server: &Server, token: &str) -> String {
     let me = server
@@ -30,7 +30,7 @@ async fn bind(server: &Server, subject: &str, role: &str, scope: &str) -> serde_
 }
 
 #[tokio::test]
-async fn a_user_bound_to_a_role_with_every_action_passes_every_route() {
+async fn a_user_bound_to_a_role_with_every_action_passes_every_route_without_a_5xx() {
     let server = Server::start().await;
     let token = server.create_user("grace", false).await;
     let id = me_id(&server, &token).await;
@@ -49,6 +49,7 @@ async fn a_user_bound_to_a_role_with_every_action_passes_every_route() {
                 Some(&token),
             )
             .await;
+        assert_no_server_error(route.method, route.path, &reply);
         assert!(
             ![401, 403].contains(&reply.status),
             "{} {} refused a granted user: {:?}",

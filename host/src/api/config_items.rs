@@ -1,20 +1,23 @@
 //! Config items of an environment (`/api/v1/projects/{code}/environments/{env}/config-items`):
 //! ConfigMaps in one of the environment's bindings, created, listed (search, paging), read
 //! with each key's storage path and the cluster's state, replaced and deleted; each change
-//! is audited with before and after. Bodies may be up to 3 MiB so that 1 MiB of data
-//! (the Kubernetes limit the domain enforces) fits after JSON escaping.
+//! is audited with before and after, where each key appears with a sha256 of its value
+//! instead of the value (config often holds credentials; the hash still shows what
+//! changed). Bodies may be up to 3 MiB so that 1 MiB of data (the Kubernetes limit the
+//! domain enforces) fits after JSON escaping.
 
 use axum::Extension;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::clusters::{audited, query};
+use super::clusters::query;
 use super::environments::environments;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging};
@@ -34,6 +37,38 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn items(state: &AppState) -> ConfigItems {
     ConfigItems::new(environments(state))
+}
+
+/// A config item as the audit log keeps it: everything but the values, each key with
+/// the sha256 (hex) of its value.
+fn redacted(item: &ConfigItem) -> serde_json::Value {
+    let mut view = serde_json::to_value(item).unwrap_or_default();
+    view["items"] = item
+        .items
+        .iter()
+        .map(|entry| {
+            serde_json::json!({
+                "name": entry.name,
+                "storagePath": entry.storage_path,
+                "sha256": hex::encode(Sha256::digest(entry.value.as_bytes())),
+            })
+        })
+        .collect();
+    view
+}
+
+/// What a change adds to its audit record.
+fn audited(
+    target: Option<String>,
+    before: Option<&ConfigItem>,
+    after: Option<&ConfigItem>,
+) -> Extension<AuditDetail> {
+    Extension(AuditDetail {
+        target,
+        before: before.map(redacted),
+        after: after.map(redacted),
+        ..AuditDetail::default()
+    })
 }
 
 /// The config items of an environment, matching `search` on the name, optionally of one
@@ -82,7 +117,7 @@ async fn create(
         .create(&code, &env, body, &caller.username)
         .await?;
     let target = format!("project:{code}/env:{env}/config:{}", item.name);
-    let detail = audited(Some(target), None::<&()>, Some(&item));
+    let detail = audited(Some(target), None, Some(&item));
     Ok((StatusCode::CREATED, detail, axum::Json(item)))
 }
 
@@ -120,7 +155,7 @@ struct ItemsUpdate {
     items: Vec<NewEntry>,
 }
 
-/// Replaces a config item's keys; the audit record keeps before and after.
+/// Replaces a config item's keys; the audit record keeps before and after (keys and hashes).
 #[utoipa::path(put, path = "/api/v1/projects/{code}/environments/{env}/config-items/{name}", tag = "environments",
     security(("bearer" = [])),
     params(("code" = String, Path), ("env" = String, Path), ("name" = String, Path)), request_body = ItemsUpdate,
@@ -153,7 +188,7 @@ async fn delete(
 ) -> Result<(Extension<AuditDetail>, StatusCode), ApiError> {
     let removed = items(&state).delete(&code, &env, &name).await?;
     Ok((
-        audited(None, Some(&removed), None::<&()>),
+        audited(None, Some(&removed), None),
         StatusCode::NO_CONTENT,
     ))
 }

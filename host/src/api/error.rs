@@ -92,6 +92,37 @@ impl ApiError {
         )
     }
 
+    /// 503: the audit intent could not be written, so the request was not carried out.
+    pub fn audit_unavailable(error: StoreError) -> Self {
+        tracing::error!(%error, "writing an audit intent failed; the request is refused");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit-unavailable",
+            "the audit log cannot be written right now, so the request was not carried out; try again",
+        )
+    }
+
+    /// 500: the request ran but its audit record could not be completed (it stays
+    /// `pending`, and reads `interrupted` after the next start).
+    pub fn audit_incomplete(error: StoreError) -> Self {
+        tracing::error!(%error, "completing an audit record failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit-incomplete",
+            "the request may have taken effect, but its audit record could not be completed; check before retrying",
+        )
+    }
+
+    /// 500 for a handler that panicked (the panic is logged, not shown).
+    pub fn panicked(panic: impl std::fmt::Display) -> Self {
+        tracing::error!(%panic, "a request handler panicked");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -1,7 +1,9 @@
 //! `GET /api/v1/clusters/{cluster}/kubeconfig`: the kubeconfig for the embedded cluster's
 //! loopback HTTPS endpoint (its CA and a bearer token), so kubectl can look at what
-//! Wharf deployed.
+//! Wharf deployed. Handing out the token is audited like a mutation (the route table's
+//! `CREDENTIAL_READS`); the record names the server, never the token.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::guard::AuditDetail;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(kubeconfig))
@@ -32,13 +35,23 @@ struct Kubeconfig {
 async fn kubeconfig(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
-) -> Result<axum::Json<Kubeconfig>, ApiError> {
+) -> Result<(Extension<AuditDetail>, axum::Json<Kubeconfig>), ApiError> {
     match (&state.kube_endpoint, cluster.as_str()) {
-        (Some(endpoint), "embedded") => Ok(axum::Json(Kubeconfig {
-            cluster,
-            server: endpoint.server_url(),
-            kubeconfig: endpoint.kubeconfig(),
-        })),
+        (Some(endpoint), "embedded") => {
+            let server = endpoint.server_url();
+            let handed_out = AuditDetail {
+                after: Some(serde_json::json!({ "server": server })),
+                ..AuditDetail::default()
+            };
+            Ok((
+                Extension(handed_out),
+                axum::Json(Kubeconfig {
+                    cluster,
+                    server,
+                    kubeconfig: endpoint.kubeconfig(),
+                }),
+            ))
+        }
         _ => Err(ApiError::not_found(
             "kubeconfig-not-available",
             format!(

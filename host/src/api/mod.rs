@@ -2,7 +2,8 @@
 //!
 //! Handlers are thin (parse → authorize → call the domain → map the result); errors are
 //! [`error::ApiError`] problems. Middleware adds request ids, tracing spans, request
-//! metrics and body-size limits. The OpenAPI 3.1 document is generated from the handler
+//! metrics and body-size limits; inside the guard, a handler's panic becomes a 500
+//! `internal` problem (audited by the guard) instead of a dropped connection. The OpenAPI 3.1 document is generated from the handler
 //! annotations, so it cannot drift from the routes.
 
 mod app_info;
@@ -39,8 +40,9 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
@@ -163,7 +165,7 @@ fn build(state: AppState, guarded: bool) -> Router {
         }),
     );
     let routes = if guarded {
-        routes.route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        guard_routes(routes, &state)
     } else {
         routes
     };
@@ -194,6 +196,24 @@ fn build(state: AppState, guarded: bool) -> Router {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Puts `routes` behind the guard, with a handler's panic caught inside it.
+fn guard_routes(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    // Layers added later wrap the earlier ones: the guard sees the 500 of a panic.
+    routes
+        .route_layer(CatchPanicLayer::custom(answer_panic))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+}
+
+/// A handler's panic as a 500 problem, which the guard then audits like any other answer.
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiError::panicked(message).into_response()
 }
 
 async fn record_metrics(request: Request, next: Next) -> Response {

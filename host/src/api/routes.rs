@@ -220,6 +220,14 @@ pub fn is_mutation(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 
+/// Reads that hand out a credential: audited like mutations.
+pub const CREDENTIAL_READS: &[&str] = &["cluster.kubeconfig"];
+
+/// Whether every call of the route leaves an audit record, whatever its outcome.
+pub fn is_audited(spec: &RouteSpec) -> bool {
+    is_mutation(spec.method) || CREDENTIAL_READS.contains(&spec.action)
+}
+
 /// The resource with `{param}`s filled from the concrete request path.
 pub fn resource_for(spec: &RouteSpec, request_path: &str) -> String {
     let mut resource = spec.resource.to_owned();

@@ -50,47 +50,65 @@ impl Filters {
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Lists records, newest first.
+    /// Lists records, newest first, following the server's cursors.
     List {
         #[command(flatten)]
         filters: Filters,
-        #[arg(long, default_value_t = 1)]
-        page: u32,
+        /// At most this many records (0: all of them).
         #[arg(long, default_value_t = 50)]
-        page_size: u32,
+        limit: usize,
+        /// Start after this record (`nextCursor`, printed when more records match).
+        #[arg(long)]
+        cursor: Option<String>,
     },
-    /// Prints the matching records as JSON lines.
+    /// Prints the matching records as JSON lines, as the server streams them.
     Export {
         #[command(flatten)]
         filters: Filters,
     },
 }
 
+/// Largest page the server hands out.
+const MAX_PAGE: usize = 500;
+
 pub async fn run(command: AuditCommand, remote: &Remote) -> anyhow::Result<()> {
     let client = remote.client()?;
     match command {
         AuditCommand::List {
             filters,
-            page,
-            page_size,
+            limit,
+            cursor,
         } => {
-            let path = format!(
-                "/api/v1/audit?page={page}&pageSize={page_size}&{}",
-                filters.query()
-            );
-            let records: Value = client.get(&path).await?;
+            let (mut records, mut cursor) = (Vec::new(), cursor);
+            loop {
+                let wanted = if limit == 0 { MAX_PAGE } else { (limit - records.len()).min(MAX_PAGE) };
+                let mut path = format!("/api/v1/audit?pageSize={wanted}&{}", filters.query());
+                if let Some(cursor) = &cursor {
+                    path.push_str("&cursor=");
+                    path.push_str(&url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>());
+                }
+                let page: Value = client.get(&path).await?;
+                records.extend(page["items"].as_array().cloned().unwrap_or_default());
+                cursor = page["nextCursor"].as_str().map(str::to_owned);
+                if cursor.is_none() || (limit != 0 && records.len() >= limit) {
+                    break;
+                }
+            }
             if remote.json {
-                println!("{records:#}");
+                println!("{:#}", Value::Array(records));
                 return Ok(());
             }
             let mut table = Table::new();
             table.load_style(UTF8_BORDERS_ONLY);
             table.set_header(["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "PLUGIN"]);
-            for r in records["items"].as_array().into_iter().flatten() {
-                let outcome = match r["errorCode"].as_str() {
-                    Some(code) => format!("{} ({code})", r["outcome"].as_str().unwrap_or_default()),
-                    None => r["outcome"].as_str().unwrap_or_default().to_owned(),
-                };
+            for r in &records {
+                let mut outcome = r["outcome"].as_str().unwrap_or_default().to_owned();
+                if let Some(code) = r["errorCode"].as_str() {
+                    outcome.push_str(&format!(" ({code})"));
+                }
+                if let Some(count) = r["count"].as_u64() {
+                    outcome.push_str(&format!(" ×{count}"));
+                }
                 table.add_row([
                     r["time"].as_str().unwrap_or_default().to_owned(),
                     r["actor"]["name"].as_str().unwrap_or_default().to_owned(),
@@ -101,13 +119,21 @@ pub async fn run(command: AuditCommand, remote: &Remote) -> anyhow::Result<()> {
                 ]);
             }
             println!("{table}");
-            eprintln!("{} records in all", records["total"]);
+            match cursor {
+                Some(next) => eprintln!("{} records shown; more match: --cursor {next}", records.len()),
+                None => eprintln!("{} records", records.len()),
+            }
         }
         AuditCommand::Export { filters } => {
-            let text = client
-                .get_text(&format!("/api/v1/audit/export?{}", filters.query()))
+            use std::io::Write as _;
+            let mut response = client
+                .open_stream(&format!("/api/v1/audit/export?{}", filters.query()))
                 .await?;
-            print!("{text}");
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = response.chunk().await? {
+                out.write_all(&chunk)?;
+            }
+            out.flush()?;
         }
     }
     Ok(())

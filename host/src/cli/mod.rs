@@ -255,6 +255,10 @@ struct ServeArgs {
     /// Days audit records are kept.
     #[arg(long, env = "WHARF_AUDIT_RETENTION_DAYS", default_value_t = 365)]
     audit_retention_days: u64,
+    /// Window over which unauthenticated denials are counted per source, action and
+    /// target before one record is written for each, in seconds.
+    #[arg(long, env = "WHARF_AUDIT_DENIAL_WINDOW_SECS", default_value_t = 60)]
+    audit_denial_window_secs: u64,
     /// Concurrent plugin instances (pooling-allocator slots).
     #[arg(long, env = "WHARF_PLUGIN_SLOTS", default_value_t = 64)]
     plugin_slots: u32,
@@ -311,6 +315,7 @@ impl ServeArgs {
             token_ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
             allow_registration: self.allow_registration,
             audit_retention: Duration::from_secs(self.audit_retention_days.saturating_mul(86_400)),
+            audit_denial_window: Duration::from_secs(self.audit_denial_window_secs.max(1)),
             limits,
             kubeconfig: self.kubeconfig,
             kube_listen: self.kube_listen,
