@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub limits: HostLimits,
     /// A real cluster to use instead of the embedded one.
     pub kubeconfig: Option<PathBuf>,
+    /// Where requests may name kubeconfig files (`kubeconfigPath`); none: nowhere.
+    pub kubeconfig_dir: Option<PathBuf>,
     /// The embedded cluster's HTTPS address for kubectl.
     pub kube_listen: SocketAddr,
     /// Keep the embedded cluster in memory only.
@@ -116,6 +118,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         simulator.clone(),
         &options.data_dir,
         options.kubeconfig.as_deref(),
+        options.kubeconfig_dir.as_deref(),
     )
     .await?;
     if simulator.is_none() {

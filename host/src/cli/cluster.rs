@@ -73,7 +73,9 @@ pub enum ClusterCommand {
         pool: Option<String>,
     },
     /// Registers a cluster: `--kubeconfig FILE` (read here, sent and stored encrypted),
-    /// `--kubeconfig-path PATH` (a file on the server) or `--in-cluster`.
+    /// `--kubeconfig-path PATH` (a file in the server's `--kubeconfig-dir`) or
+    /// `--in-cluster`. Either kubeconfig may carry only inline credentials (no `exec`,
+    /// `auth-provider` or file references).
     Add {
         id: String,
         #[arg(long)]

@@ -274,6 +274,11 @@ struct ServeArgs {
     /// Talk to this real cluster (a kubeconfig file) instead of starting the embedded one.
     #[arg(long, env = "WHARF_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// The directory whose kubeconfig files clusters registered over the API may name
+    /// (`kubeconfigPath`); without it they can only be pasted. Files there, like pasted
+    /// ones, may carry only inline credentials (no exec plugins, no file references).
+    #[arg(long, env = "WHARF_KUBECONFIG_DIR")]
+    kubeconfig_dir: Option<PathBuf>,
     /// Where the embedded cluster serves HTTPS for kubectl (`wharf cluster kubeconfig`).
     #[arg(long, env = "WHARF_KUBE_LISTEN", default_value = "127.0.0.1:16443")]
     kube_listen: SocketAddr,
@@ -318,6 +323,7 @@ impl ServeArgs {
             audit_denial_window: Duration::from_secs(self.audit_denial_window_secs.max(1)),
             limits,
             kubeconfig: self.kubeconfig,
+            kubeconfig_dir: self.kubeconfig_dir,
             kube_listen: self.kube_listen,
             ephemeral: self.ephemeral,
             kube_time_scale: if self.kube_time_scale.is_finite() {

@@ -92,26 +92,14 @@ async fn bounded<T>(
     }
 }
 
-/// Where a kubeconfig comes from.
-pub enum KubeconfigSource<'a> {
-    /// A file on the server.
-    Path(&'a std::path::Path),
-    /// Pasted YAML.
-    Yaml(&'a str),
-}
-
-/// Parses a kubeconfig without connecting; the error names what is wrong.
-pub fn parse_kubeconfig(source: &KubeconfigSource<'_>) -> Result<Kubeconfig> {
-    match source {
-        KubeconfigSource::Path(path) => Kubeconfig::read_from(path),
-        KubeconfigSource::Yaml(text) => Kubeconfig::from_yaml(text),
-    }
-    .map_err(|e| ClusterError::Config(e.to_string()))
-}
-
-/// The contexts a kubeconfig names.
-pub fn contexts(kubeconfig: &Kubeconfig) -> Vec<String> {
-    kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
+/// Runs a client construction on tokio's blocking pool (where the runtime context is still
+/// entered, so kube-rs can spawn its connection tasks).
+async fn on_blocking_thread(
+    build: impl FnOnce() -> Result<ClusterClient> + Send + 'static,
+) -> Result<ClusterClient> {
+    tokio::task::spawn_blocking(build)
+        .await
+        .map_err(|e| ClusterError::Config(format!("building the cluster client failed: {e}")))?
 }
 
 /// A cluster's answer to a health check.
@@ -198,6 +186,9 @@ impl ClusterClient {
     }
 
     /// Connects with a kubeconfig and an optional context (default: its current context).
+    /// kube-rs may read files and run an exec plugin while it builds the client (only the
+    /// operator's own kubeconfig gets that far with either), so this runs on a blocking
+    /// thread, never on a tokio worker.
     pub async fn from_kubeconfig(kubeconfig: Kubeconfig, context: Option<&str>) -> Result<Self> {
         if let Some(context) = context
             && !kubeconfig.contexts.iter().any(|c| c.name == context)
@@ -210,18 +201,26 @@ impl ClusterClient {
             context: context.map(str::to_owned),
             ..KubeConfigOptions::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| ClusterError::Config(e.to_string()))?;
-        Self::from_config(config)
+        let runtime = tokio::runtime::Handle::current();
+        on_blocking_thread(move || {
+            let config = runtime
+                .block_on(kube::Config::from_custom_kubeconfig(kubeconfig, &options))
+                .map_err(|e| ClusterError::Config(e.to_string()))?;
+            Self::from_config(config)
+        })
+        .await
     }
 
-    /// Connects with the service account of the pod Wharf runs in.
-    pub fn in_cluster() -> Result<Self> {
-        let config = kube::Config::incluster().map_err(|e| {
-            ClusterError::Config(format!("Wharf is not running inside a cluster: {e}"))
-        })?;
-        Self::from_config(config)
+    /// Connects with the service account of the pod Wharf runs in (reads its token and CA
+    /// files on a blocking thread).
+    pub async fn in_cluster() -> Result<Self> {
+        on_blocking_thread(|| {
+            let config = kube::Config::incluster().map_err(|e| {
+                ClusterError::Config(format!("Wharf is not running inside a cluster: {e}"))
+            })?;
+            Self::from_config(config)
+        })
+        .await
     }
 
     fn from_config(mut config: kube::Config) -> Result<Self> {

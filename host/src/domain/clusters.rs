@@ -4,6 +4,15 @@
 //! content kept encrypted) or the service account Wharf runs under. Credentials are sealed
 //! with ChaCha20-Poly1305 under a key file in the data directory and never leave this
 //! module in clear except to build a client. Every client is a [`ClusterClient`].
+//!
+//! A kubeconfig from a request (pasted, or a file it names in `--kubeconfig-dir`) passes
+//! [`kubeconfig::inline_only`] whenever it is loaded: at create, at update and at every
+//! client rebuild, so a record stored before that rule is refused too. Only the operator's
+//! `serve --kubeconfig` file is read as kube-rs reads it (exec plugins included).
+//!
+//! Ids are unique and parents exist because every write is one conditional [`Batch`]; a
+//! region or pool is deleted only while it has no children, which a per-parent counter
+//! (bumped by each child attached) makes safe against a child attached meanwhile.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -20,8 +29,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::cluster::Simulator;
-use crate::cluster::client::{ClusterClient, ClusterError, KubeconfigSource, parse_kubeconfig};
-use crate::store::{Store, StoreError};
+use kube::config::Kubeconfig;
+
+use crate::cluster::client::{ClusterClient, ClusterError};
+use crate::cluster::kubeconfig::{self, KubeconfigDir, Refusal};
+use crate::store::{Batch, Store, StoreError};
 
 /// The id of the cluster Wharf registers for its embedded simulator.
 pub const EMBEDDED: &str = "embedded";
@@ -223,6 +235,54 @@ fn prefix(kind: &str) -> String {
     format!("{}/", Store::key(&[kind]))
 }
 
+/// The counter of children attached to a region or pool (`parent` = `region` or `pool`).
+fn children_key(parent: &str, id: &str) -> String {
+    Store::key(&["cluster-tree", parent, id])
+}
+
+/// Adds to `batch`: the parent at `parent_key` exists, and its children counter (read as
+/// `read`) moves on by one. Deleting the parent checks the counter unchanged, so a child
+/// attached between its "no children" check and its write makes it retry.
+fn attach(batch: Batch, parent_key: &str, counter_key: &str, read: Option<Vec<u8>>) -> Batch {
+    let next = read
+        .as_deref()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| text.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    batch
+        .present(parent_key)
+        .unchanged(counter_key, read)
+        .put_raw(counter_key, next.to_string().into_bytes())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}
+
+/// A kubeconfig connection as requested or stored.
+#[derive(Clone, Copy)]
+enum KubeconfigRef<'a> {
+    Pasted(&'a str),
+    /// A file on the server: the operator's `--kubeconfig`, or one in `--kubeconfig-dir`.
+    File(&'a str),
+}
+
+impl KubeconfigRef<'_> {
+    fn field(self) -> &'static str {
+        match self {
+            KubeconfigRef::Pasted(_) => "kubeconfig",
+            KubeconfigRef::File(_) => "kubeconfigPath",
+        }
+    }
+}
+
 /// Seals and opens credentials with a key kept in the data directory.
 struct Sealer {
     cipher: ChaCha20Poly1305,
@@ -315,22 +375,37 @@ pub struct Clusters {
     simulator: Option<Simulator>,
     sealer: Arc<Sealer>,
     clients: Arc<Mutex<HashMap<String, ClusterClient>>>,
+    /// `serve --kubeconfig`: the one kubeconfig read as kube-rs reads it.
+    operator_kubeconfig: Option<PathBuf>,
+    /// `serve --kubeconfig-dir`: where requests may name kubeconfig files.
+    kubeconfig_dir: Option<KubeconfigDir>,
 }
 
 impl Clusters {
     /// Opens the registry; registers the embedded cluster (in region and pool `local`)
     /// when a simulator runs, and a `--kubeconfig` file as cluster `default`.
+    /// `kubeconfig_dir` (`--kubeconfig-dir`) is where requests may name kubeconfig files.
     pub async fn open(
         store: Store,
         simulator: Option<Simulator>,
         data_dir: &Path,
         kubeconfig: Option<&Path>,
+        kubeconfig_dir: Option<&Path>,
     ) -> anyhow::Result<Self> {
+        let kubeconfig_dir = kubeconfig_dir
+            .map(|dir| {
+                KubeconfigDir::open(dir).map_err(|e| {
+                    anyhow::anyhow!("--kubeconfig-dir {}: {e}", dir.display())
+                })
+            })
+            .transpose()?;
         let clusters = Self {
             store,
             sealer: Arc::new(Sealer::open(data_dir)?),
             simulator,
             clients: Arc::default(),
+            operator_kubeconfig: kubeconfig.map(Path::to_path_buf),
+            kubeconfig_dir,
         };
         if clusters.simulator.is_some() && clusters.stored(EMBEDDED)?.is_none() {
             clusters.register_embedded().await?;
@@ -357,33 +432,33 @@ impl Clusters {
 
     async fn register_embedded(&self) -> Result<()> {
         let now = OffsetDateTime::now_utc();
-        if self.store.get_json::<Region>(&region_key(LOCAL))?.is_none() {
-            let region = Region {
-                id: LOCAL.into(),
-                name: "Local".into(),
-                description: "this machine".into(),
-                created_at: now,
-                updated_at: now,
-                created_by: "wharf".into(),
-            };
-            self.store.put_json(&region_key(LOCAL), &region)?;
-        }
-        if self
+        let region = Region {
+            id: LOCAL.into(),
+            name: "Local".into(),
+            description: "this machine".into(),
+            created_at: now,
+            updated_at: now,
+            created_by: "wharf".into(),
+        };
+        // Another host may register them at the same moment: whoever comes second keeps
+        // the first one's records.
+        let key = region_key(LOCAL);
+        let _ = self
             .store
-            .get_json::<ResourcePool>(&pool_key(LOCAL))?
-            .is_none()
-        {
-            let pool = ResourcePool {
-                id: LOCAL.into(),
-                name: "Local".into(),
-                region: LOCAL.into(),
-                description: "the embedded cluster".into(),
-                created_at: now,
-                updated_at: now,
-                created_by: "wharf".into(),
-            };
-            self.store.put_json(&pool_key(LOCAL), &pool)?;
-        }
+            .apply(&Batch::new().absent(&key).put_json(&key, &region)?)?;
+        let pool = ResourcePool {
+            id: LOCAL.into(),
+            name: "Local".into(),
+            region: LOCAL.into(),
+            description: "the embedded cluster".into(),
+            created_at: now,
+            updated_at: now,
+            created_by: "wharf".into(),
+        };
+        self.insert_pool(&pool).await.or_else(|e| match e {
+            ClustersError::Exists { .. } => Ok(()),
+            other => Err(other),
+        })?;
         let cluster = Cluster {
             id: EMBEDDED.into(),
             name: "Embedded".into(),
@@ -399,7 +474,12 @@ impl Clusters {
             updated_at: now,
             created_by: "wharf".into(),
         };
-        self.put(&cluster, None)?;
+        self.insert_cluster(&cluster, None)
+            .await
+            .or_else(|e| match e {
+                ClustersError::Exists { .. } => Ok(()),
+                other => Err(other),
+            })?;
         self.store.commit().await?;
         Ok(())
     }
@@ -427,9 +507,6 @@ impl Clusters {
         validate_name(&name)?;
         let description = description.unwrap_or_default();
         validate_description(&description)?;
-        if self.store.get_json::<Region>(&region_key(&id))?.is_some() {
-            return Err(ClustersError::Exists { what: "region", id });
-        }
         let now = OffsetDateTime::now_utc();
         let region = Region {
             id,
@@ -439,7 +516,17 @@ impl Clusters {
             updated_at: now,
             created_by: actor.to_owned(),
         };
-        self.store.put_json(&region_key(&region.id), &region)?;
+        let key = region_key(&region.id);
+        if self
+            .store
+            .apply(&Batch::new().absent(&key).put_json(&key, &region)?)?
+            .is_err()
+        {
+            return Err(ClustersError::Exists {
+                what: "region",
+                id: region.id,
+            });
+        }
         self.store.commit().await?;
         Ok(region)
     }
@@ -450,35 +537,59 @@ impl Clusters {
         name: Option<String>,
         description: Option<String>,
     ) -> Result<Region> {
-        let mut region = self.region(id)?;
-        if let Some(name) = name {
-            validate_name(&name)?;
-            region.name = name;
+        if let Some(name) = &name {
+            validate_name(name)?;
         }
-        if let Some(description) = description {
-            validate_description(&description)?;
-            region.description = description;
+        if let Some(description) = &description {
+            validate_description(description)?;
         }
-        region.updated_at = OffsetDateTime::now_utc();
-        self.store.put_json(&region_key(id), &region)?;
+        let region = self
+            .store
+            .update_json(&region_key(id), |current: Option<Region>| {
+                let mut region =
+                    current.ok_or_else(|| ClustersError::RegionNotFound(id.to_owned()))?;
+                if let Some(name) = &name {
+                    region.name.clone_from(name);
+                }
+                if let Some(description) = &description {
+                    region.description.clone_from(description);
+                }
+                region.updated_at = OffsetDateTime::now_utc();
+                Ok::<_, ClustersError>(Some(region))
+            })?
+            .ok_or_else(|| ClustersError::RegionNotFound(id.to_owned()))?;
         self.store.commit().await?;
         Ok(region)
     }
 
     /// Deletes a region that has no resource pools.
     pub async fn delete_region(&self, id: &str) -> Result<Region> {
-        let region = self.region(id)?;
-        let pools: Vec<String> = self.pools(Some(id))?.into_iter().map(|p| p.id).collect();
-        if !pools.is_empty() {
-            return Err(ClustersError::InUse {
-                what: "region",
-                id: id.to_owned(),
-                by: format!("resource pools {}", pools.join(", ")),
-            });
+        let key = region_key(id);
+        let counter = children_key("region", id);
+        loop {
+            let Some(raw) = self.store.get_raw(&key)? else {
+                return Err(ClustersError::RegionNotFound(id.to_owned()));
+            };
+            let region: Region = decode(&key, &raw)?;
+            let children = self.store.get_raw(&counter)?;
+            let pools: Vec<String> = self.pools(Some(id))?.into_iter().map(|p| p.id).collect();
+            if !pools.is_empty() {
+                return Err(ClustersError::InUse {
+                    what: "region",
+                    id: id.to_owned(),
+                    by: format!("resource pools {}", pools.join(", ")),
+                });
+            }
+            let batch = Batch::new()
+                .equals(&key, raw)
+                .unchanged(&counter, children)
+                .delete(&key)
+                .delete(&counter);
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(region);
+            }
         }
-        self.store.delete(&region_key(id))?;
-        self.store.commit().await?;
-        Ok(region)
     }
 
     // Resource pools.
@@ -507,26 +618,6 @@ impl Clusters {
         validate_name(&name)?;
         let description = description.unwrap_or_default();
         validate_description(&description)?;
-        if self
-            .store
-            .get_json::<Region>(&region_key(&region))?
-            .is_none()
-        {
-            return Err(invalid(
-                "region",
-                format!("region `{region}` does not exist"),
-            ));
-        }
-        if self
-            .store
-            .get_json::<ResourcePool>(&pool_key(&id))?
-            .is_some()
-        {
-            return Err(ClustersError::Exists {
-                what: "resource pool",
-                id,
-            });
-        }
         let now = OffsetDateTime::now_utc();
         let pool = ResourcePool {
             id,
@@ -537,9 +628,38 @@ impl Clusters {
             updated_at: now,
             created_by: actor.to_owned(),
         };
-        self.store.put_json(&pool_key(&pool.id), &pool)?;
+        self.insert_pool(&pool).await?;
         self.store.commit().await?;
         Ok(pool)
+    }
+
+    /// Writes a new pool if its id is free and its region exists, in one batch.
+    async fn insert_pool(&self, pool: &ResourcePool) -> Result<()> {
+        let key = pool_key(&pool.id);
+        let parent = region_key(&pool.region);
+        let counter = children_key("region", &pool.region);
+        loop {
+            let read = self.store.get_raw(&counter)?;
+            let batch = attach(Batch::new().absent(&key), &parent, &counter, read)
+                .put_json(&key, pool)?;
+            match self.store.apply(&batch)? {
+                Ok(()) => return Ok(()),
+                Err(conflict) if conflict.key == key.as_bytes() => {
+                    return Err(ClustersError::Exists {
+                        what: "resource pool",
+                        id: pool.id.clone(),
+                    });
+                }
+                Err(conflict) if conflict.key == parent.as_bytes() => {
+                    return Err(invalid(
+                        "region",
+                        format!("region `{}` does not exist", pool.region),
+                    ));
+                }
+                // Another pool joined the region meanwhile: read its counter again.
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
     }
 
     pub async fn update_pool(
@@ -548,43 +668,66 @@ impl Clusters {
         name: Option<String>,
         description: Option<String>,
     ) -> Result<ResourcePool> {
-        let mut pool = self.pool(id)?;
-        if let Some(name) = name {
-            validate_name(&name)?;
-            pool.name = name;
+        if let Some(name) = &name {
+            validate_name(name)?;
         }
-        if let Some(description) = description {
-            validate_description(&description)?;
-            pool.description = description;
+        if let Some(description) = &description {
+            validate_description(description)?;
         }
-        pool.updated_at = OffsetDateTime::now_utc();
-        self.store.put_json(&pool_key(id), &pool)?;
+        let pool = self
+            .store
+            .update_json(&pool_key(id), |current: Option<ResourcePool>| {
+                let mut pool = current.ok_or_else(|| ClustersError::PoolNotFound(id.to_owned()))?;
+                if let Some(name) = &name {
+                    pool.name.clone_from(name);
+                }
+                if let Some(description) = &description {
+                    pool.description.clone_from(description);
+                }
+                pool.updated_at = OffsetDateTime::now_utc();
+                Ok::<_, ClustersError>(Some(pool))
+            })?
+            .ok_or_else(|| ClustersError::PoolNotFound(id.to_owned()))?;
         self.store.commit().await?;
         Ok(pool)
     }
 
     /// Deletes a pool that holds no clusters and that no environment uses.
     pub async fn delete_pool(&self, id: &str) -> Result<ResourcePool> {
-        let pool = self.pool(id)?;
-        let members: Vec<String> = self.list(Some(id))?.into_iter().map(|c| c.id).collect();
-        if !members.is_empty() {
-            return Err(ClustersError::InUse {
-                what: "resource pool",
-                id: id.to_owned(),
-                by: format!("clusters {}", members.join(", ")),
-            });
+        let key = pool_key(id);
+        let counter = children_key("pool", id);
+        loop {
+            let Some(raw) = self.store.get_raw(&key)? else {
+                return Err(ClustersError::PoolNotFound(id.to_owned()));
+            };
+            let pool: ResourcePool = decode(&key, &raw)?;
+            let children = self.store.get_raw(&counter)?;
+            let members: Vec<String> = self.list(Some(id))?.into_iter().map(|c| c.id).collect();
+            if !members.is_empty() {
+                return Err(ClustersError::InUse {
+                    what: "resource pool",
+                    id: id.to_owned(),
+                    by: format!("clusters {}", members.join(", ")),
+                });
+            }
+            let envs = super::environments::using_pool(&self.store, id)?;
+            if !envs.is_empty() {
+                return Err(ClustersError::InUse {
+                    what: "resource pool",
+                    id: id.to_owned(),
+                    by: format!("environments {}", envs.join(", ")),
+                });
+            }
+            let batch = Batch::new()
+                .equals(&key, raw)
+                .unchanged(&counter, children)
+                .delete(&key)
+                .delete(&counter);
+            if self.store.apply(&batch)?.is_ok() {
+                self.store.commit().await?;
+                return Ok(pool);
+            }
         }
-        let envs = super::environments::using_pool(&self.store, id)?;
-        if !envs.is_empty() {
-            return Err(ClustersError::InUse {
-                what: "resource pool",
-                id: id.to_owned(),
-                by: format!("environments {}", envs.join(", ")),
-            });
-        }
-        self.store.delete(&pool_key(id))?;
-        self.store.commit().await?;
-        Ok(pool)
     }
 
     // Clusters.
@@ -593,12 +736,53 @@ impl Clusters {
         Ok(self.store.get_json(&cluster_key(id))?)
     }
 
-    fn put(&self, cluster: &Cluster, sealed: Option<String>) -> Result<()> {
+    /// Writes a new cluster if its id is free and its pool (if any) exists, in one batch.
+    async fn insert_cluster(&self, cluster: &Cluster, sealed: Option<String>) -> Result<()> {
+        let key = cluster_key(&cluster.id);
         let stored = StoredCluster {
             cluster: cluster.clone(),
             sealed_kubeconfig: sealed,
         };
-        Ok(self.store.put_json(&cluster_key(&cluster.id), &stored)?)
+        loop {
+            let batch = self
+                .in_pool(Batch::new().absent(&key), cluster.resource_pool.as_deref())?
+                .put_json(&key, &stored)?;
+            match self.store.apply(&batch)? {
+                Ok(()) => return Ok(()),
+                Err(conflict) if conflict.key == key.as_bytes() => {
+                    return Err(ClustersError::Exists {
+                        what: "cluster",
+                        id: cluster.id.clone(),
+                    });
+                }
+                Err(conflict) => self.pool_conflict(&conflict.key, cluster)?,
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Adds to `batch` that `pool` (if any) exists, counting one more child of it.
+    fn in_pool(&self, batch: Batch, pool: Option<&str>) -> Result<Batch> {
+        Ok(match pool {
+            None => batch,
+            Some(pool) => {
+                let counter = children_key("pool", pool);
+                let read = self.store.get_raw(&counter)?;
+                attach(batch, &pool_key(pool), &counter, read)
+            }
+        })
+    }
+
+    /// A batch of [`Self::in_pool`] failed on `key`: a pool that is gone is the caller's
+    /// error; anything else (its counter moved, the record changed) is worth a retry.
+    fn pool_conflict(&self, key: &[u8], cluster: &Cluster) -> Result<()> {
+        match cluster.resource_pool.as_deref() {
+            Some(pool) if key == pool_key(pool).as_bytes() => Err(invalid(
+                "resourcePool",
+                format!("resource pool `{pool}` does not exist"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Clusters, optionally only those of one resource pool.
@@ -631,23 +815,65 @@ impl Clusters {
         }
     }
 
-    /// Checks a kubeconfig connection and returns (server URL, sealed content).
+    fn is_operator_file(&self, path: &str) -> bool {
+        self.operator_kubeconfig
+            .as_deref()
+            .is_some_and(|operator| operator == Path::new(path))
+    }
+
+    /// Loads a kubeconfig and the path to store with it (canonical for a file of
+    /// `--kubeconfig-dir`). A pasted one and a file of the directory may carry only inline
+    /// material; the operator's `--kubeconfig` file alone is read as kube-rs reads it.
+    async fn load(
+        &self,
+        source: KubeconfigRef<'_>,
+    ) -> std::result::Result<(Kubeconfig, Option<String>), Refusal> {
+        let refuse = |message: String| Refusal {
+            field: "kubeconfigPath".into(),
+            message,
+        };
+        match source {
+            KubeconfigRef::Pasted(text) => Ok((kubeconfig::inline_only(text, "kubeconfig")?, None)),
+            KubeconfigRef::File(path) if self.is_operator_file(path) => {
+                let parsed = kubeconfig::read_operator_file(Path::new(path))
+                    .await
+                    .map_err(refuse)?;
+                Ok((parsed, Some(path.to_owned())))
+            }
+            KubeconfigRef::File(path) => {
+                let Some(dir) = &self.kubeconfig_dir else {
+                    return Err(refuse(
+                        "Wharf was started without `--kubeconfig-dir`, so a request cannot name a kubeconfig file on the server; paste it as `kubeconfig` instead".into(),
+                    ));
+                };
+                let (parsed, canonical) = dir.load(path).await?;
+                let canonical = canonical
+                    .into_os_string()
+                    .into_string()
+                    .map_err(|_| refuse(format!("`{path}` resolves to a path that is not UTF-8")))?;
+                Ok((parsed, Some(canonical)))
+            }
+        }
+    }
+
+    /// Checks a kubeconfig connection (without connecting) and returns the server URL, the
+    /// sealed content (pasted) and the path to store (a file).
     async fn check_kubeconfig(
         &self,
         id: &str,
         content: Option<&str>,
         path: Option<&str>,
         context: Option<&str>,
-    ) -> Result<(Option<String>, Option<String>)> {
-        let (source, field) = match (content, path) {
+    ) -> Result<(Option<String>, Option<String>, Option<String>)> {
+        let source = match (content, path) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
                     "kubeconfig",
                     "give either `kubeconfig` (pasted) or `kubeconfigPath`, not both",
                 ));
             }
-            (Some(text), None) => (KubeconfigSource::Yaml(text), "kubeconfig"),
-            (None, Some(path)) => (KubeconfigSource::Path(Path::new(path)), "kubeconfigPath"),
+            (Some(text), None) => KubeconfigRef::Pasted(text),
+            (None, Some(path)) => KubeconfigRef::File(path),
             (None, None) => {
                 return Err(invalid(
                     "kubeconfig",
@@ -655,20 +881,10 @@ impl Clusters {
                 ));
             }
         };
-        if let Some(text) = content
-            && (text.trim().is_empty() || text.len() > 256 * 1024)
-        {
-            return Err(invalid("kubeconfig", "must be 1 byte to 256 KiB of YAML"));
-        }
-        if let Some(path) = path
-            && !PathBuf::from(path).is_absolute()
-        {
-            return Err(invalid(
-                "kubeconfigPath",
-                "must be an absolute path on the server",
-            ));
-        }
-        let parsed = parse_kubeconfig(&source).map_err(|e| invalid(field, e.to_string()))?;
+        let (parsed, stored_path) = self
+            .load(source)
+            .await
+            .map_err(|r| invalid(&r.field, r.message))?;
         let chosen = context
             .or(parsed.current_context.as_deref())
             .map(str::to_owned);
@@ -690,12 +906,12 @@ impl Clusters {
                 let field = if context.is_some() && e.to_string().contains("context") {
                     "context"
                 } else {
-                    field
+                    source.field()
                 };
                 invalid(field, e.to_string())
             })?;
         let sealed = content.map(|text| self.sealer.seal(id, text)).transpose()?;
-        Ok((server, sealed))
+        Ok((server, sealed, stored_path))
     }
 
     pub async fn create(&self, new: NewCluster, actor: &str) -> Result<Cluster> {
@@ -710,7 +926,7 @@ impl Clusters {
         {
             return Err(invalid("context", "must be 1 to 253 characters"));
         }
-        let (server, sealed) = match new.kind {
+        let (server, sealed, kubeconfig_path) = match new.kind {
             ClusterKind::Embedded => {
                 return Err(invalid(
                     "kind",
@@ -736,16 +952,12 @@ impl Clusters {
                         "an in-cluster cluster takes no kubeconfig or context",
                     ));
                 }
-                ClusterClient::in_cluster().map_err(|e| invalid("kind", e.to_string()))?;
-                (None, None)
+                ClusterClient::in_cluster()
+                    .await
+                    .map_err(|e| invalid("kind", e.to_string()))?;
+                (None, None, None)
             }
         };
-        if self.stored(&new.id)?.is_some() {
-            return Err(ClustersError::Exists {
-                what: "cluster",
-                id: new.id,
-            });
-        }
         let now = OffsetDateTime::now_utc();
         let cluster = Cluster {
             id: new.id,
@@ -754,7 +966,7 @@ impl Clusters {
             kind: new.kind,
             resource_pool: new.resource_pool,
             region,
-            kubeconfig_path: new.kubeconfig_path,
+            kubeconfig_path,
             context: new.context,
             server,
             has_credentials: sealed.is_some(),
@@ -762,87 +974,116 @@ impl Clusters {
             updated_at: now,
             created_by: actor.to_owned(),
         };
-        self.put(&cluster, sealed)?;
+        self.insert_cluster(&cluster, sealed).await?;
         self.store.commit().await?;
         Ok(cluster)
     }
 
+    /// Applies `update` to the cluster as stored; written only if the record is still the
+    /// one read (retried otherwise), so concurrent updates never lose each other's changes.
     pub async fn update(&self, id: &str, update: ClusterUpdate) -> Result<Cluster> {
-        let Some(StoredCluster {
-            cluster: mut c,
-            sealed_kubeconfig: mut sealed,
-        }) = self.stored(id)?
-        else {
-            return Err(ClustersError::ClusterNotFound(id.to_owned()));
-        };
-        if let Some(name) = update.name {
-            validate_name(&name)?;
-            c.name = name;
-        }
-        if let Some(description) = update.description {
-            validate_description(&description)?;
-            c.description = description;
-        }
-        if let Some(pool) = update.resource_pool {
-            let pool = (!pool.is_empty()).then_some(pool);
-            c.region = self.region_of(pool.as_deref())?;
-            c.resource_pool = pool;
-        }
-        let connection_changes = update.kubeconfig.is_some()
-            || update.kubeconfig_path.is_some()
-            || update.context.is_some();
-        if connection_changes {
-            if c.kind != ClusterKind::Kubeconfig {
-                return Err(invalid(
-                    "kind",
-                    "only kubeconfig clusters take a kubeconfig or context",
-                ));
-            }
-            let context = update
-                .context
-                .or(c.context.clone())
-                .filter(|c| !c.is_empty());
-            let (content, path) = match (update.kubeconfig, update.kubeconfig_path) {
-                (None, None) => match &sealed {
-                    Some(s) => (Some(self.sealer.unseal(id, s)?), None),
-                    None => (None, c.kubeconfig_path.clone()),
-                },
-                (content, path) => (content, path),
+        let key = cluster_key(id);
+        loop {
+            let Some(raw) = self.store.get_raw(&key)? else {
+                return Err(ClustersError::ClusterNotFound(id.to_owned()));
             };
-            let (server, new_sealed) = self
-                .check_kubeconfig(id, content.as_deref(), path.as_deref(), context.as_deref())
-                .await?;
-            c.server = server;
-            c.kubeconfig_path = path;
-            c.context = context;
-            c.has_credentials = new_sealed.is_some();
-            sealed = new_sealed;
+            let StoredCluster {
+                cluster: mut c,
+                sealed_kubeconfig: mut sealed,
+            } = decode(&key, &raw)?;
+            let update = update.clone();
+            if let Some(name) = update.name {
+                validate_name(&name)?;
+                c.name = name;
+            }
+            if let Some(description) = update.description {
+                validate_description(&description)?;
+                c.description = description;
+            }
+            let mut batch = Batch::new().equals(&key, raw);
+            if let Some(pool) = update.resource_pool {
+                let pool = (!pool.is_empty()).then_some(pool);
+                c.region = self.region_of(pool.as_deref())?;
+                if pool != c.resource_pool {
+                    batch = self.in_pool(batch, pool.as_deref())?;
+                }
+                c.resource_pool = pool;
+            }
+            let connection_changes = update.kubeconfig.is_some()
+                || update.kubeconfig_path.is_some()
+                || update.context.is_some();
+            if connection_changes {
+                if c.kind != ClusterKind::Kubeconfig {
+                    return Err(invalid(
+                        "kind",
+                        "only kubeconfig clusters take a kubeconfig or context",
+                    ));
+                }
+                let context = update
+                    .context
+                    .or(c.context.clone())
+                    .filter(|c| !c.is_empty());
+                let (content, path) = match (update.kubeconfig, update.kubeconfig_path) {
+                    (None, None) => match &sealed {
+                        Some(s) => (Some(self.sealer.unseal(id, s)?), None),
+                        None => (None, c.kubeconfig_path.clone()),
+                    },
+                    (content, path) => (content, path),
+                };
+                let (server, new_sealed, stored_path) = self
+                    .check_kubeconfig(id, content.as_deref(), path.as_deref(), context.as_deref())
+                    .await?;
+                c.server = server;
+                c.kubeconfig_path = stored_path;
+                c.context = context;
+                c.has_credentials = new_sealed.is_some();
+                sealed = new_sealed;
+            }
+            c.updated_at = OffsetDateTime::now_utc();
+            let stored = StoredCluster {
+                cluster: c,
+                sealed_kubeconfig: sealed,
+            };
+            match self.store.apply(&batch.put_json(&key, &stored)?)? {
+                Ok(()) => {
+                    self.store.commit().await?;
+                    self.forget_client(id);
+                    return Ok(stored.cluster);
+                }
+                Err(conflict) => self.pool_conflict(&conflict.key, &stored.cluster)?,
+            }
         }
-        c.updated_at = OffsetDateTime::now_utc();
-        self.put(&c, sealed)?;
-        self.store.commit().await?;
-        self.forget_client(id);
-        Ok(c)
     }
 
     /// Removes a cluster no environment binds (the embedded one stays).
     pub async fn delete(&self, id: &str) -> Result<Cluster> {
-        let cluster = self.get(id)?;
-        if cluster.kind == ClusterKind::Embedded {
-            return Err(ClustersError::Embedded);
+        let key = cluster_key(id);
+        loop {
+            let Some(raw) = self.store.get_raw(&key)? else {
+                return Err(ClustersError::ClusterNotFound(id.to_owned()));
+            };
+            let cluster = decode::<StoredCluster>(&key, &raw)?.cluster;
+            if cluster.kind == ClusterKind::Embedded {
+                return Err(ClustersError::Embedded);
+            }
+            let envs = super::environments::binding_cluster(&self.store, id, None)?;
+            if !envs.is_empty() {
+                return Err(ClustersError::InUse {
+                    what: "cluster",
+                    id: id.to_owned(),
+                    by: format!("environments {}", envs.join(", ")),
+                });
+            }
+            if self
+                .store
+                .apply(&Batch::new().equals(&key, raw).delete(&key))?
+                .is_ok()
+            {
+                self.store.commit().await?;
+                self.forget_client(id);
+                return Ok(cluster);
+            }
         }
-        let envs = super::environments::binding_cluster(&self.store, id, None)?;
-        if !envs.is_empty() {
-            return Err(ClustersError::InUse {
-                what: "cluster",
-                id: id.to_owned(),
-                by: format!("environments {}", envs.join(", ")),
-            });
-        }
-        self.store.delete(&cluster_key(id))?;
-        self.store.commit().await?;
-        self.forget_client(id);
-        Ok(cluster)
     }
 
     fn forget_client(&self, id: &str) {
@@ -871,24 +1112,28 @@ impl Clusters {
                     .into());
                 }
             },
-            ClusterKind::InCluster => ClusterClient::in_cluster()?,
+            ClusterKind::InCluster => ClusterClient::in_cluster().await?,
             ClusterKind::Kubeconfig => {
                 let content = stored
                     .sealed_kubeconfig
                     .as_deref()
                     .map(|s| self.sealer.unseal(id, s))
                     .transpose()?;
-                let parsed = match (&content, &cluster.kubeconfig_path) {
-                    (Some(text), _) => parse_kubeconfig(&KubeconfigSource::Yaml(text))?,
-                    (None, Some(path)) => {
-                        parse_kubeconfig(&KubeconfigSource::Path(Path::new(path)))?
-                    }
+                let source = match (&content, &cluster.kubeconfig_path) {
+                    (Some(text), _) => KubeconfigRef::Pasted(text),
+                    (None, Some(path)) => KubeconfigRef::File(path),
                     (None, None) => {
                         return Err(
                             ClusterError::Config("the cluster has no kubeconfig".into()).into()
                         );
                     }
                 };
+                // The rule holds for records stored before it existed, too.
+                let (parsed, _) = self.load(source).await.map_err(|refusal| {
+                    ClusterError::Config(format!(
+                        "the stored kubeconfig of cluster `{id}` is refused ({refusal}); replace it"
+                    ))
+                })?;
                 ClusterClient::from_kubeconfig(parsed, cluster.context.as_deref()).await?
             }
         };
@@ -1113,6 +1358,65 @@ mod tests {
         assert!(validate_namespace("name", "shop-dev").is_ok());
         assert!(validate_namespace("name", "Shop").is_err());
         assert!(validate_namespace("name", "-x").is_err());
+    }
+
+    /// A kubeconfig with an exec plugin that would leave `marker` behind.
+    fn exec_kubeconfig(marker: &Path) -> String {
+        format!(
+            "clusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: sh\n      args: [\"-c\", \"touch {}\"]\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
+            marker.display()
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_stored_before_the_rule_is_never_turned_into_a_client() {
+        let dir = std::env::temp_dir().join(format!("wharf-legacy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("ran");
+        let store = Store::open_sled(&dir.join("db")).unwrap();
+        let clusters = Clusters::open(store.clone(), None, &dir, None, None)
+            .await
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let legacy = StoredCluster {
+            cluster: Cluster {
+                id: "legacy".into(),
+                name: "Legacy".into(),
+                description: String::new(),
+                kind: ClusterKind::Kubeconfig,
+                resource_pool: None,
+                region: None,
+                kubeconfig_path: None,
+                context: None,
+                server: None,
+                has_credentials: true,
+                created_at: now,
+                updated_at: now,
+                created_by: "admin".into(),
+            },
+            sealed_kubeconfig: Some(
+                clusters
+                    .sealer
+                    .seal("legacy", &exec_kubeconfig(&marker))
+                    .unwrap(),
+            ),
+        };
+        store.put_json(&cluster_key("legacy"), &legacy).unwrap();
+
+        let error = clusters.client("legacy").await.err().expect("refused");
+        assert!(error.to_string().contains("users[0].user.exec"), "{error}");
+        let update = ClusterUpdate {
+            context: Some("x".into()),
+            ..ClusterUpdate::default()
+        };
+        match clusters.update("legacy", update).await {
+            Err(ClustersError::Invalid { field, .. }) => {
+                assert_eq!(field, "kubeconfig.users[0].user.exec")
+            }
+            other => panic!("expected a refusal, got {:?}", other.map(|c| c.id)),
+        }
+        assert!(!marker.exists(), "the exec plugin ran");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
