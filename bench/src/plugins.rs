@@ -23,6 +23,7 @@ use wharf_host::artifacts::{BUNDLED, FIXTURES};
 use wharf_host::runtime::bindings::step::PipelineStepPre;
 use wharf_host::runtime::lifecycle::UpgradeTarget;
 use wharf_host::runtime::worlds::meta_info;
+use wharf_host::runtime::authorizer::Subject;
 use wharf_host::runtime::{HostLimits, PackageUpload, Runtime};
 use wharf_host::store::Store as HostStore;
 
@@ -55,6 +56,16 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 
 pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// Who the benchmark's console calls run as (only authorizer functions look).
+fn bench_caller() -> Subject {
+    Subject {
+        id: "bench".into(),
+        username: "bench".into(),
+        groups: Vec::new(),
+        is_admin: true,
+    }
 }
 
 fn package(name: &str) -> anyhow::Result<PackageUpload> {
@@ -227,7 +238,7 @@ async fn kv_round_trip(runtime: &Runtime) -> anyhow::Result<()> {
     let mut samples = Vec::with_capacity(CALLS);
     for i in 0..WARMUP + CALLS {
         let t = Instant::now();
-        runtime.invoke("hello", "step.run", &input).await?;
+        runtime.invoke("hello", "step.run", &input, bench_caller()).await?;
         if i >= WARMUP {
             samples.push(t.elapsed());
         }
@@ -236,7 +247,7 @@ async fn kv_round_trip(runtime: &Runtime) -> anyhow::Result<()> {
     for _ in 0..CALLS {
         let t = Instant::now();
         runtime
-            .invoke("hello", "meta.info", &serde_json::json!({}))
+            .invoke("hello", "meta.info", &serde_json::json!({}), bench_caller())
             .await?;
         meta.push(t.elapsed());
     }
@@ -374,7 +385,7 @@ async fn upgrades_under_load(runtime: &Runtime) -> anyhow::Result<()> {
         callers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let outcome = runtime
-                    .invoke("hello", "meta.info", &serde_json::json!({}))
+                    .invoke("hello", "meta.info", &serde_json::json!({}), bench_caller())
                     .await;
                 calls.fetch_add(1, Ordering::Relaxed);
                 if let Err(error) = outcome {

@@ -121,7 +121,12 @@ async fn updates_record_before_and_after_and_the_plugin_that_acted() {
     .await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["before"]["config"], json!({}));
-    assert_eq!(found[0]["after"]["config"], json!({"greeting": "Hi"}));
+    // Settings are recorded as a digest per key, never as values (issue 11).
+    let digest = wharf_host::runtime::trust::sha256_hex(br#""Hi""#);
+    assert_eq!(
+        found[0]["after"]["config"],
+        json!({"greeting": format!("sha256:{digest}")})
+    );
     assert_eq!(found[0]["plugin"], "hello@0.1.0");
 
     let first_start = records(&server, "actor=wharf&action=plugin.install").await;

@@ -164,20 +164,22 @@ fn completed(mut entry: Entry, response: &Response) -> Entry {
 
 /// Asks the enabled authorizer about the request; fails closed on any error.
 ///
-/// With no authorizer enabled every request is refused, except that the built-in admin
-/// may still administer plugins, trust and the audit log: otherwise disabling the last
-/// authorizer would lock everyone out for good.
+/// With no authorizer enabled, or one that fails, every request is refused, except that
+/// the built-in admin may still administer plugins, trust and the audit log: otherwise
+/// disabling the last authorizer, or one that keeps failing (it is never switched off
+/// automatically), would lock everyone out for good.
 async fn authorize(
     state: &AppState,
     caller: &Caller,
     spec: &RouteSpec,
     entry: &mut Entry,
 ) -> Result<(), ApiError> {
-    let Some(plugin) = state.runtime.authorizer() else {
-        let recovery = ["plugin.", "plugin-trust.", "audit."]
+    let recovery = caller.is_admin
+        && ["plugin.", "plugin-trust.", "audit."]
             .iter()
             .any(|p| spec.action.starts_with(p));
-        return if caller.is_admin && recovery {
+    let Some(plugin) = state.runtime.authorizer() else {
+        return if recovery {
             Ok(())
         } else {
             Err(no_authorizer())
@@ -195,6 +197,7 @@ async fn authorize(
     {
         Ok(Ok(Decision::Allow)) => Ok(()),
         Ok(Ok(Decision::Deny(reason))) => Err(ApiError::forbidden(reason)),
+        Ok(Err(_)) | Err(_) if recovery => Ok(()),
         Ok(Err(error)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "authorizer-unavailable",

@@ -17,11 +17,11 @@ use super::AppState;
 use super::MAX_PACKAGE_BODY_BYTES;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging, query_pairs};
-use super::guard::AuditDetail;
+use super::guard::{AuditDetail, subject_of};
 use crate::auth::Caller;
 use crate::runtime::lifecycle::{PluginView, UpgradeTarget};
 use crate::runtime::registry::PluginStatus;
-use crate::runtime::trust::PackageSignature;
+use crate::runtime::trust::{PackageSignature, sha256_hex};
 use crate::runtime::{Grants, LogLine, PackageUpload, World};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -40,13 +40,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(invoke))
 }
 
-/// The part of a plugin an audit record compares before and after a change.
+/// The part of a plugin an audit record compares before and after a change. Settings are
+/// recorded as a sha256 per key (a change shows, its value does not); keys the manifest
+/// marks secret only by name, since a digest of a short secret is as good as the secret.
 fn summary(view: &PluginView) -> Value {
+    let config: serde_json::Map<String, Value> = view
+        .config
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| {
+            let digest = sha256_hex(value.to_string().as_bytes());
+            (key.clone(), Value::String(format!("sha256:{digest}")))
+        })
+        .collect();
     json!({
         "status": view.status,
         "activeVersion": view.active_version,
         "approvedGrants": view.grants.approved,
-        "config": view.config,
+        "config": config,
+        "secretKeysSet": view.secret_keys_set,
     })
 }
 
@@ -396,23 +409,27 @@ struct InvokeResult {
 }
 
 /// Calls one function of an enabled plugin (the admin's console for trying a plugin).
+/// Authorizer functions (`authorize.check`, `authorize.manage`) run as the caller: a
+/// `subject` in the input is ignored.
 #[utoipa::path(post, path = "/api/v1/plugins/{id}/invoke", tag = "plugins", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = InvokeBody,
     responses((status = 200, body = InvokeResult), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)))]
 async fn invoke(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<(Extension<AuditDetail>, axum::Json<InvokeResult>), ApiError> {
     found(&state, &id)?;
+    let subject = subject_of(&state, &caller)?;
     let serving = state
         .runtime
         .active(&id)
         .map(|p| format!("{id}@{}", p.version()));
     let output = state
         .runtime
-        .invoke(&id, &body.function, &body.input)
+        .invoke(&id, &body.function, &body.input, subject)
         .await?;
     let detail = AuditDetail {
         plugin: serving,

@@ -265,6 +265,10 @@ struct ServeArgs {
     /// Ceiling on any plugin's linear memory, in MiB (also sizes each pool slot).
     #[arg(long, env = "WHARF_PLUGIN_MEMORY_CEILING_MIB", default_value_t = 128)]
     plugin_memory_ceiling_mib: u64,
+    /// Ceiling on any plugin's kv namespace, in MiB (a manifest may ask for less or more,
+    /// never more than this).
+    #[arg(long, env = "WHARF_PLUGIN_KV_CEILING_MIB", default_value_t = 1024)]
+    plugin_kv_ceiling_mib: u64,
     /// Traps within the window that disable a plugin automatically.
     #[arg(long, env = "WHARF_PLUGIN_TRAP_LIMIT", default_value_t = 5)]
     plugin_trap_limit: u32,
@@ -302,12 +306,14 @@ impl ServeArgs {
         let limits = HostLimits {
             instance_slots: self.plugin_slots.max(1),
             max_memory_bytes: self.plugin_memory_ceiling_mib.max(1) * 1024 * 1024,
+            max_kv_bytes: self.plugin_kv_ceiling_mib.max(1) * 1024 * 1024,
             trap_limit: self.plugin_trap_limit.max(1),
             trap_window: Duration::from_secs(self.plugin_trap_window_secs.max(1)),
             ..HostLimits::default()
         };
         let limits = HostLimits {
             default_memory_bytes: limits.default_memory_bytes.min(limits.max_memory_bytes),
+            default_kv_bytes: limits.default_kv_bytes.min(limits.max_kv_bytes),
             ..limits
         };
         ServeOptions {

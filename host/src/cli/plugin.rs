@@ -73,7 +73,8 @@ pub enum PluginCommand {
         #[command(subcommand)]
         command: TrustCommand,
     },
-    /// Creates an ed25519 signing key: writes the secret to FILE, prints the public key.
+    /// Creates an ed25519 signing key: writes the secret to FILE (a new file, mode 0600),
+    /// prints the public key.
     Keygen { file: PathBuf },
     /// Signs a package with a key from `keygen`; prints the signature.
     Sign {
@@ -214,6 +215,17 @@ fn print_plugin(remote: &Remote, plugin: &Value) {
         plugin["grants"]["approved"].to_string(),
     ));
     table.add_row(row("limits", plugin["limits"].to_string()));
+    let usage = &plugin["kvUsage"];
+    if usage.is_object() {
+        let limits = &plugin["limits"];
+        table.add_row(row(
+            "kv usage",
+            format!(
+                "{} of {} bytes, {} of {} keys",
+                usage["bytes"], limits["kvMaxBytes"], usage["keys"], limits["kvMaxKeys"]
+            ),
+        ));
+    }
     table.add_row(row("stats", plugin["stats"].to_string()));
     if let Some(reason) = plugin["disabledReason"].as_str() {
         table.add_row(row("disabled because", reason.into()));
@@ -428,8 +440,7 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
             let mut secret = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
             let key = SigningKey::from_bytes(&secret);
-            std::fs::write(&file, B64.encode(secret))
-                .with_context(|| format!("writing {}", file.display()))?;
+            write_secret_key(&file, &B64.encode(secret))?;
             println!("{}", B64.encode(key.verifying_key().to_bytes()));
             eprintln!(
                 "secret key written to {}; trust the public key above with `wharf plugin trust add ID KEY`",
@@ -450,6 +461,26 @@ pub async fn run(command: PluginCommand, remote: &Remote) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+/// Writes a new secret key readable by its owner only; an existing file is never replaced
+/// (it may be the key a server already trusts).
+fn write_secret_key(path: &Path, encoded: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!("{} already exists; keygen never overwrites a key", path.display())
+        } else {
+            anyhow::Error::new(e).context(format!("creating {}", path.display()))
+        }
+    })?;
+    file.write_all(encoded.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn read_grants(path: &Path) -> anyhow::Result<Value> {

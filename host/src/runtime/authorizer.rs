@@ -3,7 +3,9 @@
 //!
 //! Exactly one authorizer serves at a time (enabling another swaps them). The call path is
 //! the ordinary plugin call path, so an authorizer is limited, timed and counted like any
-//! plugin; a trap or timeout is reported to the caller, who must fail closed.
+//! plugin, but on slots of its own; a trap or timeout is reported to the caller, who must
+//! fail closed. It is never switched off for failing (see [`super::call`]). Batches are
+//! split into calls of at most [`MAX_CHECK_BATCH`] requests, each with its own deadline.
 //!
 //! Per-request decisions are cached: a plugin call costs far more than the request it
 //! guards. The cache stays exact because everything a decision depends on is either in the
@@ -18,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bindings::authorizer::exports::wharf::plugin::authorize;
-use super::call::CallError;
+use super::call::{CallError, Lane};
+use super::limits::MAX_CHECK_BATCH;
 use super::manifest::World;
 use super::{ActivePlugin, Runtime, WorldPre};
 
@@ -138,14 +141,39 @@ impl Runtime {
             .cloned()
     }
 
-    /// Asks `plugin` for one decision per request.
+    /// Asks `plugin` for one decision per request, [`MAX_CHECK_BATCH`] requests per call.
     pub async fn check(
         &self,
         plugin: &Arc<ActivePlugin>,
         subject: Subject,
         requests: Vec<Request>,
     ) -> Result<Result<Vec<Decision>, AuthorizeError>, CallError> {
-        self.call_version(plugin, move |store, pre| {
+        let mut decisions = Vec::with_capacity(requests.len());
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let chunk: Vec<Request> = requests.by_ref().take(MAX_CHECK_BATCH).collect();
+            let asked = chunk.len();
+            match self.check_once(plugin, subject.clone(), chunk).await? {
+                Ok(answered) if answered.len() == asked => decisions.extend(answered),
+                Ok(answered) => {
+                    return Ok(Err(AuthorizeError::Unavailable(format!(
+                        "the authorizer returned {} decisions for {asked} requests",
+                        answered.len()
+                    ))));
+                }
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(decisions))
+    }
+
+    async fn check_once(
+        &self,
+        plugin: &Arc<ActivePlugin>,
+        subject: Subject,
+        requests: Vec<Request>,
+    ) -> Result<Result<Vec<Decision>, AuthorizeError>, CallError> {
+        self.call_in(Lane::Authorization, plugin, move |store, pre| {
             Box::pin(async move {
                 let WorldPre::Authorizer(pre) = pre else {
                     return Err(wasmtime::format_err!("not an authorizer"));
@@ -181,7 +209,7 @@ impl Runtime {
     ) -> Result<Result<String, AuthorizeError>, CallError> {
         // Any operation may change the policy; reads are rare enough not to tell apart.
         let _invalidate_after = InvalidateOnDrop(self);
-        self.call_version(plugin, move |store, pre| {
+        self.call_in(Lane::Authorization, plugin, move |store, pre| {
             Box::pin(async move {
                 let WorldPre::Authorizer(pre) = pre else {
                     return Err(wasmtime::format_err!("not an authorizer"));

@@ -1,13 +1,18 @@
 //! The one path every plugin call takes.
 //!
 //! 1. take the plugin's current [`ActivePlugin`] (an upgrade never affects a call that
-//!    already started) and a pool slot (calls beyond the pool wait, they do not fail);
+//!    already started) and a pool slot of the call's [`Lane`]: authorizer decisions have
+//!    slots of their own, so plugin calls can never starve authorization. The deadline
+//!    starts before the wait: a call that gets no slot in time fails on its own;
 //! 2. build a fresh `Store` with the memory limiter, fuel, and an epoch callback that
 //!    yields to the executor every tick and traps at the deadline;
 //! 3. run the caller's closure under a `tokio` timeout at the same deadline, which also
 //!    bounds time spent in host awaits such as outbound HTTP;
-//! 4. account: latency, peak memory, fuel, traps (auto-disabling a plugin that traps too
-//!    often), output size; move captured stdio into the log ring; commit kv writes.
+//! 4. account: latency, peak memory, fuel, traps, output size; move captured stdio into
+//!    the log ring; commit kv writes. A plugin that traps too often is disabled, except an
+//!    authorizer: switching off the one that serves would deny every request, so its
+//!    failures fail their own calls closed and are reported (log, metric, audit record,
+//!    at most once per trap window) for an admin to act on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,8 +22,20 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::state::PluginState;
+use crate::audit::{Actor, Entry, Outcome};
+
+use super::manifest::World;
+use super::state::{PluginContext, PluginState};
 use super::{ActivePlugin, Runtime, WorldPre};
+
+/// Which pool of slots a call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Plugin calls: console invocations, steps, routers, install-time inspection.
+    General,
+    /// Decisions and policy administration of the serving authorizer.
+    Authorization,
+}
 
 /// The future a call closure returns: the result and its size in bytes.
 pub type CallFuture<'a, R> =
@@ -61,19 +78,49 @@ impl Runtime {
         R: Send,
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
     {
+        self.call_in(Lane::General, plugin, f).await
+    }
+
+    /// Calls into a specific version with a slot of `lane`.
+    pub(super) async fn call_in<R, F>(
+        &self,
+        lane: Lane,
+        plugin: &Arc<ActivePlugin>,
+        f: F,
+    ) -> Result<R, CallError>
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
+    {
         let ctx = plugin.context.clone();
-        let _slot = self
-            .inner
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| CallError::Host {
-                id: ctx.id.clone(),
-                reason: "runtime is shutting down".into(),
-            })?;
         let started = Instant::now();
         let timeout = Duration::from_millis(ctx.limits.timeout_ms);
         let deadline = started + timeout;
+        let slots = match lane {
+            Lane::General => &self.inner.slots,
+            Lane::Authorization => &self.inner.authorizer_slots,
+        };
+        let _slot = match tokio::time::timeout_at(deadline.into(), slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => {
+                return Err(CallError::Host {
+                    id: ctx.id.clone(),
+                    reason: "runtime is shutting down".into(),
+                });
+            }
+            Err(_waited_too_long) => {
+                ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("wharf_plugin_calls_total", "plugin" => ctx.id.clone(), "outcome" => "no-slot")
+                    .increment(1);
+                return Err(CallError::Host {
+                    id: ctx.id.clone(),
+                    reason: format!(
+                        "every call slot stayed busy for its whole deadline of {} ms",
+                        ctx.limits.timeout_ms
+                    ),
+                });
+            }
+        };
 
         let mut store = Store::new(&self.inner.engine, PluginState::new(ctx.clone()));
         store.limiter(|state| &mut state.limiter);
@@ -91,8 +138,11 @@ impl Runtime {
             }
         });
 
-        let outcome =
-            tokio::time::timeout(timeout + TIMEOUT_GRACE, f(&mut store, &plugin.pre)).await;
+        let outcome = tokio::time::timeout_at(
+            (deadline + TIMEOUT_GRACE).into(),
+            f(&mut store, &plugin.pre),
+        )
+        .await;
         let elapsed = started.elapsed();
 
         let stats = &ctx.stats;
@@ -153,13 +203,53 @@ impl Runtime {
                     stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 }
                 let recent = stats.record_trap(self.inner.limits.trap_window);
-                if recent >= self.inner.limits.trap_limit {
+                if plugin.world() == World::Authorizer {
+                    metrics::counter!("wharf_authorizer_failures_total", "plugin" => ctx.id.clone())
+                        .increment(1);
+                    if recent >= self.inner.limits.trap_limit {
+                        self.report_failing_authorizer(&ctx, recent, error).await;
+                    }
+                } else if recent >= self.inner.limits.trap_limit {
                     self.auto_disable(&ctx.id, &ctx.version, recent, error)
                         .await;
                 }
             }
         }
         result
+    }
+}
+
+impl Runtime {
+    /// Reports an authorizer that keeps failing, at most once per trap window.
+    async fn report_failing_authorizer(&self, ctx: &PluginContext, recent: u32, last: &CallError) {
+        let window = self.inner.limits.trap_window;
+        if !ctx.stats.claim_failure_report(window) {
+            return;
+        }
+        let summary = format!(
+            "{recent} failed decisions within {} s (last: {last}); each failed closed, the authorizer keeps serving",
+            window.as_secs()
+        );
+        tracing::warn!(plugin = %ctx.id, version = %ctx.version, "authorizer failing: {summary}");
+        ctx.ring.host_line("warn", &ctx.version, summary.clone());
+        let entry = Entry::new(
+            Actor::system(),
+            "plugin.authorizer-failing",
+            &format!("plugin:{}", ctx.id),
+            Outcome::Error,
+        );
+        self.inner
+            .audit
+            .record(Entry {
+                plugin: Some(format!("{}@{}", ctx.id, ctx.version)),
+                after: Some(serde_json::json!({
+                    "failures": recent,
+                    "windowSecs": window.as_secs(),
+                    "last": last.to_string(),
+                })),
+                ..entry
+            })
+            .await;
     }
 }
 

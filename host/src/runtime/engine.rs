@@ -2,7 +2,7 @@
 //!
 //! One engine serves every plugin: pooling allocator with one slot per concurrent
 //! instance, slots sized to the host's memory ceiling so the virtual-memory reservation
-//! stays near `slots × (ceiling + guard)` (64 × 130 MiB ≈ 8 GiB by default) rather than
+//! stays near `slots × (ceiling + guard)` ((64 + 16) × 130 MiB ≈ 10 GiB by default) rather than
 //! wasmtime's 4 GiB-per-memory default. Epoch interruption drives deadlines: a ticker
 //! thread bumps the epoch every [`EPOCH_TICK`], and each call yields to the executor on
 //! every tick, so a spinning plugin never pins a runtime thread. Fuel is always metered so
@@ -24,7 +24,8 @@ const GUARD_BYTES: u64 = 2 * 1024 * 1024;
 
 /// Builds the engine for the host's limits.
 pub fn build_engine(limits: &HostLimits) -> wasmtime::Result<Engine> {
-    let slots = limits.instance_slots.max(1);
+    // Authorizer decisions have slots of their own on top of the plugin calls' slots.
+    let slots = limits.instance_slots.max(1) + limits.authorizer_slots.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
         .total_core_instances(slots * 16)

@@ -1,10 +1,13 @@
 //! Plugin lifecycle: installed → enabled ⇄ disabled → removed, plus upgrade and rollback.
 //!
 //! Install verifies a package (manifest, digest, signature), compiles it into the cache,
-//! checks it implements its declared world and that `meta.info` agrees with the manifest.
-//! Enable resolves the admin-approved grants into a linker and a context and publishes the
-//! result; upgrade and rollback publish another version the same way, atomically. Every
-//! change is recorded as an event on the plugin and stored durably before it is answered.
+//! checks it implements its declared world and that `meta.info` agrees with the manifest;
+//! `meta.info` runs without any grant (its kv, cluster and http calls are refused, its log
+//! dropped), since nothing about the package is approved yet. Enable resolves the
+//! admin-approved grants into a linker and a context and publishes the result; upgrade and
+//! rollback publish another version the same way, atomically. Every change is stored
+//! durably before the serving plugin is swapped and before it is answered, so a failed
+//! save never leaves a plugin serving what its record does not say.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use super::call::CallError;
 use super::cluster::{ClusterAccess, ClusterScope};
 use super::grants::{self, UngrantedImport};
 use super::http::AllowList;
-use super::kv::KvNamespace;
+use super::kv::{KvNamespace, KvQuota, KvUsage};
 use super::limits::EffectiveLimits;
 use super::manifest::{Grants, Manifest, ManifestError};
 use super::registry::{Event, PluginRecord, PluginStatus, Source, VersionRecord};
@@ -72,11 +75,12 @@ pub enum LifecycleError {
     Ungranted(#[from] UngrantedImport),
     #[error(transparent)]
     Trust(#[from] TrustError),
-    #[error("version {version} of `{id}` is already installed with a different digest ({sha256})")]
+    #[error("version {version} of `{id}` is already installed with a different {what}; give the new package a new version")]
     VersionConflict {
         id: String,
         version: String,
-        sha256: String,
+        /// What differs: the digest (with the installed one) or the manifest.
+        what: String,
     },
     #[error("plugin `{id}` has no version {version}")]
     UnknownVersion { id: String, version: String },
@@ -136,7 +140,12 @@ pub struct PluginView {
     pub manifest: Manifest,
     pub grants: GrantsView,
     pub limits: EffectiveLimits,
+    /// What the plugin's kv namespace holds (its quota is in `limits`).
+    pub kv_usage: Option<KvUsage>,
+    /// The settings; values of keys the manifest marks secret are never shown.
     pub config: Value,
+    /// Secret setting keys that have a value.
+    pub secret_keys_set: Vec<String>,
     pub versions: Vec<VersionView>,
     /// Versions rollback returns to, most recent last.
     pub history: Vec<String>,
@@ -172,7 +181,18 @@ impl Runtime {
                 description: String::new(),
                 grants: Grants::default(),
                 limits: Default::default(),
+                config: Default::default(),
             });
+        let limits = self.inner.limits.resolve(&manifest.limits);
+        let kv = KvNamespace::new(self.inner.store.clone(), &record.id, kv_quota(&limits));
+        let kv_usage = match kv.usage() {
+            Ok(usage) => Some(usage),
+            Err(error) => {
+                tracing::warn!(plugin = %record.id, %error, "reading kv usage failed");
+                None
+            }
+        };
+        let (config, secret_keys_set) = shown_settings(&record.settings, &manifest);
         PluginView {
             id: record.id.clone(),
             status: record.status,
@@ -184,8 +204,10 @@ impl Runtime {
                 requested: manifest.grants.clone(),
                 approved: record.approved_grants.clone(),
             },
-            limits: self.inner.limits.resolve(&manifest.limits),
-            config: record.settings.clone(),
+            limits,
+            kv_usage,
+            config,
+            secret_keys_set,
             versions: record
                 .versions
                 .iter()
@@ -289,16 +311,64 @@ impl Runtime {
             id,
         );
         let observed = self.observed(id);
+        let limits = self.inner.limits.resolve(&manifest.limits);
         let context = PluginContext {
             id: id.to_owned(),
             version: manifest.version.clone(),
-            kv: KvNamespace::new(self.inner.store.clone(), id),
+            kv: KvNamespace::new(self.inner.store.clone(), id, kv_quota(&limits)),
             settings: Arc::new(settings),
             ring: observed.ring.clone(),
             stats: observed.stats.clone(),
             allow: Arc::new(allow),
             cluster: Arc::new(cluster),
-            limits: self.inner.limits.resolve(&manifest.limits),
+            limits,
+        };
+        Ok(ActivePlugin {
+            context: Arc::new(context),
+            pre,
+        })
+    }
+
+    /// Links an uploaded component for `meta.info` at install: every import resolves, but
+    /// to nothing the package was granted. kv, cluster and http are refused, the log is
+    /// dropped, settings are empty, and its calls count in stats of their own, so neither
+    /// a new package nor an upgrade can touch the live plugin's data or trap counts.
+    fn link_for_inspection(
+        &self,
+        manifest: &Manifest,
+        component: &Component,
+    ) -> Result<ActivePlugin, LifecycleError> {
+        let engine = &self.inner.engine;
+        let linker = grants::linker_for(engine, &grants::everything())
+            .map_err(|e| invalid("grants", format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| invalid("component", format!("{e:#}")))?;
+        let pre =
+            WorldPre::new(manifest.world, pre).map_err(|e| LifecycleError::WorldMismatch {
+                world: manifest.world.to_string(),
+                detail: format!("{e:#}"),
+            })?;
+        let unobserved = super::Observed::default();
+        let limits = EffectiveLimits {
+            max_log_bytes_per_call: 0,
+            ..self.inner.limits.resolve(&manifest.limits)
+        };
+        let context = PluginContext {
+            id: manifest.id.clone(),
+            version: manifest.version.clone(),
+            kv: KvNamespace::refused(self.inner.store.clone(), &manifest.id),
+            settings: Arc::new(Value::Object(Default::default())),
+            ring: unobserved.ring,
+            stats: unobserved.stats,
+            allow: Arc::new(AllowList::parse(&[]).map_err(|m| invalid("grants.http.allow", m))?),
+            cluster: Arc::new(ClusterAccess::new(
+                self.inner.cluster.clone(),
+                ClusterScope::default(),
+                self.inner.audit.clone(),
+                &manifest.id,
+            )),
+            limits,
         };
         Ok(ActivePlugin {
             context: Arc::new(context),
@@ -355,19 +425,9 @@ impl Runtime {
         let component = self
             .component(&sha256, Some(upload.component.clone()))
             .await?;
-        let everything = grants::everything();
-        grants::check_imports(&self.inner.engine, &component, &everything)
+        grants::check_imports(&self.inner.engine, &component, &grants::everything())
             .map_err(|e| invalid("component", e.to_string()))?;
-        let inspect = Arc::new(self.link(
-            &manifest.id,
-            &Manifest {
-                grants: Grants::default(),
-                ..manifest.clone()
-            },
-            &component,
-            &everything,
-            Value::Object(Default::default()),
-        )?);
+        let inspect = Arc::new(self.link_for_inspection(&manifest, &component)?);
         let info = self
             .call_version(&inspect, |store, pre| {
                 Box::pin(async move {
@@ -506,13 +566,13 @@ impl Runtime {
         if plugin.world() == super::World::Authorizer {
             self.retire_other_authorizers(id, actor).await?;
         }
-        self.set_active(id, Some(plugin));
-        self.observed(id).stats.reset_trap_window();
         record.status = PluginStatus::Enabled;
         record.approved_grants = Some(grants);
         record.disabled_reason = None;
         record.push_event("enabled", actor, format!("enabled {}", version.version));
         self.inner.registry.save(&record).await?;
+        self.set_active(id, Some(plugin));
+        self.observed(id).stats.reset_trap_window();
         Ok(self.view(&record))
     }
 
@@ -597,7 +657,16 @@ impl Runtime {
                         return Err(LifecycleError::VersionConflict {
                             id: id.into(),
                             version: manifest.version,
-                            sha256: existing.sha256.clone(),
+                            what: format!("digest ({})", existing.sha256),
+                        });
+                    }
+                    // Same code, other grants or limits: switching to the stored version
+                    // would silently drop what the new manifest says.
+                    Some(existing) if existing.manifest != manifest => {
+                        return Err(LifecycleError::VersionConflict {
+                            id: id.into(),
+                            version: manifest.version,
+                            what: "manifest".into(),
                         });
                     }
                     Some(existing) => existing.version.clone(),
@@ -653,13 +722,15 @@ impl Runtime {
                     id: record.id.clone(),
                     version: version.to_owned(),
                 })?;
-        if record.status == PluginStatus::Enabled {
+        let serving = if record.status == PluginStatus::Enabled {
             let grants = record.approved_grants.clone().unwrap_or_default();
-            let plugin = self
-                .activate(record, &target, &grants, record.settings.clone())
-                .await?;
-            self.set_active(&record.id, Some(plugin));
-        }
+            Some(
+                self.activate(record, &target, &grants, record.settings.clone())
+                    .await?,
+            )
+        } else {
+            None
+        };
         let from = std::mem::replace(&mut record.active_version, version.to_owned());
         if rolling_back {
             record.history.pop();
@@ -677,6 +748,9 @@ impl Runtime {
             );
         }
         self.inner.registry.save(record).await?;
+        if let Some(plugin) = serving {
+            self.set_active(&record.id, Some(plugin));
+        }
         Ok(())
     }
 
@@ -692,19 +766,19 @@ impl Runtime {
         }
         let _guard = self.inner.lifecycle.lock().await;
         let mut record = self.record(id)?;
+        record.settings = settings.clone();
+        record.push_event("configured", actor, "settings replaced");
+        self.inner.registry.save(&record).await?;
         if let Some(current) = self.active(id) {
             let refreshed = ActivePlugin {
                 context: Arc::new(PluginContext {
-                    settings: Arc::new(settings.clone()),
+                    settings: Arc::new(settings),
                     ..current.context.as_ref().clone()
                 }),
                 pre: current.pre.clone(),
             };
             self.set_active(id, Some(Arc::new(refreshed)));
         }
-        record.settings = settings;
-        record.push_event("configured", actor, "settings replaced");
-        self.inner.registry.save(&record).await?;
         Ok(self.view(&record))
     }
 
@@ -714,7 +788,7 @@ impl Runtime {
         let record = self.record(id)?;
         self.set_active(id, None);
         self.inner.registry.remove(id).await?;
-        KvNamespace::new(self.inner.store.clone(), id).clear()?;
+        KvNamespace::refused(self.inner.store.clone(), id).clear()?;
         let shas: Vec<String> = record.versions.iter().map(|v| v.sha256.clone()).collect();
         self.inner.registry.collect_blobs(&shas)?;
         self.inner.store.commit().await?;
@@ -723,18 +797,20 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs one world function from the admin console.
+    /// Runs one world function from the admin console. An authorizer function runs as
+    /// `caller`, whatever the input says.
     pub async fn invoke(
         &self,
         id: &str,
         function: &str,
         input: &Value,
+        caller: super::authorizer::Subject,
     ) -> Result<Value, LifecycleError> {
         let plugin = self
             .active(id)
             .ok_or_else(|| LifecycleError::NotEnabled(id.to_owned()))?;
         worlds::check_function(plugin.world(), function)?;
-        let invocation = Invocation::parse(function, input)?;
+        let invocation = Invocation::parse(function, input, caller)?;
         // The console can run policy administration too; cached decisions must not outlive it.
         let manages_policy = matches!(invocation, Invocation::AuthorizeManage(..));
         let output = self
@@ -909,4 +985,29 @@ impl Runtime {
             }
         });
     }
+}
+
+fn kv_quota(limits: &EffectiveLimits) -> KvQuota {
+    KvQuota {
+        max_bytes: limits.kv_max_bytes,
+        max_keys: limits.kv_max_keys,
+    }
+}
+
+/// The settings as the API shows them: values of secret keys left out, and which secret
+/// keys have a value.
+fn shown_settings(settings: &Value, manifest: &Manifest) -> (Value, Vec<String>) {
+    let Value::Object(all) = settings else {
+        return (settings.clone(), Vec::new());
+    };
+    let mut shown = serde_json::Map::new();
+    let mut secret = Vec::new();
+    for (key, value) in all {
+        if manifest.config.is_secret(key) {
+            secret.push(key.clone());
+        } else {
+            shown.insert(key.clone(), value.clone());
+        }
+    }
+    (Value::Object(shown), secret)
 }

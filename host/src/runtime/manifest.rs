@@ -97,7 +97,35 @@ pub struct RequestedLimits {
     pub fuel: Option<u64>,
     pub max_output_bytes: Option<u64>,
     pub max_log_bytes_per_call: Option<u64>,
+    /// Total bytes (keys plus values) the plugin's kv namespace may hold.
+    pub kv_max_bytes: Option<u64>,
+    /// Keys the plugin's kv namespace may hold.
+    pub kv_max_keys: Option<u64>,
 }
+
+/// How the host treats the plugin's settings (`PUT /api/v1/plugins/{id}/config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SettingsSpec {
+    /// Top-level setting keys holding secrets (tokens, passwords): the plugin reads them
+    /// through `config`, but the API never shows their values and the audit log never
+    /// records them, not even as a digest.
+    #[serde(default)]
+    pub secret_keys: Vec<String>,
+}
+
+impl SettingsSpec {
+    pub fn is_empty(&self) -> bool {
+        self.secret_keys.is_empty()
+    }
+
+    pub fn is_secret(&self, key: &str) -> bool {
+        self.secret_keys.iter().any(|k| k == key)
+    }
+}
+
+/// Most keys a manifest may mark secret.
+const MAX_SECRET_KEYS: usize = 64;
 
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -112,6 +140,8 @@ pub struct Manifest {
     pub grants: Grants,
     #[serde(default)]
     pub limits: RequestedLimits,
+    #[serde(default, skip_serializing_if = "SettingsSpec::is_empty")]
+    pub config: SettingsSpec,
 }
 
 /// Why a manifest was refused; `field` names the offending field.
@@ -158,6 +188,21 @@ impl Manifest {
         if let Some(cluster) = &self.grants.cluster {
             super::cluster::ClusterScope::parse(cluster)
                 .map_err(|(field, m)| invalid(&format!("manifest.grants.cluster.{field}"), m))?;
+        }
+        let secret_keys = &self.config.secret_keys;
+        if secret_keys.len() > MAX_SECRET_KEYS {
+            return Err(invalid(
+                "manifest.config.secret-keys",
+                format!("at most {MAX_SECRET_KEYS} keys"),
+            ));
+        }
+        for (i, key) in secret_keys.iter().enumerate() {
+            if key.is_empty() || key.len() > 128 {
+                return Err(invalid(
+                    &format!("manifest.config.secret-keys[{i}]"),
+                    "a setting key of 1-128 bytes",
+                ));
+            }
         }
         Ok(())
     }
@@ -218,6 +263,32 @@ mod tests {
             Manifest::parse(toml).unwrap(),
             Manifest::parse(json).unwrap()
         );
+    }
+
+    #[test]
+    fn a_manifest_marks_secret_settings_and_asks_for_a_kv_quota() {
+        let manifest = Manifest::parse(
+            r#"
+            id = "hello"
+            version = "0.1.0"
+            world = "step"
+            [limits]
+            kv-max-bytes = 4096
+            kv-max-keys = 10
+            [config]
+            secret-keys = ["token"]
+            "#,
+        )
+        .unwrap();
+        assert!(manifest.config.is_secret("token"));
+        assert!(!manifest.config.is_secret("url"));
+        assert_eq!(manifest.limits.kv_max_bytes, Some(4096));
+        assert_eq!(manifest.limits.kv_max_keys, Some(10));
+        let err = Manifest::parse(
+            r#"{"id":"hello","version":"1.0.0","world":"step","config":{"secret-keys":[""]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "manifest.config.secret-keys[0]");
     }
 
     #[test]

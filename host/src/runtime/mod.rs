@@ -99,7 +99,10 @@ struct Inner {
     cache: ComponentCache,
     /// The cluster plugins reach through `wharf:host/cluster`, once `serve` connects one.
     cluster: ClusterHandle,
+    /// Pool slots of plugin calls ([`call::Lane::General`]).
     slots: tokio::sync::Semaphore,
+    /// Pool slots only authorizer decisions take ([`call::Lane::Authorization`]).
+    authorizer_slots: tokio::sync::Semaphore,
     active: RwLock<HashMap<String, Arc<ActivePlugin>>>,
     decisions: authorizer::DecisionCache,
     observed: Mutex<HashMap<String, Arc<Observed>>>,
@@ -142,6 +145,9 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(Inner {
                 slots: tokio::sync::Semaphore::new(limits.instance_slots.max(1) as usize),
+                authorizer_slots: tokio::sync::Semaphore::new(
+                    limits.authorizer_slots.max(1) as usize,
+                ),
                 registry: Registry::new(store.clone()),
                 audit: AuditLog::new(store.clone()),
                 trust: Trust::new(store.clone()),

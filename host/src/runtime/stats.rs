@@ -27,6 +27,8 @@ pub struct PluginStats {
     pub fuel_used: AtomicU64,
     latencies: Mutex<VecDeque<Duration>>,
     recent_traps: Mutex<VecDeque<Instant>>,
+    /// When repeated failures were last reported (see [`PluginStats::claim_failure_report`]).
+    last_failure_report: Mutex<Option<Instant>>,
 }
 
 /// A snapshot for the API.
@@ -71,6 +73,21 @@ impl PluginStats {
             recent.pop_front();
         }
         recent.len() as u32
+    }
+
+    /// Whether the caller should report repeated failures now: true at most once per
+    /// `interval`, so a failing plugin on a busy host yields one report, not one per call.
+    pub fn claim_failure_report(&self, interval: Duration) -> bool {
+        let now = Instant::now();
+        let mut last = self
+            .last_failure_report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| now.duration_since(at) < interval) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     /// Forgets recent traps (after the plugin is re-enabled).

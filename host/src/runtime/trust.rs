@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -186,8 +186,10 @@ impl Trust {
             field: "signature.signature".into(),
             message: "an ed25519 signature is 64 bytes".into(),
         })?;
+        // Strict: refuses weak (small-order) keys and non-canonical signatures, which the
+        // plain check accepts for any message.
         public
-            .verify(&signing_message(component_sha256, manifest_text), &sig)
+            .verify_strict(&signing_message(component_sha256, manifest_text), &sig)
             .map_err(|_| TrustError::BadSignature(key.id.clone()))?;
         Ok(Some(key.id))
     }
@@ -195,6 +197,8 @@ impl Trust {
 
 #[cfg(test)]
 mod tests {
+    use ed25519_dalek::Verifier;
+
     use super::*;
 
     #[test]

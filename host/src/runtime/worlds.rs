@@ -154,6 +154,7 @@ pub enum Invocation {
     MetaInfo,
     StepDescribe,
     StepRun(step::exports::wharf::plugin::step::RunContext, String),
+    /// The subject of an authorizer call is always the caller (see [`Invocation::parse`]).
     AuthorizeCheck(
         authorizer::exports::wharf::plugin::authorize::Subject,
         Vec<authorizer::exports::wharf::plugin::authorize::Request>,
@@ -204,30 +205,11 @@ struct RunContextInput {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SubjectInput {
-    id: String,
-    username: String,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    is_admin: bool,
-}
-
-impl From<SubjectInput> for authorizer::exports::wharf::plugin::authorize::Subject {
-    fn from(s: SubjectInput) -> Self {
-        Self {
-            id: s.id,
-            username: s.username,
-            groups: s.groups,
-            is_admin: s.is_admin,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ManageInput {
-    subject: SubjectInput,
+    /// Accepted for older clients and replaced by the caller: who an authorizer call is
+    /// about is never input.
+    #[serde(default, rename = "subject")]
+    _subject: Option<serde::de::IgnoredAny>,
     operation: String,
     #[serde(default)]
     input: Value,
@@ -243,7 +225,9 @@ struct RequestInput {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CheckInput {
-    subject: SubjectInput,
+    /// Replaced by the caller, as in [`ManageInput`].
+    #[serde(default, rename = "subject")]
+    _subject: Option<serde::de::IgnoredAny>,
     requests: Vec<RequestInput>,
 }
 
@@ -342,10 +326,16 @@ fn json_text(value: &Value) -> String {
 }
 
 impl Invocation {
-    /// Parses `input` for `function` (already checked against the world).
-    pub fn parse(function: &str, input: &Value) -> Result<Invocation, InvokeError> {
+    /// Parses `input` for `function` (already checked against the world). Authorizer
+    /// functions run as `caller`: a `subject` in the input is ignored, so holding
+    /// `plugin.invoke` on the authorizer never lets anyone act as someone else.
+    pub fn parse(
+        function: &str,
+        input: &Value,
+        caller: authorizer::exports::wharf::plugin::authorize::Subject,
+    ) -> Result<Invocation, InvokeError> {
         use artifact_policy::exports::wharf::plugin::policy::Artifact;
-        use authorizer::exports::wharf::plugin::authorize::{Request, Subject};
+        use authorizer::exports::wharf::plugin::authorize::Request;
         Ok(match function {
             "meta.info" => Invocation::MetaInfo,
             "step.describe" => Invocation::StepDescribe,
@@ -361,7 +351,6 @@ impl Invocation {
             }
             "authorize.check" => {
                 let input: CheckInput = parse(input)?;
-                let subject = Subject::from(input.subject);
                 let requests = input
                     .requests
                     .into_iter()
@@ -370,12 +359,12 @@ impl Invocation {
                         resource: r.resource,
                     })
                     .collect();
-                Invocation::AuthorizeCheck(subject, requests)
+                Invocation::AuthorizeCheck(caller, requests)
             }
             "authorize.manage" => {
                 let input: ManageInput = parse(input)?;
                 Invocation::AuthorizeManage(
-                    input.subject.into(),
+                    caller,
                     input.operation,
                     json_text(&input.input),
                 )
