@@ -19,6 +19,7 @@ async fn audit_records(server: &Server, query: &str) -> Vec<Value> {
 #[tokio::test]
 async fn an_upgrade_to_a_known_component_with_a_changed_manifest_is_refused() {
     let server = Server::start().await;
+    server.allow_unsigned().await;
     let up = server
         .post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body())
         .await;
