@@ -352,7 +352,7 @@ mod tests {
             dir.join("cache"),
         )
         .unwrap();
-        let clusters = crate::domain::clusters::Clusters::open(store.clone(), None, &dir, None)
+        let clusters = crate::domain::clusters::Clusters::open(store.clone(), None, &dir, None, None)
             .await
             .unwrap();
         let audit = AuditLog::new(store.clone());
