@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use wharf_host::runtime::trust::sha256_hex;
-use wharf_tests::{Server, TempDir, bundled, fixture};
+use wharf_tests::{Server, TempDir, fixture};
 
 async fn audit_records(server: &Server, query: &str) -> Vec<Value> {
     let reply = server
@@ -20,19 +20,24 @@ async fn audit_records(server: &Server, query: &str) -> Vec<Value> {
 async fn an_upgrade_to_a_known_component_with_a_changed_manifest_is_refused() {
     let server = Server::start().await;
     server.allow_unsigned().await;
+    let v2 = fixture("hello-v2");
     let up = server
-        .post("/api/v1/plugins/hello/upgrade", fixture("hello-v2").body())
+        .post("/api/v1/plugins/hello/upgrade", v2.body())
         .await;
     assert_eq!(up.status, 200, "{:?}", up.body);
-    let mut changed = bundled("hello");
-    changed.manifest = changed.manifest.replace("memory-mib = 16", "memory-mib = 8");
-    assert_ne!(changed.manifest, bundled("hello").manifest);
     let back = server
+        .post("/api/v1/plugins/hello/rollback", json!({}))
+        .await;
+    assert_eq!(back.status, 200, "{:?}", back.body);
+    let mut changed = v2.clone();
+    changed.manifest = changed.manifest.replace("memory-mib = 16", "memory-mib = 8");
+    assert_ne!(changed.manifest, v2.manifest);
+    let again = server
         .post("/api/v1/plugins/hello/upgrade", changed.body())
         .await;
-    back.assert_problem(409, "version-conflict");
+    again.assert_problem(409, "version-conflict");
     let view = server.get("/api/v1/plugins/hello").await;
-    assert_eq!(view.body["activeVersion"], "0.2.0", "{:?}", view.body);
+    assert_eq!(view.body["activeVersion"], "0.1.0", "{:?}", view.body);
 }
 
 /// `meta.info` of an uploaded package runs at install before any grant is approved: its
