@@ -120,7 +120,8 @@ pub async fn run() -> anyhow::Result<()> {
         .build_recorder()
         .handle();
     let clusters =
-        wharf_host::domain::clusters::Clusters::open(store.clone(), None, &dir.0, None, None).await?;
+        wharf_host::domain::clusters::Clusters::open(store.clone(), None, &dir.0, None, None)
+            .await?;
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),

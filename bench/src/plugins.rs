@@ -20,10 +20,10 @@ use wasmtime::Store;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wharf_host::artifacts::{BUNDLED, FIXTURES};
+use wharf_host::runtime::authorizer::Subject;
 use wharf_host::runtime::bindings::step::PipelineStepPre;
 use wharf_host::runtime::lifecycle::UpgradeTarget;
 use wharf_host::runtime::worlds::meta_info;
-use wharf_host::runtime::authorizer::Subject;
 use wharf_host::runtime::{HostLimits, PackageUpload, Runtime};
 use wharf_host::store::Store as HostStore;
 
@@ -238,7 +238,9 @@ async fn kv_round_trip(runtime: &Runtime) -> anyhow::Result<()> {
     let mut samples = Vec::with_capacity(CALLS);
     for i in 0..WARMUP + CALLS {
         let t = Instant::now();
-        runtime.invoke("hello", "step.run", &input, bench_caller()).await?;
+        runtime
+            .invoke("hello", "step.run", &input, bench_caller())
+            .await?;
         if i >= WARMUP {
             samples.push(t.elapsed());
         }

@@ -92,7 +92,8 @@ pub fn ends_session(action: &str) -> bool {
 }
 
 #[tokio::test]
-async fn every_route_answers_401_without_a_token_403_without_the_right_and_serves_with_it_without_a_5xx() {
+async fn every_route_answers_401_without_a_token_403_without_the_right_and_serves_with_it_without_a_5xx()
+ {
     let server = Server::start().await;
     let user = server.create_user("mallory", false).await;
     for route in ROUTES {

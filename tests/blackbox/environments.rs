@@ -497,8 +497,16 @@ async fn config_items_check_names_and_size_and_audit_before_and_after() {
         "{record}"
     );
     // Values are audited as their sha256 only (hardening/audit_log.rs).
-    assert_eq!(record["before"]["items"][0]["sha256"], "4c94485e0c21ae6c41ce1dfe7b6bfaceea5ab68e40a2476f50208e526f506080", "{record}");
-    assert_eq!(record["after"]["items"][0]["sha256"], "fb04dcb6970e4c3d1873de51fd5a50d7bb46b3383113602665c350ec40b5f990", "{record}");
+    assert_eq!(
+        record["before"]["items"][0]["sha256"],
+        "4c94485e0c21ae6c41ce1dfe7b6bfaceea5ab68e40a2476f50208e526f506080",
+        "{record}"
+    );
+    assert_eq!(
+        record["after"]["items"][0]["sha256"],
+        "fb04dcb6970e4c3d1873de51fd5a50d7bb46b3383113602665c350ec40b5f990",
+        "{record}"
+    );
     let create_record = &server
         .get("/api/v1/audit?action=config.create&outcome=ok")
         .await

@@ -79,7 +79,8 @@ fn paging_from(parts: &Parts) -> Result<(usize, Option<Cursor>), ApiError> {
             }
             "cursor" => {
                 cursor = Some(
-                    Cursor::parse(&value).map_err(|e| ApiError::invalid("cursor", e.to_string()))?,
+                    Cursor::parse(&value)
+                        .map_err(|e| ApiError::invalid("cursor", e.to_string()))?,
                 )
             }
             "page" => {

@@ -187,8 +187,5 @@ async fn delete(
     Path((code, env, name)): Path<(String, String, String)>,
 ) -> Result<(Extension<AuditDetail>, StatusCode), ApiError> {
     let removed = items(&state).delete(&code, &env, &name).await?;
-    Ok((
-        audited(None, Some(&removed), None),
-        StatusCode::NO_CONTENT,
-    ))
+    Ok((audited(None, Some(&removed), None), StatusCode::NO_CONTENT))
 }

@@ -263,7 +263,9 @@ mod tests {
 
     use super::*;
     use crate::audit::{AuditLog, Query};
-    use crate::store::{Backend, Batch, BatchConflict, CasConflict, Rows, SledBackend, Store, StoreError, Write};
+    use crate::store::{
+        Backend, Batch, BatchConflict, CasConflict, Rows, SledBackend, Store, StoreError, Write,
+    };
 
     /// sled, except that audit-log writes fail while `failing` is set, and completions of
     /// audit records while `completions_fail` is.
@@ -283,7 +285,12 @@ mod tests {
         fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
             self.inner.delete(key)
         }
-        fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Rows, StoreError> {
+        fn scan(
+            &self,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Rows, StoreError> {
             self.inner.scan(prefix, after, limit)
         }
         fn count(&self, prefix: &[u8]) -> Result<usize, StoreError> {
@@ -301,9 +308,10 @@ mod tests {
             let audit = batch.writes.iter().any(|w| match w {
                 Write::Put(k, _) | Write::Delete(k) => k.starts_with(b"v1/audit-log/"),
             });
-            let completion = batch.writes.iter().any(|w| {
-                matches!(w, Write::Delete(k) if k.starts_with(b"v1/audit-pending/"))
-            });
+            let completion = batch
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Delete(k) if k.starts_with(b"v1/audit-pending/")));
             if (audit && self.failing.load(Ordering::SeqCst))
                 || (completion && self.completions_fail.load(Ordering::SeqCst))
             {
@@ -344,17 +352,25 @@ mod tests {
         });
         let store = Store::new(backend.clone());
         let identity = crate::auth::Identity::new(store.clone(), Duration::from_secs(3600));
-        identity.bootstrap_admin(Some("guard-test-password".into())).await.unwrap();
-        let token = identity.login("admin", "guard-test-password", None).await.unwrap().token;
+        identity
+            .bootstrap_admin(Some("guard-test-password".into()))
+            .await
+            .unwrap();
+        let token = identity
+            .login("admin", "guard-test-password", None)
+            .await
+            .unwrap()
+            .token;
         let runtime = crate::runtime::Runtime::new(
             store.clone(),
             crate::runtime::HostLimits::default(),
             dir.join("cache"),
         )
         .unwrap();
-        let clusters = crate::domain::clusters::Clusters::open(store.clone(), None, &dir, None, None)
-            .await
-            .unwrap();
+        let clusters =
+            crate::domain::clusters::Clusters::open(store.clone(), None, &dir, None, None)
+                .await
+                .unwrap();
         let audit = AuditLog::new(store.clone());
         let projects = crate::domain::projects::Projects::new(store.clone());
         let state = AppState {
@@ -364,7 +380,12 @@ mod tests {
             audit: audit.clone(),
             projects: projects.clone(),
             clusters: clusters.clone(),
-            deployer: crate::domain::rollout::Deployer::new(store, clusters, projects, audit.clone()),
+            deployer: crate::domain::rollout::Deployer::new(
+                store,
+                clusters,
+                projects,
+                audit.clone(),
+            ),
             kube_endpoint: None,
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
                 .build_recorder()
@@ -374,10 +395,7 @@ mod tests {
         let ran = Arc::new(AtomicBool::new(false));
         let noted = ran.clone();
         let routes: Router<AppState> = Router::new()
-            .route(
-                "/api/v1/plugins/{id}/enable",
-                post(panics),
-            )
+            .route("/api/v1/plugins/{id}/enable", post(panics))
             .route(
                 "/api/v1/plugins/{id}/disable",
                 post(move || async move {
@@ -403,7 +421,9 @@ mod tests {
             .unwrap();
         let response = f.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or_default())
     }
 
@@ -411,9 +431,16 @@ mod tests {
     async fn a_panicking_handler_answers_a_500_problem_and_is_audited() {
         let f = fixture().await;
         let (status, body) = call(&f, "/api/v1/plugins/hello/enable").await;
-        assert_eq!((status.as_u16(), body["code"].as_str()), (500, Some("internal")), "{body}");
+        assert_eq!(
+            (status.as_u16(), body["code"].as_str()),
+            (500, Some("internal")),
+            "{body}"
+        );
         let records = f.audit.query(&Query::default()).unwrap();
-        let record = records.iter().find(|r| r.entry.action == "plugin.enable").unwrap();
+        let record = records
+            .iter()
+            .find(|r| r.entry.action == "plugin.enable")
+            .unwrap();
         assert_eq!(record.entry.outcome, Outcome::Error);
         assert_eq!(record.entry.error_code.as_deref(), Some("internal"));
         let _ = std::fs::remove_dir_all(&f.dir);

@@ -191,11 +191,14 @@ async fn create(
         .create(body.code, body.name, body.description, &caller.username)
         .await?;
     let scope = format!("project:{}", project.code);
-    let owner = json!({"subject": format!("user:{}", caller.user_id), "role": OWNER, "scope": scope});
+    let owner =
+        json!({"subject": format!("user:{}", caller.user_id), "role": OWNER, "scope": scope});
     // Bindings an earlier project of this code left behind (deleted before deletes took
     // them along, or whose unbinding failed) must not come back with the new one.
     let bound = match unbind_under(&state, &scope).await {
-        Ok(()) => manage_as_host(&state, "binding.create", owner).await.map(|_| ()),
+        Ok(()) => manage_as_host(&state, "binding.create", owner)
+            .await
+            .map(|_| ()),
         Err(error) => Err(error),
     };
     if let Err(error) = bound {

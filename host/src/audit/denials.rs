@@ -95,7 +95,12 @@ impl Denials {
             entry = Entry {
                 source_address: None,
                 request_id: None,
-                ..Entry::new(Actor::anonymous(), OVERFLOW_ACTION, "system", Outcome::Denied)
+                ..Entry::new(
+                    Actor::anonymous(),
+                    OVERFLOW_ACTION,
+                    "system",
+                    Outcome::Denied,
+                )
             };
         }
         let fresh = || Tally {
@@ -216,12 +221,22 @@ mod tests {
             log.unauthenticated(denial("10.0.0.2", "plugin.list"));
         }
         for i in 0..(MAX_TALLIES + 10) {
-            log.unauthenticated(denial(&format!("10.1.{}.{}", i / 256, i % 256), "user.list"));
+            log.unauthenticated(denial(
+                &format!("10.1.{}.{}", i / 256, i % 256),
+                "user.list",
+            ));
         }
-        assert!(log.query(&Query::default()).unwrap().is_empty(), "nothing written per request");
+        assert!(
+            log.query(&Query::default()).unwrap().is_empty(),
+            "nothing written per request"
+        );
         log.flush_denials().await;
         let records = log.query(&Query::default()).unwrap();
-        assert_eq!(records.len(), MAX_TALLIES + 1, "bounded: the rest share one record");
+        assert_eq!(
+            records.len(),
+            MAX_TALLIES + 1,
+            "bounded: the rest share one record"
+        );
         let count_of = |source: Option<&str>, action: &str| {
             records
                 .iter()

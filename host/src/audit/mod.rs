@@ -302,7 +302,9 @@ impl AuditLog {
         let batch = put(Batch::new().absent(&marker), &record)?;
         self.store
             .apply(&batch.put_raw(&marker, Vec::new()))?
-            .map_err(|conflict| StoreError::Backend(format!("audit intent exists: {conflict:?}")))?;
+            .map_err(|conflict| {
+                StoreError::Backend(format!("audit intent exists: {conflict:?}"))
+            })?;
         self.store.commit().await?;
         Ok(intent)
     }
@@ -362,7 +364,9 @@ impl AuditLog {
             for (marker, _) in &markers {
                 let name = String::from_utf8_lossy(&marker[pending_prefix().len()..]).into_owned();
                 let key = format!("{}{name}", prefix());
-                batch.writes.push(crate::store::Write::Delete(marker.clone()));
+                batch
+                    .writes
+                    .push(crate::store::Write::Delete(marker.clone()));
                 let Some(bytes) = backend.get(key.as_bytes())? else {
                     continue;
                 };
@@ -466,7 +470,12 @@ mod tests {
     #[tokio::test]
     async fn an_intent_left_pending_by_a_crash_is_marked_interrupted_at_start() {
         let (dir, log) = open();
-        let entry = Entry::new(Actor::user("1", "ann"), "user.create", "system", Outcome::Ok);
+        let entry = Entry::new(
+            Actor::user("1", "ann"),
+            "user.create",
+            "system",
+            Outcome::Ok,
+        );
         let done = log.begin(entry.clone()).await.unwrap();
         log.complete(done, entry.clone()).await.unwrap();
         let _crashed = log.begin(entry).await.unwrap();

@@ -205,8 +205,13 @@ mod tests {
         let log = AuditLog::new(Store::open_sled(&dir).unwrap());
         for i in 0..(CHUNK + 20) {
             let action = if i % 2 == 0 { "even.do" } else { "odd.do" };
-            log.record(Entry::new(Actor::system(), action, &format!("n:{i}"), Outcome::Ok))
-                .await;
+            log.record(Entry::new(
+                Actor::system(),
+                action,
+                &format!("n:{i}"),
+                Outcome::Ok,
+            ))
+            .await;
         }
         let query = Query {
             action_prefix: Some("even.".into()),

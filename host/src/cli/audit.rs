@@ -81,11 +81,18 @@ pub async fn run(command: AuditCommand, remote: &Remote) -> anyhow::Result<()> {
         } => {
             let (mut records, mut cursor) = (Vec::new(), cursor);
             loop {
-                let wanted = if limit == 0 { MAX_PAGE } else { (limit - records.len()).min(MAX_PAGE) };
+                let wanted = if limit == 0 {
+                    MAX_PAGE
+                } else {
+                    (limit - records.len()).min(MAX_PAGE)
+                };
                 let mut path = format!("/api/v1/audit?pageSize={wanted}&{}", filters.query());
                 if let Some(cursor) = &cursor {
                     path.push_str("&cursor=");
-                    path.push_str(&url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>());
+                    path.push_str(
+                        &url::form_urlencoded::byte_serialize(cursor.as_bytes())
+                            .collect::<String>(),
+                    );
                 }
                 let page: Value = client.get(&path).await?;
                 records.extend(page["items"].as_array().cloned().unwrap_or_default());
@@ -120,7 +127,10 @@ pub async fn run(command: AuditCommand, remote: &Remote) -> anyhow::Result<()> {
             }
             println!("{table}");
             match cursor {
-                Some(next) => eprintln!("{} records shown; more match: --cursor {next}", records.len()),
+                Some(next) => eprintln!(
+                    "{} records shown; more match: --cursor {next}",
+                    records.len()
+                ),
                 None => eprintln!("{} records", records.len()),
             }
         }

@@ -473,7 +473,10 @@ fn write_secret_key(path: &Path, encoded: &str) -> anyhow::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            anyhow::anyhow!("{} already exists; keygen never overwrites a key", path.display())
+            anyhow::anyhow!(
+                "{} already exists; keygen never overwrites a key",
+                path.display()
+            )
         } else {
             anyhow::Error::new(e).context(format!("creating {}", path.display()))
         }

@@ -98,7 +98,13 @@ fn only(object: &Value, allowed: &[&str], path: &str) -> Result<(), Refusal> {
 }
 
 /// Checks `list[i] = {name, <inner>: {...}}` entries against `allowed` for the inner object.
-fn named(document: &Value, list: &str, inner: &str, allowed: &[&str], root: &str) -> Result<(), Refusal> {
+fn named(
+    document: &Value,
+    list: &str,
+    inner: &str,
+    allowed: &[&str],
+    root: &str,
+) -> Result<(), Refusal> {
     let Some(Value::Array(entries)) = document.get(list) else {
         return Ok(());
     };
@@ -270,15 +276,31 @@ current-context: far-ctx
     #[test]
     fn anything_that_runs_or_reads_is_refused_by_name() {
         for (user, field) in [
-            ("    exec:\n      command: sh\n      apiVersion: client.authentication.k8s.io/v1", "exec"),
-            ("    auth-provider:\n      name: gcp\n      config:\n        cmd-path: sh", "auth-provider"),
+            (
+                "    exec:\n      command: sh\n      apiVersion: client.authentication.k8s.io/v1",
+                "exec",
+            ),
+            (
+                "    auth-provider:\n      name: gcp\n      config:\n        cmd-path: sh",
+                "auth-provider",
+            ),
             ("    tokenFile: /etc/hostname", "tokenFile"),
-            ("    client-certificate: /etc/cert\n    client-key-data: LS0t", "client-certificate"),
-            ("    client-key: /etc/key\n    client-certificate-data: LS0t", "client-key"),
+            (
+                "    client-certificate: /etc/cert\n    client-key-data: LS0t",
+                "client-certificate",
+            ),
+            (
+                "    client-key: /etc/key\n    client-certificate-data: LS0t",
+                "client-key",
+            ),
             ("    token: t\n    brand-new-field: x", "brand-new-field"),
         ] {
             let refusal = inline_only(&with_user(user), "kubeconfig").unwrap_err();
-            assert_eq!(refusal.field, format!("kubeconfig.users[0].user.{field}"), "{user}");
+            assert_eq!(
+                refusal.field,
+                format!("kubeconfig.users[0].user.{field}"),
+                "{user}"
+            );
         }
         let ca = "clusters:\n- name: c\n  cluster:\n    server: https://x\n    certificate-authority: /etc/ca\n";
         assert_eq!(
@@ -286,21 +308,33 @@ current-context: far-ctx
             "kubeconfig.clusters[0].cluster.certificate-authority"
         );
         let top = "clusters: []\nsomething: else\n";
-        assert_eq!(inline_only(top, "kubeconfigPath").unwrap_err().field, "kubeconfigPath.something");
+        assert_eq!(
+            inline_only(top, "kubeconfigPath").unwrap_err().field,
+            "kubeconfigPath.something"
+        );
     }
 
     #[test]
     fn a_second_document_is_checked_too() {
-        let text = format!("{GOOD}---\n{}", with_user("    tokenFile: /etc/x").replace("name: u", "name: other"));
+        let text = format!(
+            "{GOOD}---\n{}",
+            with_user("    tokenFile: /etc/x").replace("name: u", "name: other")
+        );
         let refusal = inline_only(&text, "kubeconfig").unwrap_err();
         assert_eq!(refusal.field, "kubeconfig.users[3].user.tokenFile");
     }
 
     #[test]
     fn empty_and_oversized_documents_are_refused() {
-        assert_eq!(inline_only("  ", "kubeconfig").unwrap_err().field, "kubeconfig");
+        assert_eq!(
+            inline_only("  ", "kubeconfig").unwrap_err().field,
+            "kubeconfig"
+        );
         let big = "#".repeat(MAX_BYTES + 1);
-        assert_eq!(inline_only(&big, "kubeconfig").unwrap_err().field, "kubeconfig");
+        assert_eq!(
+            inline_only(&big, "kubeconfig").unwrap_err().field,
+            "kubeconfig"
+        );
     }
 
     #[tokio::test]
@@ -312,10 +346,23 @@ current-context: far-ctx
         std::fs::write(base.join("outside.yaml"), GOOD).unwrap();
         let allowed = KubeconfigDir::open(&dir).unwrap();
         let inside = allowed.resolve("prod.yaml").await.unwrap();
-        assert_eq!(inside, std::fs::canonicalize(dir.join("prod.yaml")).unwrap());
-        assert!(allowed.resolve(dir.join("prod.yaml").to_str().unwrap()).await.is_ok());
+        assert_eq!(
+            inside,
+            std::fs::canonicalize(dir.join("prod.yaml")).unwrap()
+        );
+        assert!(
+            allowed
+                .resolve(dir.join("prod.yaml").to_str().unwrap())
+                .await
+                .is_ok()
+        );
         assert!(allowed.resolve("../outside.yaml").await.is_err());
-        assert!(allowed.resolve(base.join("outside.yaml").to_str().unwrap()).await.is_err());
+        assert!(
+            allowed
+                .resolve(base.join("outside.yaml").to_str().unwrap())
+                .await
+                .is_err()
+        );
         assert!(allowed.resolve(".").await.is_err());
         #[cfg(unix)]
         {

@@ -12,9 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::dependents::Dependents;
 use super::deployments::{self, DeploymentStatus};
 use super::projects::{ProjectError, Projects};
-use super::dependents::Dependents;
 use crate::store::{Batch, Store, StoreError};
 
 /// Seed 001 `category`.
@@ -211,7 +211,11 @@ fn group_name_key(project: &str, name: &str) -> String {
 
 /// The counts of what an app owns (deployment records, deploy configs), for batches that
 /// add or remove such a child: see [`super::dependents`].
-pub(crate) fn dependents(store: &Store, project: &str, app: &str) -> Result<Dependents, StoreError> {
+pub(crate) fn dependents(
+    store: &Store,
+    project: &str,
+    app: &str,
+) -> Result<Dependents, StoreError> {
     Dependents::read(
         store,
         &format!("app:{project}/{app}"),
@@ -514,7 +518,8 @@ impl Apps {
                 .put_json(&key(&app.project, &app.name), app)?
                 .put_raw(
                     &name_claim_key(&app.project, &app.name),
-                    serde_json::to_vec(&app.name).map_err(|e| StoreError::Backend(e.to_string()))?,
+                    serde_json::to_vec(&app.name)
+                        .map_err(|e| StoreError::Backend(e.to_string()))?,
                 )
                 .put_json(&id_key(&app.id), &format!("{}/{}", app.project, app.name))?;
             batch = super::projects::exists(batch, &app.project);
@@ -532,7 +537,10 @@ impl Apps {
             if super::projects::is_record(&app.project, &conflict.key) {
                 return Err(AppError::ProjectNotFound(app.project.clone()));
             }
-            if conflict.key.starts_with(group_key(&app.project, "").as_bytes()) {
+            if conflict
+                .key
+                .starts_with(group_key(&app.project, "").as_bytes())
+            {
                 return Err(invalid(
                     "groupId",
                     format!(
@@ -669,14 +677,14 @@ impl Apps {
             let mut live = Vec::new();
             let mut removed = Vec::new();
             let records = format!("{}/", Store::key(&["deployments", project, name]));
-            for (raw_key, value) in self
-                .store
-                .backend()
-                .scan(records.as_bytes(), None, usize::MAX)?
+            for (raw_key, value) in
+                self.store
+                    .backend()
+                    .scan(records.as_bytes(), None, usize::MAX)?
             {
                 let record_key = String::from_utf8_lossy(&raw_key).into_owned();
-                let deployment: deployments::Deployment = serde_json::from_slice(&value)
-                    .map_err(|e| StoreError::Corrupt {
+                let deployment: deployments::Deployment =
+                    serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
                         key: record_key.clone(),
                         reason: e.to_string(),
                     })?;
@@ -873,11 +881,11 @@ impl Apps {
                 .delete(&group_key(project, id))
                 .delete(&group_name_key(project, &group.name));
             let now = OffsetDateTime::now_utc();
-            for (raw_key, value) in self.store.backend().scan(
-                project_prefix(project).as_bytes(),
-                None,
-                usize::MAX,
-            )? {
+            for (raw_key, value) in
+                self.store
+                    .backend()
+                    .scan(project_prefix(project).as_bytes(), None, usize::MAX)?
+            {
                 let app_key = String::from_utf8_lossy(&raw_key).into_owned();
                 let mut app: App =
                     serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {

@@ -394,9 +394,8 @@ impl Clusters {
     ) -> anyhow::Result<Self> {
         let kubeconfig_dir = kubeconfig_dir
             .map(|dir| {
-                KubeconfigDir::open(dir).map_err(|e| {
-                    anyhow::anyhow!("--kubeconfig-dir {}: {e}", dir.display())
-                })
+                KubeconfigDir::open(dir)
+                    .map_err(|e| anyhow::anyhow!("--kubeconfig-dir {}: {e}", dir.display()))
             })
             .transpose()?;
         let clusters = Self {
@@ -640,8 +639,8 @@ impl Clusters {
         let counter = children_key("region", &pool.region);
         loop {
             let read = self.store.get_raw(&counter)?;
-            let batch = attach(Batch::new().absent(&key), &parent, &counter, read)
-                .put_json(&key, pool)?;
+            let batch =
+                attach(Batch::new().absent(&key), &parent, &counter, read).put_json(&key, pool)?;
             match self.store.apply(&batch)? {
                 Ok(()) => return Ok(()),
                 Err(conflict) if conflict.key == key.as_bytes() => {
@@ -847,10 +846,9 @@ impl Clusters {
                     ));
                 };
                 let (parsed, canonical) = dir.load(path).await?;
-                let canonical = canonical
-                    .into_os_string()
-                    .into_string()
-                    .map_err(|_| refuse(format!("`{path}` resolves to a path that is not UTF-8")))?;
+                let canonical = canonical.into_os_string().into_string().map_err(|_| {
+                    refuse(format!("`{path}` resolves to a path that is not UTF-8"))
+                })?;
                 Ok((parsed, Some(canonical)))
             }
         }

@@ -75,7 +75,9 @@ impl Dependents {
     /// new counts.
     pub fn write(self, batch: Batch) -> Result<Batch, StoreError> {
         let key = self.key.clone();
-        batch.unchanged(&key, self.read).put_json(&key, &self.counts)
+        batch
+            .unchanged(&key, self.read)
+            .put_json(&key, &self.counts)
     }
 
     /// `batch` plus the check that the counts are still as read and their removal (with

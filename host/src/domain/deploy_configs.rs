@@ -367,9 +367,11 @@ impl DeployConfigs {
         }
         if before.is_none() {
             let owner = super::apps::dependents(&self.store, &after.project, &after.app)?;
-            batch = owner
-                .add("deploy-configs")
-                .write(super::apps::exists(batch, &after.project, &after.app))?;
+            batch = owner.add("deploy-configs").write(super::apps::exists(
+                batch,
+                &after.project,
+                &after.app,
+            ))?;
         }
         match self.store.apply(&batch)? {
             Ok(()) => {
@@ -382,7 +384,9 @@ impl DeployConfigs {
                     env: after.env.clone(),
                 })
             }
-            Err(conflict) if conflict.key == Store::key(&["apps", &after.project, &after.app]).as_bytes() => {
+            Err(conflict)
+                if conflict.key == Store::key(&["apps", &after.project, &after.app]).as_bytes() =>
+            {
                 Err(DeployConfigError::AppNotFound(after.app.clone()))
             }
             Err(_) => Ok(false),

@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::clusters::{Clusters, ClustersError, validate_namespace};
+use super::dependents::Dependents;
 use super::projects::{ProjectError, Projects};
 use crate::cluster::client::{ClusterError, ObjectState};
-use super::dependents::Dependents;
 use crate::store::{Batch, Store, StoreError};
 
 /// Seed 001 `envType`.
@@ -192,7 +192,11 @@ fn namespace_claim_key(cluster: &str, namespace: &str) -> String {
 
 /// The counts of what an environment owns (config items), for batches that add or
 /// remove one: see [`super::dependents`].
-pub(crate) fn dependents(store: &Store, project: &str, env: &str) -> Result<Dependents, StoreError> {
+pub(crate) fn dependents(
+    store: &Store,
+    project: &str,
+    env: &str,
+) -> Result<Dependents, StoreError> {
     Dependents::read(
         store,
         &format!("env:{project}/{env}"),
@@ -426,7 +430,11 @@ impl Environments {
                 env.traffic_provider = provider;
             }
             env.updated_at = OffsetDateTime::now_utc();
-            if self.save_if_unchanged(&env, read, Batch::new()).await?.is_ok() {
+            if self
+                .save_if_unchanged(&env, read, Batch::new())
+                .await?
+                .is_ok()
+            {
                 return Ok(env);
             }
         }
@@ -451,7 +459,9 @@ impl Environments {
             for binding in &env.bindings {
                 batch = batch.delete(&namespace_claim_key(&binding.cluster, &binding.namespace));
             }
-            let batch = owner.remove("environments").write(owned.remove_all(batch))?;
+            let batch = owner
+                .remove("environments")
+                .write(owned.remove_all(batch))?;
             if self.store.apply(&batch)?.is_ok() {
                 self.store.commit().await?;
                 return Ok(env);
@@ -563,33 +573,36 @@ impl Environments {
         namespace: &str,
     ) -> Result<Environment, EnvError> {
         loop {
-        let (mut env, read) = self.read(project, code)?;
-        let owned = dependents(&self.store, project, code)?;
-        let before = env.bindings.len();
-        env.bindings
-            .retain(|b| !(b.cluster == cluster && b.namespace == namespace));
-        if env.bindings.len() == before {
-            return Err(EnvError::BindingNotFound {
-                cluster: cluster.to_owned(),
-                namespace: namespace.to_owned(),
-            });
-        }
-        let names =
-            super::config_items::names_in(&self.store, project, code, Some((cluster, namespace)))?;
-        if !names.is_empty() {
-            return Err(EnvError::HasConfigItems {
-                what: format!("binding {cluster}/{namespace}"),
-                names: names.join(", "),
-            });
-        }
-        env.updated_at = OffsetDateTime::now_utc();
-        // Counts as read: a config item created in this binding meanwhile conflicts.
-        let batch = owned.write(
-            Batch::new().delete(&namespace_claim_key(cluster, namespace)),
-        )?;
-        if self.save_if_unchanged(&env, read, batch).await?.is_ok() {
-            return Ok(env);
-        }
+            let (mut env, read) = self.read(project, code)?;
+            let owned = dependents(&self.store, project, code)?;
+            let before = env.bindings.len();
+            env.bindings
+                .retain(|b| !(b.cluster == cluster && b.namespace == namespace));
+            if env.bindings.len() == before {
+                return Err(EnvError::BindingNotFound {
+                    cluster: cluster.to_owned(),
+                    namespace: namespace.to_owned(),
+                });
+            }
+            let names = super::config_items::names_in(
+                &self.store,
+                project,
+                code,
+                Some((cluster, namespace)),
+            )?;
+            if !names.is_empty() {
+                return Err(EnvError::HasConfigItems {
+                    what: format!("binding {cluster}/{namespace}"),
+                    names: names.join(", "),
+                });
+            }
+            env.updated_at = OffsetDateTime::now_utc();
+            // Counts as read: a config item created in this binding meanwhile conflicts.
+            let batch =
+                owned.write(Batch::new().delete(&namespace_claim_key(cluster, namespace)))?;
+            if self.save_if_unchanged(&env, read, batch).await?.is_ok() {
+                return Ok(env);
+            }
         }
     }
 

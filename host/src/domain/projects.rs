@@ -182,17 +182,19 @@ impl Projects {
         if let Some(description) = &description {
             validate_description(description)?;
         }
-        let project = self.store.update_json(&key(code), |current: Option<Project>| {
-            let mut project = current.ok_or_else(|| ProjectError::NotFound(code.to_owned()))?;
-            if let Some(name) = &name {
-                project.name = name.clone();
-            }
-            if let Some(description) = &description {
-                project.description = description.clone();
-            }
-            project.updated_at = OffsetDateTime::now_utc();
-            Ok::<_, ProjectError>(Some(project))
-        })?;
+        let project = self
+            .store
+            .update_json(&key(code), |current: Option<Project>| {
+                let mut project = current.ok_or_else(|| ProjectError::NotFound(code.to_owned()))?;
+                if let Some(name) = &name {
+                    project.name = name.clone();
+                }
+                if let Some(description) = &description {
+                    project.description = description.clone();
+                }
+                project.updated_at = OffsetDateTime::now_utc();
+                Ok::<_, ProjectError>(Some(project))
+            })?;
         self.store.commit().await?;
         project.ok_or_else(|| ProjectError::NotFound(code.to_owned()))
     }
@@ -206,11 +208,16 @@ impl Projects {
             if let Some((what, count)) = owned.any() {
                 return Err(ProjectError::NotEmpty {
                     code: code.to_owned(),
-                    what: if what == "apps" { "apps" } else { "environments" },
+                    what: if what == "apps" {
+                        "apps"
+                    } else {
+                        "environments"
+                    },
                     count: count as usize,
                 });
             }
-            let batch = owned.remove_all(Batch::new().unchanged(&key(code), read).delete(&key(code)));
+            let batch =
+                owned.remove_all(Batch::new().unchanged(&key(code), read).delete(&key(code)));
             if self.store.apply(&batch)?.is_ok() {
                 self.store.commit().await?;
                 return Ok(project);

@@ -715,8 +715,7 @@ impl Deployer {
                     ),
                 )?;
             if is_new {
-                let owner =
-                    super::apps::dependents(store, &deployment.project, &deployment.app)?;
+                let owner = super::apps::dependents(store, &deployment.project, &deployment.app)?;
                 batch = owner.add("deployments").write(batch.absent(&record))?;
             }
             match store.apply(&batch)? {

@@ -51,7 +51,8 @@ impl KvUsage {
     /// The usage after an entry of `before` bytes (None: absent) becomes `after` bytes.
     fn replacing(self, before: Option<u64>, after: Option<u64>) -> KvUsage {
         let bytes = self.bytes.saturating_sub(before.unwrap_or(0)) + after.unwrap_or(0);
-        let keys = self.keys - u64::from(before.is_some()).min(self.keys) + u64::from(after.is_some());
+        let keys =
+            self.keys - u64::from(before.is_some()).min(self.keys) + u64::from(after.is_some());
         KvUsage { bytes, keys }
     }
 
@@ -178,10 +179,12 @@ impl KvNamespace {
             .backend()
             .scan(self.prefix.as_bytes(), None, usize::MAX)?;
         let strip = self.prefix.len();
-        Ok(rows.iter().fold(KvUsage::default(), |usage, (k, v)| KvUsage {
-            bytes: usage.bytes + (k.len() - strip + v.len()) as u64,
-            keys: usage.keys + 1,
-        }))
+        Ok(rows
+            .iter()
+            .fold(KvUsage::default(), |usage, (k, v)| KvUsage {
+                bytes: usage.bytes + (k.len() - strip + v.len()) as u64,
+                keys: usage.keys + 1,
+            }))
     }
 
     /// Replaces the entry at `key` with `replacement` (None deletes) if it still holds
@@ -219,7 +222,9 @@ impl KvNamespace {
                 Some(value) => batch.put_raw(&full, value.to_vec()),
                 None => batch.delete(&full),
             };
-            let batch = batch.put_json(&self.usage_key, &next).map_err(unavailable)?;
+            let batch = batch
+                .put_json(&self.usage_key, &next)
+                .map_err(unavailable)?;
             match self.store.apply(&batch).map_err(unavailable)? {
                 Ok(()) => return Ok(Some(current)),
                 Err(_lost_a_race) => continue,
@@ -319,7 +324,11 @@ impl Host for KvView<'_> {
             .namespace
             .store
             .backend()
-            .scan(&full_prefix, after.as_ref().map(|a| a.as_bytes()), limit + 1)
+            .scan(
+                &full_prefix,
+                after.as_ref().map(|a| a.as_bytes()),
+                limit + 1,
+            )
             .map_err(unavailable)?;
         let more = rows.len() > limit;
         rows.truncate(limit);
@@ -458,7 +467,13 @@ mod tests {
         };
         kv.set("a".into(), vec![0; 49]).unwrap();
         kv.set("b".into(), vec![0; 49]).unwrap();
-        assert_eq!(ns.usage().unwrap(), KvUsage { bytes: 100, keys: 2 });
+        assert_eq!(
+            ns.usage().unwrap(),
+            KvUsage {
+                bytes: 100,
+                keys: 2
+            }
+        );
         assert!(matches!(
             kv.set("c".into(), vec![0; 1]),
             Err(HostError::LimitExceeded(_))
@@ -523,7 +538,10 @@ mod tests {
             kv.set("k".into(), vec![1]),
             Err(HostError::AccessDenied(_))
         ));
-        assert!(matches!(kv.get("k".into()), Err(HostError::AccessDenied(_))));
+        assert!(matches!(
+            kv.get("k".into()),
+            Err(HostError::AccessDenied(_))
+        ));
         assert!(matches!(
             kv.list_prefix(String::new(), None, 10),
             Err(HostError::AccessDenied(_))

@@ -75,7 +75,9 @@ pub enum LifecycleError {
     Ungranted(#[from] UngrantedImport),
     #[error(transparent)]
     Trust(#[from] TrustError),
-    #[error("version {version} of `{id}` is already installed with a different {what}; give the new package a new version")]
+    #[error(
+        "version {version} of `{id}` is already installed with a different {what}; give the new package a new version"
+    )]
     VersionConflict {
         id: String,
         version: String,

@@ -146,7 +146,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 slots: tokio::sync::Semaphore::new(limits.instance_slots.max(1) as usize),
                 authorizer_slots: tokio::sync::Semaphore::new(
-                    limits.authorizer_slots.max(1) as usize,
+                    limits.authorizer_slots.max(1) as usize
                 ),
                 registry: Registry::new(store.clone()),
                 audit: AuditLog::new(store.clone()),

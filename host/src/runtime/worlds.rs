@@ -363,11 +363,7 @@ impl Invocation {
             }
             "authorize.manage" => {
                 let input: ManageInput = parse(input)?;
-                Invocation::AuthorizeManage(
-                    caller,
-                    input.operation,
-                    json_text(&input.input),
-                )
+                Invocation::AuthorizeManage(caller, input.operation, json_text(&input.input))
             }
             "catalog.search" => {
                 let input: SearchInput = parse(input)?;

@@ -104,7 +104,8 @@ impl Batch {
 
     /// Requires `key` to hold exactly `value` (bytes as read, e.g. from [`Store::get_raw`]).
     pub fn equals(mut self, key: &str, value: Vec<u8>) -> Self {
-        self.checks.push(Check::Equals(key.as_bytes().to_vec(), value));
+        self.checks
+            .push(Check::Equals(key.as_bytes().to_vec(), value));
         self
     }
 
@@ -246,12 +247,14 @@ impl Store {
             let read = self.get_raw(key)?;
             let current = match &read {
                 None => None,
-                Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|e| {
-                    StoreError::Corrupt {
-                        key: key.to_owned(),
-                        reason: e.to_string(),
-                    }
-                })?),
+                Some(bytes) => {
+                    Some(
+                        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+                            key: key.to_owned(),
+                            reason: e.to_string(),
+                        })?,
+                    )
+                }
             };
             let next = change(current)?;
             let bytes = match &next {
@@ -260,10 +263,11 @@ impl Store {
                     serde_json::to_vec(value).map_err(|e| StoreError::Backend(e.to_string()))?,
                 ),
             };
-            match self
-                .backend
-                .compare_and_swap(key.as_bytes(), read.as_deref(), bytes.as_deref())?
-            {
+            match self.backend.compare_and_swap(
+                key.as_bytes(),
+                read.as_deref(),
+                bytes.as_deref(),
+            )? {
                 Ok(()) => return Ok(next),
                 Err(CasConflict) => continue,
             }

@@ -204,7 +204,10 @@ mod tests {
             .put_raw("free", b"x".to_vec())
             .put_raw("other", b"y".to_vec());
         let conflict = db.apply(&refused).unwrap().unwrap_err();
-        assert_eq!((conflict.index, conflict.key.as_slice()), (1, b"taken".as_slice()));
+        assert_eq!(
+            (conflict.index, conflict.key.as_slice()),
+            (1, b"taken".as_slice())
+        );
         assert_eq!(db.get(b"free").unwrap(), None, "nothing written");
         assert_eq!(db.get(b"other").unwrap(), None, "nothing written");
 

@@ -293,7 +293,9 @@ pub fn pattern_covers(pattern: &str, scope: &str) -> bool {
 /// The segments of a pattern before its first `*`: where its bindings are administered.
 pub fn pattern_base(pattern: &str) -> &str {
     match pattern.find(":*") {
-        Some(at) => pattern[..at].rfind('/').map_or(pattern, |slash| &pattern[..slash]),
+        Some(at) => pattern[..at]
+            .rfind('/')
+            .map_or(pattern, |slash| &pattern[..slash]),
         None => pattern,
     }
 }
@@ -439,20 +441,32 @@ mod tests {
     #[test]
     fn patterns_match_whole_segments_at_or_below() {
         assert!(pattern_covers("project:shop", "project:shop"));
-        assert!(pattern_covers("project:shop", "project:shop/app:cart/env:prod"));
+        assert!(pattern_covers(
+            "project:shop",
+            "project:shop/app:cart/env:prod"
+        ));
         assert!(pattern_covers("project:shop", "project:shop/pipeline:7"));
         assert!(!pattern_covers("project:shop", "project:shopping"));
         assert!(!pattern_covers("project:shop", "project:shopping/app:cart"));
         assert!(!pattern_covers("project:shop/app:cart", "project:shop"));
-        assert!(!pattern_covers("project:shop/app:cart", "project:shop/app:cartel"));
+        assert!(!pattern_covers(
+            "project:shop/app:cart",
+            "project:shop/app:cartel"
+        ));
         assert!(!pattern_covers("project:shop", "system"));
         let every_prod = "project:shop/app:*/env:prod";
         assert!(pattern_covers(every_prod, "project:shop/app:cart/env:prod"));
         assert!(pattern_covers(every_prod, "project:shop/app:pay/env:prod"));
-        assert!(!pattern_covers(every_prod, "project:shop/app:cart/env:production"));
+        assert!(!pattern_covers(
+            every_prod,
+            "project:shop/app:cart/env:production"
+        ));
         assert!(!pattern_covers(every_prod, "project:shop/app:cart"));
         assert!(!pattern_covers(every_prod, "project:shop/pipeline:7"));
-        assert!(!pattern_covers(every_prod, "project:other/app:cart/env:prod"));
+        assert!(!pattern_covers(
+            every_prod,
+            "project:other/app:cart/env:prod"
+        ));
     }
 
     #[test]
@@ -465,11 +479,20 @@ mod tests {
         ] {
             assert_eq!(check_scope_pattern(ok), Ok(()), "{ok}");
         }
-        for bad in ["system", "", "project:*", "project:shop/app:*x", "project:shop/env:prod"] {
+        for bad in [
+            "system",
+            "",
+            "project:*",
+            "project:shop/app:*x",
+            "project:shop/env:prod",
+        ] {
             assert!(check_scope_pattern(bad).is_err(), "{bad}");
         }
         assert_eq!(pattern_base("project:shop"), "project:shop");
-        assert_eq!(pattern_base("project:shop/app:cart"), "project:shop/app:cart");
+        assert_eq!(
+            pattern_base("project:shop/app:cart"),
+            "project:shop/app:cart"
+        );
         assert_eq!(pattern_base("project:shop/app:*/env:prod"), "project:shop");
     }
 

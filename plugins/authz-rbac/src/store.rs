@@ -288,7 +288,10 @@ fn is_user(subject: &str) -> bool {
 /// With `keep_role`, a user's binding of that role is removed only if another user still
 /// holds the role at the same scope, decided and applied by one compare-and-swap of the
 /// holders record, so concurrent removals cannot all pass the check.
-pub fn delete_binding(binding: &Binding, keep_role: Option<&str>) -> Result<Removal, AuthorizeError> {
+pub fn delete_binding(
+    binding: &Binding,
+    keep_role: Option<&str>,
+) -> Result<Removal, AuthorizeError> {
     let b = binding;
     let guarded = keep_role == Some(b.role.as_str()) && is_user(&b.subject);
     let edit = edit_holders(&b.scope, &b.role, |holders| {
@@ -338,7 +341,10 @@ pub fn delete_under(pattern: &str) -> Result<usize, AuthorizeError> {
 }
 
 fn delete_holders_under(pattern: &str) -> Result<(), AuthorizeError> {
-    for key in list_keys(&format!("{HOLDERS_PREFIX}{}", policy::pattern_base(pattern)))? {
+    for key in list_keys(&format!(
+        "{HOLDERS_PREFIX}{}",
+        policy::pattern_base(pattern)
+    ))? {
         let scope = key
             .strip_prefix(HOLDERS_PREFIX)
             .and_then(|rest| rest.rsplit_once('|'))

@@ -729,7 +729,12 @@ fn delete_under_takes_every_binding_at_or_below_whole_segments_only() {
     bind(&host, "user:a", "project-owner", "project:shop");
     bind(&host, "user:b", "developer", "project:shop/app:cart");
     bind(&host, "user:b", "viewer", "project:shop/app:cart/env:prod");
-    bind(&host, "group:g", "developer", "project:shop/pipeline:release");
+    bind(
+        &host,
+        "group:g",
+        "developer",
+        "project:shop/pipeline:release",
+    );
     let kept = [
         bind(&host, "user:a", "project-owner", "project:shopping"),
         bind(&host, "user:b", "viewer", "system"),
@@ -760,17 +765,42 @@ fn delete_under_takes_every_binding_at_or_below_whole_segments_only() {
     // Granted again, the new project starts from nothing.
     bind(&host, "user:c", "project-owner", "project:shop");
     let b = Subject::user("b", &[]);
-    assert!(!allowed(&host, &b, "app.deploy", "project:shop/app:cart/env:prod"));
-    assert!(allowed(&host, &Subject::user("a", &[]), "app.deploy", "project:shopping/app:x"));
+    assert!(!allowed(
+        &host,
+        &b,
+        "app.deploy",
+        "project:shop/app:cart/env:prod"
+    ));
+    assert!(allowed(
+        &host,
+        &Subject::user("a", &[]),
+        "app.deploy",
+        "project:shopping/app:x"
+    ));
 }
 
 #[test]
 fn delete_under_one_environment_of_every_app() {
     let host = Host::new();
-    bind(&host, "user:b", "developer", "project:shop/app:cart/env:prod");
-    bind(&host, "user:b", "developer", "project:shop/app:pay/env:prod");
+    bind(
+        &host,
+        "user:b",
+        "developer",
+        "project:shop/app:cart/env:prod",
+    );
+    bind(
+        &host,
+        "user:b",
+        "developer",
+        "project:shop/app:pay/env:prod",
+    );
     let kept = [
-        bind(&host, "user:b", "developer", "project:shop/app:cart/env:production"),
+        bind(
+            &host,
+            "user:b",
+            "developer",
+            "project:shop/app:cart/env:production",
+        ),
         bind(&host, "user:b", "developer", "project:shop/app:cart"),
     ];
     let out = manage(
@@ -831,7 +861,10 @@ fn delete_under_reports_storage_failures() {
         "binding.delete-under",
         json!({ "scope": "project:shop" }),
     );
-    assert!(matches!(out, Err(AuthorizeError::Unavailable(_))), "{out:?}");
+    assert!(
+        matches!(out, Err(AuthorizeError::Unavailable(_))),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -859,11 +892,21 @@ fn keep_role_refuses_to_remove_the_last_user_holding_it() {
             "reason": "user:b is the last user holding `project-owner` at `project:shop`"
         })
     );
-    assert!(allowed(&host, &Subject::user("b", &[]), "project.delete", "project:shop"));
+    assert!(allowed(
+        &host,
+        &Subject::user("b", &[]),
+        "project.delete",
+        "project:shop"
+    ));
     // Other roles are not guarded by it.
     assert_eq!(delete(&developer), json!({ "deleted": true }));
     // Without the guard the last owner goes (an admin repairing the policy).
-    let plain = manage(&host, &admin(), "binding.delete", json!({ "id": second["id"] }));
+    let plain = manage(
+        &host,
+        &admin(),
+        "binding.delete",
+        json!({ "id": second["id"] }),
+    );
     assert_eq!(plain, Ok(json!({ "deleted": true })));
 }
 
@@ -874,7 +917,9 @@ fn keep_role_decides_on_the_holders_record_that_a_racing_removal_swapped() {
     let second = bind(&host, "user:b", "project-owner", "project:shop");
     let record = |b: &Value| -> store::Binding {
         let id = b["id"].as_str().expect("id").to_owned();
-        host.run(|| store::binding(&id)).expect("read").expect("exists")
+        host.run(|| store::binding(&id))
+            .expect("read")
+            .expect("exists")
     };
     let (first, second) = (record(&first), record(&second));
     // Another host's removal of `a` has swapped the holders record but not yet deleted

@@ -56,7 +56,12 @@ async fn concurrent_creates_of_one_app_name_and_its_case_variants_give_one_app()
     }))
     .await;
     let created = replies.iter().filter(|r| r.status == 201).count();
-    assert_eq!(created, 1, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        created,
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     let odd: Vec<_> = replies
         .iter()
         .filter(|r| r.status != 201 && r.status != 409)
@@ -110,7 +115,9 @@ async fn two_environments_racing_for_one_namespace_bind_it_once() {
     let mut holders = 0;
     for env in envs {
         let bindings = server
-            .get(&format!("/api/v1/projects/shop/environments/{env}/bindings"))
+            .get(&format!(
+                "/api/v1/projects/shop/environments/{env}/bindings"
+            ))
             .await;
         holders += bindings.body["items"]
             .as_array()
@@ -137,11 +144,7 @@ async fn an_app_created_while_its_project_is_deleted_never_outlives_it() {
         );
         assert!(deleted.status < 500 && created.status < 500);
         let project_there = server.get(&project_path).await.status == 200;
-        let app_there = server
-            .get(&format!("{apps}/cart"))
-            .await
-            .status
-            == 200;
+        let app_there = server.get(&format!("{apps}/cart")).await.status == 200;
         // Either the app won (the project stays, refusing the delete) or the delete won
         // (no app was created): never an app in a deleted project.
         assert_eq!(

@@ -38,7 +38,9 @@ async fn a_mutation_cut_off_by_a_crash_is_on_record_as_interrupted() {
     let mut server = Server::start().await;
     server.allow_unsigned().await;
     let mut spinning = fixture("loop");
-    spinning.manifest.push_str("\n[limits]\ntimeout-ms = 30000\n");
+    spinning
+        .manifest
+        .push_str("\n[limits]\ntimeout-ms = 30000\n");
     let id = server.install_enabled(&spinning).await;
 
     // The call spins for 30 s; the server is killed while it is in flight.
@@ -177,7 +179,12 @@ async fn a_config_item_value_is_audited_only_as_its_key_and_a_sha256() {
     let hash = |item: &Value| item["sha256"].as_str().unwrap_or_default().to_owned();
     let update = &records(&server, "action=config.update&outcome=ok").await[0];
     let (before, after) = (&update["before"]["items"], &update["after"]["items"]);
-    for entry in before.as_array().into_iter().chain(after.as_array()).flatten() {
+    for entry in before
+        .as_array()
+        .into_iter()
+        .chain(after.as_array())
+        .flatten()
+    {
         assert!(entry.get("value").is_none(), "{entry}");
         let sha = hash(entry);
         assert!(
@@ -222,7 +229,11 @@ async fn the_audit_log_pages_by_cursor_and_returns_each_record_once() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 23, "every record once across the pages: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        23,
+        "every record once across the pages: {seen:?}"
+    );
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23, "no repeats");
     let mut newest_first = times.clone();
     newest_first.sort_by(|a, b| b.cmp(a));
@@ -238,8 +249,19 @@ async fn the_audit_log_pages_by_cursor_and_returns_each_record_once() {
         .get("/api/v1/audit?page=2")
         .await
         .assert_field(422, "page");
-    let cli = server.cli(&["audit", "list", "--action", "plugin.configure", "--limit", "0"]);
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let cli = server.cli(&[
+        "audit",
+        "list",
+        "--action",
+        "plugin.configure",
+        "--limit",
+        "0",
+    ]);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let table = String::from_utf8_lossy(&cli.stdout);
     assert_eq!(
         table.matches("plugin.configure").count(),
@@ -282,7 +304,11 @@ async fn handing_out_the_kubeconfig_is_audited_without_the_token() {
             )
         })
         .collect();
-    assert_eq!(outcomes, vec![("carol", "denied"), ("admin", "ok")], "{handed:?}");
+    assert_eq!(
+        outcomes,
+        vec![("carol", "denied"), ("admin", "ok")],
+        "{handed:?}"
+    );
     assert_eq!(handed[1]["target"], "cluster:embedded");
     let log = export(&server, "").await;
     assert!(!log.contains(&token), "the token reached the audit log");

@@ -39,7 +39,11 @@ async fn a_spinning_authorizer_fails_ordinary_users_closed_and_keeps_serving_the
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     assert_eq!(view.body["status"], "enabled", "{:?}", view.body);
     assert_eq!(view.body["servingVersion"], "0.1.0", "{:?}", view.body);
-    assert!(view.body["stats"]["timeouts"].as_u64() >= Some(6), "{:?}", view.body["stats"]);
+    assert!(
+        view.body["stats"]["timeouts"].as_u64() >= Some(6),
+        "{:?}",
+        view.body["stats"]
+    );
     let query = format!("action=plugin.authorizer-failing&target=plugin:{id}");
     assert!(
         eventually(|| async { audit_records(&server, &query).await.len() == 1 }).await,
@@ -72,7 +76,9 @@ async fn saturated_plugin_calls_do_not_hold_up_authorization() {
 
     let first_done = AtomicBool::new(false);
     let first = async {
-        let reply = server.invoke(&slow, "step.run", json!({"params": {}})).await;
+        let reply = server
+            .invoke(&slow, "step.run", json!({"params": {}}))
+            .await;
         first_done.store(true, Ordering::SeqCst);
         reply
     };
@@ -89,7 +95,9 @@ async fn saturated_plugin_calls_do_not_hold_up_authorization() {
                 .await;
             let first_finished = first_done.load(Ordering::SeqCst);
             pause().await;
-            let queued = server.invoke(&quick, "step.run", json!({"params": {}})).await;
+            let queued = server
+                .invoke(&quick, "step.run", json!({"params": {}}))
+                .await;
             (me, first_finished, queued)
         };
         tokio::join!(second, meanwhile)

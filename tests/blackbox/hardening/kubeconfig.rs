@@ -155,7 +155,10 @@ current-context: far-ctx
             )),
             "kubeconfig.users[0].user.auth-provider",
         ),
-        (ca_file, "kubeconfig.clusters[0].cluster.certificate-authority"),
+        (
+            ca_file,
+            "kubeconfig.clusters[0].cluster.certificate-authority",
+        ),
     ] {
         server
             .post(

@@ -24,7 +24,9 @@ fn dir_bytes(path: &Path) -> u64 {
 }
 
 async fn fill(server: &Server, id: &str, params: Value) -> Value {
-    let reply = server.invoke(id, "step.run", json!({"params": params})).await;
+    let reply = server
+        .invoke(id, "step.run", json!({"params": params}))
+        .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.body["output"]["outputs"].clone()
 }
@@ -39,11 +41,29 @@ async fn a_step_filling_its_kv_namespace_is_stopped_at_the_quota() {
     let id = server.install_enabled(&fixture("kv-fill")).await;
     let before = dir_bytes(server.data.path());
 
-    let first = fill(&server, &id, json!({"prefix": "a", "count": 64, "bytes": VALUE_BYTES})).await;
+    let first = fill(
+        &server,
+        &id,
+        json!({"prefix": "a", "count": 64, "bytes": VALUE_BYTES}),
+    )
+    .await;
     // "a0" + 256 KiB three times fits in 1 MiB, a fourth does not.
-    assert_eq!((first["written"].as_u64(), first["limited"].as_bool()), (Some(3), Some(true)), "{first:?}");
-    let again = fill(&server, &id, json!({"prefix": "b", "count": 64, "bytes": VALUE_BYTES})).await;
-    assert_eq!((again["written"].as_u64(), again["limited"].as_bool()), (Some(0), Some(true)), "{again:?}");
+    assert_eq!(
+        (first["written"].as_u64(), first["limited"].as_bool()),
+        (Some(3), Some(true)),
+        "{first:?}"
+    );
+    let again = fill(
+        &server,
+        &id,
+        json!({"prefix": "b", "count": 64, "bytes": VALUE_BYTES}),
+    )
+    .await;
+    assert_eq!(
+        (again["written"].as_u64(), again["limited"].as_bool()),
+        (Some(0), Some(true)),
+        "{again:?}"
+    );
 
     let grown = dir_bytes(server.data.path()).saturating_sub(before);
     let attempted = 2 * 64 * VALUE_BYTES;
@@ -54,14 +74,21 @@ async fn a_step_filling_its_kv_namespace_is_stopped_at_the_quota() {
 
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;
     let stored = 3 * (2 + VALUE_BYTES);
-    assert_eq!(view.body["kvUsage"], json!({"bytes": stored, "keys": 3}), "{:?}", view.body);
+    assert_eq!(
+        view.body["kvUsage"],
+        json!({"bytes": stored, "keys": 3}),
+        "{:?}",
+        view.body
+    );
     assert_eq!(view.body["limits"]["kvMaxBytes"], QUOTA_BYTES);
     assert_eq!(view.body["limits"]["kvMaxKeys"], QUOTA_KEYS);
     let shown = server.cli(&["plugin", "show", &id]);
     assert!(shown.status.success(), "{shown:?}");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        text.contains(&format!("{stored} of {QUOTA_BYTES} bytes, 3 of {QUOTA_KEYS} keys")),
+        text.contains(&format!(
+            "{stored} of {QUOTA_BYTES} bytes, 3 of {QUOTA_KEYS} keys"
+        )),
         "{text}"
     );
 }
@@ -81,7 +108,10 @@ async fn concurrent_writers_share_the_key_quota_exactly() {
         )
     });
     let results = futures::future::join_all(calls).await;
-    let written: u64 = results.iter().map(|r| r["written"].as_u64().unwrap_or(0)).sum();
+    let written: u64 = results
+        .iter()
+        .map(|r| r["written"].as_u64().unwrap_or(0))
+        .sum();
     assert_eq!(written, QUOTA_KEYS, "{results:?}");
     assert!(results.iter().any(|r| r["limited"] == true), "{results:?}");
     let view = server.get(&format!("/api/v1/plugins/{id}")).await;

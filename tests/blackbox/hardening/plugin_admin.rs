@@ -30,7 +30,9 @@ async fn an_upgrade_to_a_known_component_with_a_changed_manifest_is_refused() {
         .await;
     assert_eq!(back.status, 200, "{:?}", back.body);
     let mut changed = v2.clone();
-    changed.manifest = changed.manifest.replace("memory-mib = 16", "memory-mib = 8");
+    changed.manifest = changed
+        .manifest
+        .replace("memory-mib = 16", "memory-mib = 8");
     assert_ne!(changed.manifest, v2.manifest);
     let again = server
         .post("/api/v1/plugins/hello/upgrade", changed.body())
@@ -68,7 +70,10 @@ async fn keygen_writes_an_owner_only_key_and_never_overwrites_one() {
     let path_text = path.to_str().expect("utf-8 path");
     let first = server.cli(&["plugin", "keygen", path_text]);
     assert!(first.status.success(), "{first:?}");
-    let mode = std::fs::metadata(&path).expect("key file").permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .expect("key file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "key file mode {:o}", mode & 0o777);
     let key = std::fs::read(&path).expect("key");
     let second = server.cli(&["plugin", "keygen", path_text]);
@@ -136,7 +141,10 @@ async fn plugin_settings_are_audited_as_digests_and_secret_ones_not_at_all() {
         sha256_hex(token.as_bytes()),
         sha256_hex(json!(token).to_string().as_bytes()),
     ] {
-        assert!(!text.contains(&leaked), "the audit record holds {leaked}: {text}");
+        assert!(
+            !text.contains(&leaked),
+            "the audit record holds {leaked}: {text}"
+        );
     }
     assert_eq!(
         records[0]["after"]["config"]["url"],
