@@ -23,6 +23,7 @@ pub mod limits;
 mod log;
 pub mod manifest;
 pub mod registry;
+pub mod router;
 mod state;
 mod stats;
 pub mod trust;

@@ -9,6 +9,7 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use super::bindings::{artifact_policy, authorizer, gray_router, marketplace, step};
+use super::router::{self, TargetInput};
 use super::manifest::World;
 use super::state::PluginState;
 
@@ -105,7 +106,7 @@ pub fn functions(world: World) -> &'static [&'static str] {
             "meta.info",
             "router.validate",
             "router.render",
-            "router.route",
+            "router.evaluate",
         ],
         World::Step => &["meta.info", "step.describe", "step.run"],
         World::ArtifactPolicy => &[
@@ -167,11 +168,8 @@ pub enum Invocation {
     CatalogSearch(String, u32, u32),
     CatalogFetch(String, Option<String>),
     RouterValidate(String),
-    RouterRender(String, String),
-    RouterRoute(
-        String,
-        gray_router::exports::wharf::plugin::router::SampleRequest,
-    ),
+    RouterRender(String, router::Target),
+    RouterEvaluate(String, Vec<router::SampleRequest>),
     PolicyCheckPush(
         artifact_policy::exports::wharf::plugin::policy::Artifact,
         Option<artifact_policy::exports::wharf::plugin::policy::Artifact>,
@@ -261,20 +259,9 @@ struct FetchInput {
 struct RuleInput {
     rule: Value,
     #[serde(default)]
-    target: Value,
+    target: Option<TargetInput>,
     #[serde(default)]
-    sample: SampleInput,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SampleInput {
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    query: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    client_ip: String,
+    requests: Vec<router::RequestInput>,
 }
 
 #[derive(Deserialize)]
@@ -373,19 +360,21 @@ impl Invocation {
                 let input: FetchInput = parse(input)?;
                 Invocation::CatalogFetch(input.app_id, input.version)
             }
-            "router.validate" | "router.render" | "router.route" => {
+            "router.validate" | "router.render" | "router.evaluate" => {
                 let input: RuleInput = parse(input)?;
                 let rule = json_text(&input.rule);
                 match function {
                     "router.validate" => Invocation::RouterValidate(rule),
-                    "router.render" => Invocation::RouterRender(rule, json_text(&input.target)),
-                    _ => Invocation::RouterRoute(
+                    "router.render" => {
+                        let target = input.target.ok_or_else(|| InvokeError::InvalidInput {
+                            field: "input.target".into(),
+                            message: "router.render needs a target".into(),
+                        })?;
+                        Invocation::RouterRender(rule, target.into())
+                    }
+                    _ => Invocation::RouterEvaluate(
                         rule,
-                        gray_router::exports::wharf::plugin::router::SampleRequest {
-                            headers: input.sample.headers.into_iter().collect(),
-                            query: input.sample.query.into_iter().collect(),
-                            client_ip: input.sample.client_ip,
-                        },
+                        input.requests.into_iter().map(Into::into).collect(),
                     ),
                 }
             }
@@ -522,7 +511,7 @@ impl Invocation {
                     .await?;
                 Ok(match result {
                     Ok(()) => json!({"valid": true}),
-                    Err(e) => route_error(e),
+                    Err(e) => json!({"error": router::error_json(&e)}),
                 })
             }
             (Invocation::RouterRender(rule, target), WorldPre::GrayRouter(p)) => {
@@ -535,18 +524,21 @@ impl Invocation {
                     Ok(objects) => {
                         json!({"objects": objects.into_iter().map(json_or_text).collect::<Vec<_>>()})
                     }
-                    Err(e) => route_error(e),
+                    Err(e) => json!({"error": router::error_json(&e)}),
                 })
             }
-            (Invocation::RouterRoute(rule, sample), WorldPre::GrayRouter(p)) => {
+            (Invocation::RouterEvaluate(rule, requests), WorldPre::GrayRouter(p)) => {
                 let i = p.instantiate_async(&mut *store).await?;
                 let result = i
                     .wharf_plugin_router()
-                    .call_route(&mut *store, &rule, &sample)
+                    .call_evaluate(&mut *store, &rule, &requests)
                     .await?;
                 Ok(match result {
-                    Ok(version) => json!({"version": version}),
-                    Err(e) => route_error(e),
+                    Ok(evaluations) => json!({"evaluations": evaluations
+                        .iter()
+                        .map(router::evaluation_json)
+                        .collect::<Vec<_>>()}),
+                    Err(e) => json!({"error": router::error_json(&e)}),
                 })
             }
             (Invocation::PolicyCheckPush(candidate, existing), WorldPre::ArtifactPolicy(p)) => {
@@ -611,19 +603,6 @@ fn catalog_error(e: marketplace::exports::wharf::plugin::catalog::CatalogError) 
         E::InvalidRequest(m) => ("invalid-request", m),
     };
     json!({"error": {"kind": kind, "message": message}})
-}
-
-fn route_error(e: gray_router::exports::wharf::plugin::router::RouteError) -> Value {
-    use gray_router::exports::wharf::plugin::router::RouteError as E;
-    match e {
-        E::InvalidRule(violations) => json!({"error": {
-            "kind": "invalid-rule",
-            "violations": violations.into_iter()
-                .map(|v| json!({"field": v.field, "message": v.message}))
-                .collect::<Vec<_>>(),
-        }}),
-        E::Unsupported(m) => json!({"error": {"kind": "unsupported", "message": m}}),
-    }
 }
 
 fn policy_error(e: artifact_policy::exports::wharf::plugin::policy::PolicyError) -> Value {
