@@ -134,6 +134,7 @@ pub async fn run() -> anyhow::Result<()> {
             clusters,
             wharf_host::domain::projects::Projects::new(store.clone()),
             AuditLog::new(store.clone()),
+            wharf_host::domain::gray::providers::Providers::new(runtime.clone()),
         ),
         kube_endpoint: None,
         metrics,

@@ -137,6 +137,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         clusters.clone(),
         crate::domain::projects::Projects::new(store.clone()),
         audit.clone(),
+        crate::domain::gray::providers::Providers::new(runtime.clone()),
     );
     let resumed = deployer.resume()?;
     if resumed > 0 {

@@ -34,7 +34,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The environments service over the handler state.
 pub fn environments(state: &AppState) -> Environments {
-    Environments::new(state.clusters.clone(), state.projects.clone())
+    Environments::new(
+        state.clusters.clone(),
+        state.projects.clone(),
+        crate::domain::gray::providers::Providers::new(state.runtime.clone()),
+    )
 }
 
 type Changed<T> = (Extension<AuditDetail>, axum::Json<T>);

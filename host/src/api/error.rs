@@ -30,6 +30,9 @@ pub struct Problem {
     /// The change order in the way, for `change-in-flight`.
     #[serde(rename = "changeOrderId", skip_serializing_if = "Option::is_none")]
     pub change_order_id: Option<String>,
+    /// Every complaint, when there are several (a gray rule's); `field` is the first's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<crate::domain::gray::rules::Violation>>,
 }
 
 /// The `code` of a problem response, kept as a response extension for the audit log.
@@ -44,6 +47,7 @@ pub struct ApiError {
     detail: String,
     field: Option<String>,
     change_order_id: Option<String>,
+    violations: Option<Vec<crate::domain::gray::rules::Violation>>,
 }
 
 impl ApiError {
@@ -54,11 +58,21 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             change_order_id: None,
+            violations: None,
         }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
+        self
+    }
+
+    /// Lists every violation; the first names `field`.
+    pub fn violations(mut self, violations: Vec<crate::domain::gray::rules::Violation>) -> Self {
+        if self.field.is_none() {
+            self.field = violations.first().map(|v| v.field.clone());
+        }
+        self.violations = Some(violations);
         self
     }
 
@@ -142,6 +156,7 @@ impl IntoResponse for ApiError {
             code: self.code.to_owned(),
             field: self.field,
             change_order_id: self.change_order_id,
+            violations: self.violations,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
@@ -315,8 +330,33 @@ impl From<crate::domain::rollout::DeployError> for ApiError {
             E::NotAssignee { .. } => ApiError::new(StatusCode::FORBIDDEN, "not-assignee", detail),
             E::NothingToRollBack(_) => conflict("nothing-to-roll-back"),
             E::Env(e) => e.into(),
+            E::Gray(e) => e.into(),
             E::Cluster(_) => ApiError::new(StatusCode::BAD_GATEWAY, "cluster-unreachable", detail),
             E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::domain::gray::rules::GrayError> for ApiError {
+    fn from(e: crate::domain::gray::rules::GrayError) -> Self {
+        use crate::domain::gray::rules::GrayError as E;
+        let detail = e.to_string();
+        match e {
+            E::Provider(_) => {
+                ApiError::new(StatusCode::CONFLICT, "traffic-provider-unavailable", detail)
+                    .field("trafficProvider")
+            }
+            E::InvalidRule(violations) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-gray-rule", detail)
+                    .violations(violations)
+            }
+            E::Unsupported { violations, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "gray-rule-unsupported", detail)
+                    .violations(violations)
+            }
+            E::InvalidTarget { .. } | E::Plugin { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "traffic-provider-failed", detail)
+            }
         }
     }
 }

@@ -214,6 +214,49 @@ async fn authorize(
     }
 }
 
+/// Asks the authorizer whether `caller` may take `action` on `resource`: for a handler
+/// that acts on something named in the body (the route's own check covers its path).
+pub async fn require(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+) -> Result<(), ApiError> {
+    if !caller.token_allows(action) {
+        return Err(ApiError::forbidden(format!(
+            "this token's scope does not include `{action}`"
+        )));
+    }
+    let Some(plugin) = state.runtime.authorizer() else {
+        return Err(no_authorizer());
+    };
+    let request = AuthzRequest {
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+    };
+    match state
+        .runtime
+        .decide(&plugin, subject_of(state, caller)?, request)
+        .await
+    {
+        Ok(Ok(Decision::Allow)) => Ok(()),
+        Ok(Ok(Decision::Deny(reason))) => Err(ApiError::forbidden(reason)),
+        Ok(Err(error)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorizer-unavailable",
+            format!(
+                "the authorizer failed: {}",
+                authorize_problem(error).detail()
+            ),
+        )),
+        Err(error) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorizer-unavailable",
+            format!("the authorizer failed, so the request is denied: {error}"),
+        )),
+    }
+}
+
 /// The caller as the authorizer sees it.
 pub fn subject_of(state: &AppState, caller: &Caller) -> Result<Subject, ApiError> {
     Ok(Subject {
@@ -373,6 +416,7 @@ mod tests {
                 .unwrap();
         let audit = AuditLog::new(store.clone());
         let projects = crate::domain::projects::Projects::new(store.clone());
+        let providers = crate::domain::gray::providers::Providers::new(runtime.clone());
         let state = AppState {
             store: store.clone(),
             runtime,
@@ -385,6 +429,7 @@ mod tests {
                 clusters,
                 projects,
                 audit.clone(),
+                providers,
             ),
             kube_endpoint: None,
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -17,6 +17,7 @@ mod config_items;
 mod deploy_configs;
 mod deployments;
 mod environments;
+mod gray;
 pub mod error;
 pub mod extract;
 mod groups;
@@ -93,6 +94,7 @@ pub struct AppState {
         (name = "apps", description = "Apps of a project, their groups and favourites; seed 004 app details"),
         (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
         (name = "deployments", description = "Deployments of apps, their change orders, batches, approvals and rollbacks"),
+        (name = "gray", description = "Gray-rule dry runs: validation by a traffic provider and evaluation of sample requests"),
         (name = "deploy-configs", description = "Reusable deploy configs of an app per environment: env vars, health checks, resources, start command"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
         (name = "health", description = "Liveness, readiness, metrics"),
@@ -132,6 +134,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(deploy_configs::routes())
         .merge(deployments::routes())
         .merge(changes::routes())
+        .merge(gray::routes())
         .merge(workloads::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())

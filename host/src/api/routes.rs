@@ -183,6 +183,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("DELETE", "/api/v1/projects/{code}/apps/{app}/deployments/{env}/services/{service}", "deploy.service", "project:{code}/app:{app}/env:{env}", Granted),
     route("GET", "/api/v1/projects/{code}/change-orders", "deploy.list", "project:{code}", Granted),
     route("GET", "/api/v1/change-orders/{id}", "deploy.read", "change-order:{id}", Granted),
+    route("POST", "/api/v1/gray/validate", "gray.validate", "system", Authenticated),
+    route("POST", "/api/v1/gray/evaluate", "gray.evaluate", "system", Authenticated),
     route("GET", "/api/v1/change-orders/{id}/events", "deploy.read", "change-order:{id}", Granted),
     route("POST", "/api/v1/change-orders/{id}/approve", "deploy.approve", "change-order:{id}", Granted),
     route("POST", "/api/v1/change-orders/{id}/reject", "deploy.approve", "change-order:{id}", Granted),

@@ -77,6 +77,11 @@ pub struct DeployArgs {
     /// The whole spec as JSON (seed 001 5.3.18 fields); flags override it.
     #[arg(long)]
     file: Option<std::path::PathBuf>,
+    /// A gray release: the canary runs beside the serving revision, routed by this rule
+    /// (seed 001 `grayRule`, JSON); each batch pauses for `wharf change next-batch`, and
+    /// a last next-batch promotes the canary.
+    #[arg(long)]
+    gray_rule: Option<std::path::PathBuf>,
     #[arg(long)]
     description: Option<String>,
     #[command(flatten)]
@@ -259,7 +264,17 @@ fn deploy_body(args: &DeployArgs) -> anyhow::Result<Map<String, Value>> {
         }
         _ => None,
     };
-    if sizes.is_some() || args.manual || args.auto || args.batch_wait.is_some() {
+    let gray_rule = args
+        .gray_rule
+        .as_deref()
+        .map(super::gray::read_json)
+        .transpose()?;
+    if sizes.is_some()
+        || args.manual
+        || args.auto
+        || args.batch_wait.is_some()
+        || gray_rule.is_some()
+    {
         let strategy = body
             .entry("deploymentStrategy")
             .or_insert_with(|| json!({}));
@@ -280,6 +295,10 @@ fn deploy_body(args: &DeployArgs) -> anyhow::Result<Map<String, Value>> {
             strategy.insert("betweenBatchProcessingMode".into(), mode.into());
             if let Some(wait) = args.batch_wait {
                 strategy.insert("batchWaitTime".into(), wait.into());
+            }
+            if let Some(rule) = gray_rule {
+                strategy.insert("grayUpdate".into(), true.into());
+                strategy.insert("grayRule".into(), rule);
             }
         }
     }

@@ -33,7 +33,7 @@ pub enum EnvCommand {
         /// Changes in this environment wait for approval.
         #[arg(long)]
         approval_required: bool,
-        /// none, ingress or gateway-api.
+        /// The gray-router plugin that routes gray releases (default gray-gateway-api).
         #[arg(long)]
         traffic_provider: Option<String>,
     },

@@ -9,6 +9,7 @@ mod cluster;
 mod deploy_config;
 mod deployment;
 mod env;
+mod gray;
 mod plugin;
 mod project;
 mod user;
@@ -215,6 +216,14 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Gray-rule dry runs: validate a rule with a traffic provider, evaluate sample
+    /// requests against it.
+    Gray {
+        #[command(subcommand)]
+        command: gray::GrayCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Kubernetes Services of a deployment.
     Service {
         #[command(subcommand)]
@@ -402,6 +411,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Deploy { args, remote } => change::run_deploy(args, &remote).await,
         Command::Change { command, remote } => change::run_change(command, &remote).await,
         Command::Service { command, remote } => change::run_service(command, &remote).await,
+        Command::Gray { command, remote } => gray::run(command, &remote).await,
         Command::Deployment { command, remote } => deployment::run(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,

@@ -205,6 +205,9 @@ pub struct ChangeOrder {
     pub started_at: Option<OffsetDateTime>,
     pub approval: Option<Approval>,
     pub resources: Vec<RenderedObject>,
+    /// A gray release: the canary, its traffic provider and the objects rendered for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gray: Option<super::gray::release::GrayRelease>,
     pub timeline: Vec<Step>,
     pub error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::clusters::{Clusters, ClustersError, validate_namespace};
 use super::dependents::Dependents;
+use super::gray::providers::{self, Providers};
 use super::projects::{ProjectError, Projects};
 use crate::cluster::client::{ClusterError, ObjectState};
 use crate::store::{Batch, Store, StoreError};
@@ -25,16 +26,6 @@ pub enum EnvType {
     Test,
     PreOnline,
     Online,
-}
-
-/// How traffic reaches an environment's apps (used by gray releases).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrafficProvider {
-    #[default]
-    None,
-    Ingress,
-    GatewayApi,
 }
 
 /// A cluster + namespace pair an environment deploys to.
@@ -63,7 +54,9 @@ pub struct Environment {
     pub resource_pool: Option<String>,
     /// Whether changes in this environment wait for someone's approval.
     pub approval_required: bool,
-    pub traffic_provider: TrafficProvider,
+    /// The gray-router plugin that turns gray rules into traffic (e.g. `gray-gateway-api`).
+    #[serde(default = "providers::default_provider", deserialize_with = "providers::stored")]
+    pub traffic_provider: String,
     pub bindings: Vec<Binding>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
@@ -84,8 +77,9 @@ pub struct NewEnvironment {
     pub resource_pool: Option<String>,
     #[serde(default)]
     pub approval_required: bool,
+    /// A gray-router plugin id; `gray-gateway-api` when left out.
     #[serde(default)]
-    pub traffic_provider: TrafficProvider,
+    pub traffic_provider: Option<String>,
 }
 
 /// Changes to an environment; absent fields stay.
@@ -96,7 +90,8 @@ pub struct EnvironmentUpdate {
     pub env_type: Option<EnvType>,
     pub description: Option<String>,
     pub approval_required: Option<bool>,
-    pub traffic_provider: Option<TrafficProvider>,
+    /// A gray-router plugin id.
+    pub traffic_provider: Option<String>,
 }
 
 /// A binding to import: an existing namespace, or a new one with `createNamespace`.
@@ -271,15 +266,25 @@ pub struct Environments {
     store: Store,
     clusters: Clusters,
     projects: Projects,
+    providers: Providers,
 }
 
 impl Environments {
-    pub fn new(clusters: Clusters, projects: Projects) -> Self {
+    pub fn new(clusters: Clusters, projects: Projects, providers: Providers) -> Self {
         Self {
             store: clusters.store().clone(),
             clusters,
             projects,
+            providers,
         }
+    }
+
+    /// Checks a `trafficProvider` being set (not one already stored: a provider disabled
+    /// later is reported when a gray release needs it).
+    fn check_provider(&self, id: &str) -> Result<(), EnvError> {
+        self.providers
+            .check(id)
+            .map_err(|e| invalid("trafficProvider", e.to_string()))
     }
 
     pub fn clusters(&self) -> &Clusters {
@@ -338,6 +343,14 @@ impl Environments {
                 )
             })?;
         }
+        // The default is not checked: an environment that never releases gray does not
+        // need its provider, and a gray release checks it again.
+        if let Some(provider) = &new.traffic_provider {
+            self.check_provider(provider)?;
+        }
+        let traffic_provider = new
+            .traffic_provider
+            .unwrap_or_else(providers::default_provider);
         let now = OffsetDateTime::now_utc();
         let env = Environment {
             id: uuid::Uuid::new_v4().to_string(),
@@ -348,7 +361,7 @@ impl Environments {
             description,
             resource_pool: new.resource_pool,
             approval_required: new.approval_required,
-            traffic_provider: new.traffic_provider,
+            traffic_provider,
             bindings: Vec::new(),
             created_at: now,
             updated_at: now,
@@ -412,6 +425,9 @@ impl Environments {
         if let Some(description) = &update.description {
             validate_description(description)?;
         }
+        if let Some(provider) = &update.traffic_provider {
+            self.check_provider(provider)?;
+        }
         loop {
             let (mut env, read) = self.read(project, code)?;
             if let Some(name) = &update.env_name {
@@ -426,8 +442,8 @@ impl Environments {
             if let Some(flag) = update.approval_required {
                 env.approval_required = flag;
             }
-            if let Some(provider) = update.traffic_provider {
-                env.traffic_provider = provider;
+            if let Some(provider) = &update.traffic_provider {
+                env.traffic_provider = provider.clone();
             }
             env.updated_at = OffsetDateTime::now_utc();
             if self

@@ -9,6 +9,7 @@ pub mod dependents;
 pub mod deploy_configs;
 pub mod deployments;
 pub mod environments;
+pub mod gray;
 pub mod projects;
 pub mod render;
 pub mod rollout;

@@ -103,6 +103,9 @@ fn int(value: u32) -> i32 {
 /// The Deployment of `w.revision` running `replicas` pods.
 pub fn deployment(spec: &DeploySpec, w: &Workload<'_>, replicas: i32) -> Deployment {
     let mut pod_labels = w.labels();
+    if let Some(tag) = spec.gray_rule().and_then(super::gray::release::tag_of) {
+        pod_labels.insert(super::gray::release::GRAY_TAG_LABEL.to_owned(), tag);
+    }
     for (key, value) in &spec.labels {
         pod_labels
             .entry(key.clone())

@@ -38,6 +38,10 @@ use super::deployments::{
     Revision,
 };
 use super::environments::{EnvError, Environments};
+use super::gray::providers::Providers;
+use super::gray::objects as gray_objects;
+use super::gray::release::{self as gray, GrayRelease};
+use super::gray::rules::{self as gray_rules, GrayError};
 use super::projects::Projects;
 use super::render::{self, Workload};
 use super::spec::{DeploySpec, ServiceSpec, SpecError};
@@ -88,6 +92,8 @@ pub enum DeployError {
     NothingToRollBack(String),
     #[error(transparent)]
     Env(#[from] EnvError),
+    #[error(transparent)]
+    Gray(#[from] GrayError),
     #[error("the cluster failed: {0}")]
     Cluster(String),
     #[error(transparent)]
@@ -229,6 +235,7 @@ struct Inner {
     store: Store,
     clusters: Clusters,
     environments: Environments,
+    providers: Providers,
     audit: AuditLog,
     /// Serializes every read-modify-write of one deployment and its change orders.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -262,13 +269,20 @@ fn settled(deployment: &Deployment) -> DeploymentStatus {
 }
 
 impl Deployer {
-    pub fn new(store: Store, clusters: Clusters, projects: Projects, audit: AuditLog) -> Self {
-        let environments = Environments::new(clusters.clone(), projects);
+    pub fn new(
+        store: Store,
+        clusters: Clusters,
+        projects: Projects,
+        audit: AuditLog,
+        providers: Providers,
+    ) -> Self {
+        let environments = Environments::new(clusters.clone(), projects, providers.clone());
         Self {
             inner: Arc::new(Inner {
                 store,
                 clusters,
                 environments,
+                providers,
                 audit,
                 locks: Mutex::default(),
                 wakers: Mutex::default(),
@@ -479,6 +493,15 @@ impl Deployer {
                 ));
             }
         }
+        if let Some(rule) = request.spec.gray_rule() {
+            gray_rules::require_renderable(
+                &self.inner.providers,
+                &environment.traffic_provider,
+                rule,
+                "deploymentStrategy.grayRule",
+            )
+            .await?;
+        }
         let lock = self.lock_of(&format!("{project}/{app}/{env}"));
         let _guard = lock.lock().await;
         let mut deployment = match deployments::get(self.store(), project, app, env)? {
@@ -536,6 +559,13 @@ impl Deployer {
         change.batch_wait_seconds = request.spec.batch_wait().as_secs();
         change.batch_timeout_seconds = request.spec.batch_timeout().as_secs();
         change.batches = changes::plan_batches(&request.spec.batches());
+        if let Some(rule) = request.spec.gray_rule() {
+            change.gray = Some(open_gray(
+                &deployment,
+                &environment.traffic_provider,
+                rule,
+            )?);
+        }
         change.resources = rendered(
             &deployment,
             &request.spec,
@@ -587,7 +617,8 @@ impl Deployer {
         }
         let (_, spec) = Self::needs_stable(&deployment)?;
         let request = DeployRequest {
-            spec,
+            // Redeploying what serves is no canary: the promoted rule served its purpose.
+            spec: spec.without_gray(),
             deploy_config: None,
             cluster: None,
             namespace: None,
@@ -670,6 +701,7 @@ impl Deployer {
             started_at: (approval.is_none()).then_some(at),
             approval,
             resources: Vec::new(),
+            gray: None,
             timeline: Vec::new(),
             error: None,
             created_at: at,
@@ -1290,6 +1322,16 @@ impl Deployer {
                 return Err(wrong_state(change, "next-batch", "paused_between_batches"));
             }
             let Some(index) = change.next_batch() else {
+                let target = change.target_revision.unwrap_or_default();
+                if let Some(gray) = change.gray.as_mut().filter(|g| !g.promoting) {
+                    gray.promoting = true;
+                    change.state = ChangeState::Running;
+                    change.note(
+                        who,
+                        format!("promote: canary revision {target} becomes stable"),
+                    );
+                    return Ok(());
+                }
                 return Err(wrong_state(
                     change,
                     "next-batch",
@@ -1311,6 +1353,18 @@ impl Deployer {
         self.act(id, |change| {
             if change.state.is_terminal() || change.state == ChangeState::RollingBack {
                 return Err(wrong_state(change, "abort", "in flight"));
+            }
+            let canary_started = change
+                .batches
+                .iter()
+                .any(|b| b.state != BatchState::Pending);
+            if let Some(gray) = change.gray.as_mut().filter(|_| canary_started) {
+                // A canary left running would keep taking traffic: take it away first.
+                gray.aborting = true;
+                change.state = ChangeState::RollingBack;
+                change.started_at = Some(now());
+                change.note(who, "aborted: removing the canary and its routing; stable keeps serving");
+                return Ok(());
             }
             change.note(who, "aborted");
             change.finish(ChangeState::Aborted);
@@ -1610,6 +1664,15 @@ impl Deployer {
             })?;
         let total = change.target_replicas;
         let Some(index) = change.next_batch() else {
+            if change.gray.as_ref().is_some_and(|g| !g.promoting) {
+                return self
+                    .with_change(&change.id, |c| {
+                        c.state = ChangeState::PausedBetweenBatches;
+                        c.note(ENGINE, "the canary is at full size; next-batch promotes it");
+                        Ok(())
+                    })
+                    .await;
+            }
             // Every batch is done: the target serves alone.
             self.apply_revision(
                 &client,
@@ -1620,6 +1683,13 @@ impl Deployer {
                 total as i32,
             )
             .await?;
+            if change.gray.is_some() {
+                // The app's own Services select every revision: once the routing goes,
+                // they carry the traffic, and the old revision goes right after.
+                gray_objects::remove(&client, &deployment.namespace, &change.id)
+                .await
+                .map_err(cluster_error)?;
+            }
             remove_others(&client, &deployment, target).await?;
             if let Some(hpa) = render::hpa(&spec, &workload_of(&deployment, target, &change.id)) {
                 apply(
@@ -1631,14 +1701,15 @@ impl Deployer {
                 )
                 .await?;
             }
-            let restored = change.kind == ChangeKind::Rollback;
+            let how = match (change.kind, &change.gray) {
+                (ChangeKind::Rollback, _) => " (rolled back)",
+                (_, Some(_)) => " (canary promoted, gray routing removed)",
+                _ => "",
+            };
             self.finish_with(
                 &change.id,
                 ChangeState::Succeeded,
-                format!(
-                    "revision {target} serves with {total} replicas{}",
-                    if restored { " (rolled back)" } else { "" }
-                ),
+                format!("revision {target} serves with {total} replicas{how}"),
                 &|d: &mut Deployment| {
                     d.stable_revision = Some(target);
                     d.replicas = total;
@@ -1690,14 +1761,23 @@ impl Deployer {
             if *revision == Some(target) {
                 continue;
             }
-            let keep = if *revision == deployment.stable_revision
-                && deployment.stable_revision.is_some()
-            {
-                total.saturating_sub(batch.target_replicas)
-            } else {
-                0
+            let keep = match (*revision == deployment.stable_revision, &change.gray) {
+                (false, _) => 0,
+                // A canary runs beside the stable revision, which keeps all its pods.
+                (true, Some(_)) => change.before.replicas,
+                (true, None) => total.saturating_sub(batch.target_replicas),
             };
             scale(&api, name, keep as i32).await?;
+        }
+        if change.gray.is_some() {
+            match self.route_canary(&change, &client, &deployment, target, index).await? {
+                Ok(()) => {}
+                Err(message) => {
+                    self.finish_with(&change.id, ChangeState::Failed, message, &|_| {})
+                        .await?;
+                    return self.change(&change.id);
+                }
+            }
         }
         // Wait until the batch's pods are ready, the change is acted on, or time is up.
         loop {
@@ -1736,9 +1816,11 @@ impl Deployer {
                             b.seq, b.target_replicas
                         );
                         c.note(ENGINE, message);
-                        if !last {
+                        if !last || c.gray.is_some() {
                             c.state = ChangeState::PausedBetweenBatches;
-                            if c.manual {
+                            if c.gray.is_some() && last {
+                                c.note(ENGINE, "waiting for next-batch to promote the canary");
+                            } else if c.manual {
                                 c.note(ENGINE, "waiting for next-batch");
                             } else {
                                 c.resume_at =
@@ -1787,6 +1869,13 @@ impl Deployer {
         let api: Api<KubeDeployment> = Api::namespaced(client.clone(), &deployment.namespace);
         let deadline = change.started_at.unwrap_or(change.updated_at)
             + Duration::from_secs(change.batch_timeout_seconds);
+        if change.gray.is_some() {
+            // Routing first: the stable revision never stopped serving, so taking the
+            // split away sends everything back to it before the canary goes.
+            gray_objects::remove(&client, &deployment.namespace, &change.id)
+                .await
+                .map_err(cluster_error)?;
+        }
         match change.before.revision {
             None => remove_workload(&client, &deployment, None).await?,
             Some(before) => {
@@ -1834,10 +1923,24 @@ impl Deployer {
             }
         }
         let before = change.before;
+        let (state, message) = match &change.gray {
+            Some(g) if g.aborting => (
+                ChangeState::Aborted,
+                "aborted: the canary and its routing are removed; the stable version serves alone",
+            ),
+            Some(_) => (
+                ChangeState::RolledBack,
+                "rolled back: the canary and its routing are removed; the stable version serves alone",
+            ),
+            None => (
+                ChangeState::RolledBack,
+                "rolled back: the previous version serves again",
+            ),
+        };
         self.finish_with(
             &change.id,
-            ChangeState::RolledBack,
-            "rolled back: the previous version serves again".into(),
+            state,
+            message.into(),
             &move |d: &mut Deployment| {
                 d.stable_revision = before.revision;
                 d.replicas = before.replicas;
@@ -2010,6 +2113,99 @@ impl Deployer {
         }
     }
 
+    /// Renders and applies the traffic split of batch `index` of a gray release, and
+    /// records it (with the objects as YAML in the timeline) when it changed. `Err`
+    /// carries why the provider or its output failed the change order.
+    async fn route_canary(
+        &self,
+        change: &ChangeOrder,
+        client: &Client,
+        deployment: &Deployment,
+        canary: u64,
+        index: usize,
+    ) -> Result<Result<(), String>, DeployError> {
+        let Some(release) = &change.gray else {
+            return Ok(Ok(()));
+        };
+        let Some(stable) = change.before.revision else {
+            return Ok(Err("a gray release needs the revision that served before".into()));
+        };
+        let mut release = release.clone();
+        if let Some(rate) = release.rate {
+            let canary_replicas = change.batches[index].target_replicas;
+            release.weight = gray::weight_at(rate, canary_replicas, change.target_replicas);
+        }
+        let target = gray::target(deployment, &change.id, &release, stable, canary);
+        let provider = release.provider.clone();
+        let rendered = match self
+            .inner
+            .providers
+            .runtime()
+            .render_rule(&provider, &release.rule, target.clone())
+            .await
+        {
+            Ok(Ok(objects)) => objects,
+            Ok(Err(error)) => {
+                return Ok(Err(gray_rules::route_error(
+                    &provider,
+                    error,
+                    "deploymentStrategy.grayRule",
+                )
+                .to_string()));
+            }
+            Err(error) => return Ok(Err(gray_rules::call_error(&provider, error).to_string())),
+        };
+        let checked = match gray_objects::check(rendered, &target) {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(Err(refused.to_string())),
+        };
+        gray_objects::apply(client, &deployment.namespace, &checked)
+            .await
+            .map_err(cluster_error)?;
+        release.objects = checked.iter().map(|c| c.reference.clone()).collect();
+        let current = change.gray.as_ref();
+        let changed = current.is_none_or(|g| g.weight != release.weight || g.objects != release.objects)
+            || change.batches[index].message.is_none();
+        if changed {
+            let yaml = checked
+                .iter()
+                .map(gray_objects::Checked::yaml)
+                .collect::<Vec<_>>()
+                .join("---\n");
+            let share = match release.rate {
+                Some(_) => format!("{}% of traffic", release.weight),
+                None => "the requests the rule matches".to_owned(),
+            };
+            let summary = format!(
+                "{provider} routes {share} to canary revision {canary} (tag {})",
+                release.tag
+            );
+            self.with_change(&change.id, |c| {
+                c.batches[index].message = Some(summary.clone());
+                for object in &checked {
+                    let rendered = RenderedObject {
+                        kind: object.reference.kind.clone(),
+                        name: object.reference.name.clone(),
+                        yaml: object.yaml(),
+                    };
+                    match c
+                        .resources
+                        .iter_mut()
+                        .find(|r| r.kind == rendered.kind && r.name == rendered.name)
+                    {
+                        Some(existing) => *existing = rendered,
+                        None => c.resources.push(rendered),
+                    }
+                }
+                c.gray = Some(release);
+                c.note(ENGINE, format!("{summary}:\n{yaml}"));
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Ok(()))
+    }
+
     async fn apply_revision(
         &self,
         client: &Client,
@@ -2042,6 +2238,44 @@ impl Deployer {
             .kube();
         pod_snapshots(&client, deployment, revision).await
     }
+}
+
+/// The gray release a deploy of `rule` opens over `deployment`'s serving revision.
+fn open_gray(
+    deployment: &Deployment,
+    provider: &str,
+    rule: &Value,
+) -> Result<GrayRelease, DeployError> {
+    let field = "deploymentStrategy.grayUpdate";
+    if deployment.stable_revision.is_none()
+        || deployment.replicas == 0
+        || deployment.status == DeploymentStatus::Deleted
+    {
+        return Err(invalid(
+            field,
+            "a gray release runs a canary beside a serving revision; deploy without grayUpdate first",
+        ));
+    }
+    let service = gray::routed_service(deployment).ok_or_else(|| {
+        invalid(
+            field,
+            "a gray release routes through the deployment's Service; create one first",
+        )
+    })?;
+    let tag = gray::tag_of(rule)
+        .ok_or_else(|| invalid("deploymentStrategy.grayRule", "names no tag for the canary"))?;
+    Ok(GrayRelease {
+        provider: provider.to_owned(),
+        rule: rule.clone(),
+        tag,
+        rate: gray::rate_of(rule),
+        weight: 0,
+        service: service.name.clone(),
+        hostname: gray::hostname_of(&service.name, &deployment.namespace),
+        promoting: false,
+        aborting: false,
+        objects: Vec::new(),
+    })
 }
 
 fn unreachable_kind(change: &ChangeOrder) -> Result<(String, Effect), DeployError> {

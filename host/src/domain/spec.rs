@@ -6,8 +6,9 @@
 //! memory in **MiB** (`256` renders as `256Mi`). `startCommand.command` is one string
 //! split on whitespace into the container's command; arguments with spaces go in `args`.
 //! `logConfig` and `msManagement` are validated and recorded, not rendered (no log
-//! collector or registry centre is wired up). Gray releases (`grayUpdate`, `grayRule`)
-//! are refused until a gray-router plugin exists.
+//! collector or registry centre is wired up). A gray release (`grayUpdate`, `grayRule`)
+//! is checked here only for how it fits the strategy; the rule is judged by the
+//! environment's gray-router plugin (`domain::gray`).
 //!
 //! Every error names the offending field by its JSON path, e.g.
 //! `deploymentStrategy.batchList[1].instNum` or `lifeCycleMgt.liveness.httpGet.port`.
@@ -33,9 +34,6 @@ pub const MAX_WAIT_SECONDS: u32 = 86_400;
 /// Where a whole config item is mounted when `mountMasterDir` is left out: the same
 /// directory `config_items` reports as each key's storage path.
 pub const DEFAULT_MOUNT_ROOT: &str = super::config_items::MOUNT_ROOT;
-
-const GRAY_UNAVAILABLE: &str =
-    "gray releases need a gray-router plugin, which is not available yet";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -602,6 +600,24 @@ impl DeploySpec {
             .unwrap_or(BatchMode::Manual)
     }
 
+    /// The gray rule of a gray release (`grayUpdate: true`).
+    pub fn gray_rule(&self) -> Option<&serde_json::Value> {
+        self.deployment_strategy
+            .as_ref()
+            .filter(|s| s.gray_update)
+            .and_then(|s| s.gray_rule.as_ref())
+            .filter(|r| r.is_object())
+    }
+
+    /// The same spec without its gray release (what a redeploy of it rolls out).
+    pub fn without_gray(mut self) -> Self {
+        if let Some(strategy) = &mut self.deployment_strategy {
+            strategy.gray_update = false;
+            strategy.gray_rule = None;
+        }
+        self
+    }
+
     /// Whether someone releases each next batch (MANUAL, the seed's default).
     pub fn manual(&self) -> bool {
         self.mode() == BatchMode::Manual
@@ -793,8 +809,32 @@ impl DeploySpec {
             return Ok(());
         };
         let at = "deploymentStrategy";
-        if strategy.gray_update || strategy.gray_rule.as_ref().is_some_and(|r| !r.is_null()) {
-            return Err(invalid(join(at, "grayUpdate"), GRAY_UNAVAILABLE));
+        // The rule itself is the environment's gray-router plugin's to judge; here only
+        // how it fits the rest of the strategy.
+        let rule = strategy.gray_rule.as_ref().filter(|r| !r.is_null());
+        match (strategy.gray_update, rule) {
+            (true, None) => {
+                return Err(invalid(
+                    join(at, "grayRule"),
+                    "a gray release (grayUpdate: true) needs a grayRule",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(invalid(
+                    join(at, "grayUpdate"),
+                    "grayRule is only used with grayUpdate: true",
+                ));
+            }
+            (true, Some(rule)) if !rule.is_object() => {
+                return Err(invalid(join(at, "grayRule"), "must be an object"));
+            }
+            (true, Some(_)) if self.mode() == BatchMode::Auto => {
+                return Err(invalid(
+                    join(at, "betweenBatchProcessingMode"),
+                    "a gray release pauses after every step for next-batch: use MANUAL",
+                ));
+            }
+            _ => {}
         }
         let list = &strategy.batch_list;
         if !list.is_empty() {
@@ -1791,7 +1831,19 @@ mod tests {
             ),
             (
                 strategy(json!([b(1, 3)]), json!({"grayUpdate": true})),
-                "deploymentStrategy.grayUpdate",
+                "deploymentStrategy.grayRule",
+            ),
+            (
+                strategy(json!([b(1, 3)]), json!({"grayUpdate": true, "grayRule": "PERCENT"})),
+                "deploymentStrategy.grayRule",
+            ),
+            (
+                strategy(
+                    json!([b(1, 3)]),
+                    json!({"grayUpdate": true, "betweenBatchProcessingMode": "AUTO",
+                        "batchWaitTime": 5, "grayRule": {"grayType": "PERCENT"}}),
+                ),
+                "deploymentStrategy.betweenBatchProcessingMode",
             ),
             (
                 strategy(
@@ -1806,11 +1858,11 @@ mod tests {
         let zero = json!({"image": "nginx", "replicas": 0,
             "deploymentStrategy": {"batchList": [b(1, 1)]}});
         assert_eq!(field_of(zero), "deploymentStrategy.batchList");
-        let gray = spec(with(json!({"deploymentStrategy": {"grayUpdate": true}})));
-        let Err(SpecError::Invalid { message, .. }) = gray.validate() else {
-            panic!("gray must be refused")
-        };
-        assert!(message.contains("gray-router plugin"), "{message}");
+        let gray = spec(with(json!({"deploymentStrategy": {"grayUpdate": true,
+            "grayRule": {"grayType": "PERCENT", "percent": {"rate": 10, "tag": "canary"}}}})));
+        gray.validate().expect("the rule itself is the plugin's to judge");
+        assert!(gray.gray_rule().is_some());
+        assert!(gray.without_gray().gray_rule().is_none());
         spec(strategy(
             json!([b(1, 1), b(2, 1), b(3, 1)]),
             json!({"betweenBatchProcessingMode": "AUTO", "batchWaitTime": 0}),

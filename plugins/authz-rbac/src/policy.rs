@@ -97,6 +97,10 @@ pub const SELF_SERVICE: &[&str] = &[
     "authz.check",
     // Listing projects is filtered project by project by the host.
     "project.list",
+    // Gray-rule dry runs change nothing; naming an environment or a change order in
+    // one is checked by the host as reading it.
+    "gray.validate",
+    "gray.evaluate",
 ];
 
 /// Resource names a custom role's action pattern may name (`*` is always allowed).
