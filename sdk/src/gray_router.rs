@@ -27,8 +27,8 @@ pub mod bindings {
 pub use crate::meta::{Meta, PluginInfo};
 pub use crate::step::Violation;
 pub use bindings::exports::wharf::plugin::router::{
-    DubboCall, Evaluation, GatewayRef, Guest as GrayRouter, RouteError, SampleRequest,
-    ServicePort, Target,
+    DubboCall, Evaluation, GatewayRef, Guest as GrayRouter, RouteError, SampleRequest, ServicePort,
+    Target,
 };
 
 /// Exports `$ty` (which implements [`Meta`] and [`GrayRouter`]) as the gray-router world.

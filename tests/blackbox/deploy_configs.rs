@@ -609,7 +609,7 @@ async fn a_deploy_starts_from_a_config_and_runs_what_was_rendered() {
 }
 
 #[tokio::test]
-async fn a_deploy_request_is_checked_field_by_field_and_gray_is_not_yet_available() {
+async fn a_deploy_request_is_checked_field_by_field() {
     let server = Server::start().await;
     shop(&server).await;
     let deploy = |body: Value| {
@@ -633,7 +633,7 @@ async fn a_deploy_request_is_checked_field_by_field_and_gray_is_not_yet_availabl
         ),
         (
             json!({"image": "nginx", "replicas": 1, "deploymentStrategy": {"grayUpdate": true}}),
-            "deploymentStrategy.grayUpdate",
+            "deploymentStrategy.grayRule",
         ),
         (
             json!({"image": "nginx", "replicas": 1,
@@ -657,7 +657,7 @@ async fn a_deploy_request_is_checked_field_by_field_and_gray_is_not_yet_availabl
     .await;
     gray.assert_field(422, "deploymentStrategy.grayUpdate");
     let detail = gray.body["detail"].as_str().expect("detail");
-    assert!(detail.contains("gray-router plugin"), "{detail}");
+    assert!(detail.contains("only used with grayUpdate"), "{detail}");
 }
 
 #[tokio::test]

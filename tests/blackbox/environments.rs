@@ -91,7 +91,7 @@ async fn environments_check_every_field_and_answer_404_and_409() {
                 .cloned()
                 .map(|mut m| {
                     m.insert("approvalRequired".into(), json!(true));
-                    m.insert("trafficProvider".into(), json!("gateway-api"));
+                    m.insert("trafficProvider".into(), json!("gray-nginx-ingress"));
                     Value::Object(m)
                 })
                 .unwrap_or_default(),
@@ -102,7 +102,7 @@ async fn environments_check_every_field_and_answer_404_and_409() {
         assert!(created.body[key].is_string(), "{key}: {:?}", created.body);
     }
     assert_eq!(created.body["approvalRequired"], true);
-    assert_eq!(created.body["trafficProvider"], "gateway-api");
+    assert_eq!(created.body["trafficProvider"], "gray-nginx-ingress");
     server
         .post(ENVS, base.clone())
         .await
@@ -308,7 +308,7 @@ async fn the_cli_creates_binds_and_fills_an_environment() {
         "TEST",
         "--approval-required",
         "--traffic-provider",
-        "ingress",
+        "gray-nginx-ingress",
     ]));
     let out = stdout(&server.cli(&[
         "env",
@@ -369,7 +369,7 @@ async fn the_cli_creates_binds_and_fills_an_environment() {
             env.body["approvalRequired"].as_bool(),
             env.body["trafficProvider"].as_str()
         ),
-        (Some("TEST"), Some(true), Some("ingress"))
+        (Some("TEST"), Some(true), Some("gray-nginx-ingress"))
     );
     let refused = server.cli(&["env", "delete", "stage", "--project", "shop"]);
     assert!(!refused.status.success());

@@ -11,6 +11,7 @@ mod deploy_configs;
 mod durability;
 mod environments;
 mod fixtures_used;
+mod gray;
 mod hardening;
 mod hostile;
 mod identity;

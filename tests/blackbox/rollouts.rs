@@ -12,7 +12,7 @@ const DEPLOY: &str = "/api/v1/projects/shop/apps/cart/deployments/dev";
 
 /// A project `shop` with an app `cart` and an environment `dev` bound to a fresh
 /// namespace of the embedded cluster.
-async fn shop(server: &Server, approval: bool) {
+pub(crate) async fn shop(server: &Server, approval: bool) {
     let reply = server
         .post("/api/v1/projects", json!({"code": "shop", "name": "Shop"}))
         .await;
@@ -41,7 +41,7 @@ async fn shop(server: &Server, approval: bool) {
     assert_eq!(reply.status, 201, "{:?}", reply.body);
 }
 
-fn strategy(batches: &[u32], mode: &str, wait: Option<u32>) -> Value {
+pub(crate) fn strategy(batches: &[u32], mode: &str, wait: Option<u32>) -> Value {
     let list: Vec<Value> = batches
         .iter()
         .enumerate()
@@ -54,7 +54,7 @@ fn strategy(batches: &[u32], mode: &str, wait: Option<u32>) -> Value {
     strategy
 }
 
-async fn deploy(server: &Server, body: Value) -> String {
+pub(crate) async fn deploy(server: &Server, body: Value) -> String {
     let reply = server.post(&format!("{DEPLOY}/deploy"), body).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     reply.body["changeOrderId"]
@@ -63,14 +63,14 @@ async fn deploy(server: &Server, body: Value) -> String {
         .to_owned()
 }
 
-async fn change(server: &Server, id: &str) -> Value {
+pub(crate) async fn change(server: &Server, id: &str) -> Value {
     let reply = server.get(&format!("/api/v1/change-orders/{id}")).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.body
 }
 
 /// Polls a change order (bounded: 60 s) until it is in `state`.
-async fn until_state(server: &Server, id: &str, state: &str) -> Value {
+pub(crate) async fn until_state(server: &Server, id: &str, state: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..600 {
         last = change(server, id).await;
@@ -87,7 +87,7 @@ async fn until_state(server: &Server, id: &str, state: &str) -> Value {
 }
 
 /// Ready pods per revision, read from the cluster through Wharf's change order pods.
-async fn pods(server: &Server) -> Vec<(u64, bool)> {
+pub(crate) async fn pods(server: &Server) -> Vec<(u64, bool)> {
     let kubectl = wharf_tests::Kubectl::for_server(server).await;
     let client = kubectl.kube_client().await;
     let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, "shop-dev");
@@ -113,7 +113,7 @@ async fn pods(server: &Server) -> Vec<(u64, bool)> {
     pods
 }
 
-fn count(pods: &[(u64, bool)], revision: u64) -> usize {
+pub(crate) fn count(pods: &[(u64, bool)], revision: u64) -> usize {
     pods.iter()
         .filter(|(r, ready)| *r == revision && *ready)
         .count()

@@ -346,14 +346,18 @@ impl From<crate::domain::gray::rules::GrayError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "traffic-provider-unavailable", detail)
                     .field("trafficProvider")
             }
-            E::InvalidRule(violations) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-gray-rule", detail)
-                    .violations(violations)
-            }
-            E::Unsupported { violations, .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "gray-rule-unsupported", detail)
-                    .violations(violations)
-            }
+            E::InvalidRule(violations) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-gray-rule",
+                detail,
+            )
+            .violations(violations),
+            E::Unsupported { violations, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "gray-rule-unsupported",
+                detail,
+            )
+            .violations(violations),
             E::InvalidTarget { .. } | E::Plugin { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "traffic-provider-failed", detail)
             }

@@ -96,7 +96,13 @@ async fn provider_of(
     match (choice.project, choice.env) {
         (None, None) => Ok(DEFAULT_PROVIDER.to_owned()),
         (Some(project), Some(env)) => {
-            require(state, caller, "env.read", &format!("project:{project}/env:{env}")).await?;
+            require(
+                state,
+                caller,
+                "env.read",
+                &format!("project:{project}/env:{env}"),
+            )
+            .await?;
             let envs = crate::domain::environments::Environments::new(
                 state.clusters.clone(),
                 state.projects.clone(),
@@ -181,7 +187,10 @@ async fn evaluate(
             let change = state.deployer.change(&id)?;
             require(&state, &caller, "deploy.read", &change.scope()).await?;
             let gray = change.gray.ok_or_else(|| {
-                ApiError::invalid("changeOrderId", format!("change order {id} is not a gray release"))
+                ApiError::invalid(
+                    "changeOrderId",
+                    format!("change order {id} is not a gray release"),
+                )
             })?;
             let provider = match choice.provider {
                 Some(p) => p,

@@ -62,8 +62,7 @@ pub enum GrayCommand {
 pub fn read_json(path: &Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))
 }
 
 pub async fn run(command: GrayCommand, remote: &Remote) -> anyhow::Result<()> {
@@ -158,7 +157,11 @@ fn describe(sample: &Value) -> String {
             text(&dubbo["method"]),
             dubbo["arguments"]
                 .as_array()
-                .map(|a| a.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))
+                .map(|a| a
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "))
                 .unwrap_or_default()
         );
     }

@@ -55,7 +55,10 @@ pub struct Environment {
     /// Whether changes in this environment wait for someone's approval.
     pub approval_required: bool,
     /// The gray-router plugin that turns gray rules into traffic (e.g. `gray-gateway-api`).
-    #[serde(default = "providers::default_provider", deserialize_with = "providers::stored")]
+    #[serde(
+        default = "providers::default_provider",
+        deserialize_with = "providers::stored"
+    )]
     pub traffic_provider: String,
     pub bindings: Vec<Binding>,
     #[serde(with = "time::serde::rfc3339")]

@@ -38,8 +38,8 @@ use super::deployments::{
     Revision,
 };
 use super::environments::{EnvError, Environments};
-use super::gray::providers::Providers;
 use super::gray::objects as gray_objects;
+use super::gray::providers::Providers;
 use super::gray::release::{self as gray, GrayRelease};
 use super::gray::rules::{self as gray_rules, GrayError};
 use super::projects::Projects;
@@ -560,11 +560,7 @@ impl Deployer {
         change.batch_timeout_seconds = request.spec.batch_timeout().as_secs();
         change.batches = changes::plan_batches(&request.spec.batches());
         if let Some(rule) = request.spec.gray_rule() {
-            change.gray = Some(open_gray(
-                &deployment,
-                &environment.traffic_provider,
-                rule,
-            )?);
+            change.gray = Some(open_gray(&deployment, &environment.traffic_provider, rule)?);
         }
         change.resources = rendered(
             &deployment,
@@ -1363,7 +1359,10 @@ impl Deployer {
                 gray.aborting = true;
                 change.state = ChangeState::RollingBack;
                 change.started_at = Some(now());
-                change.note(who, "aborted: removing the canary and its routing; stable keeps serving");
+                change.note(
+                    who,
+                    "aborted: removing the canary and its routing; stable keeps serving",
+                );
                 return Ok(());
             }
             change.note(who, "aborted");
@@ -1687,8 +1686,8 @@ impl Deployer {
                 // The app's own Services select every revision: once the routing goes,
                 // they carry the traffic, and the old revision goes right after.
                 gray_objects::remove(&client, &deployment.namespace, &change.id)
-                .await
-                .map_err(cluster_error)?;
+                    .await
+                    .map_err(cluster_error)?;
             }
             remove_others(&client, &deployment, target).await?;
             if let Some(hpa) = render::hpa(&spec, &workload_of(&deployment, target, &change.id)) {
@@ -1770,7 +1769,10 @@ impl Deployer {
             scale(&api, name, keep as i32).await?;
         }
         if change.gray.is_some() {
-            match self.route_canary(&change, &client, &deployment, target, index).await? {
+            match self
+                .route_canary(&change, &client, &deployment, target, index)
+                .await?
+            {
                 Ok(()) => {}
                 Err(message) => {
                     self.finish_with(&change.id, ChangeState::Failed, message, &|_| {})
@@ -2128,7 +2130,9 @@ impl Deployer {
             return Ok(Ok(()));
         };
         let Some(stable) = change.before.revision else {
-            return Ok(Err("a gray release needs the revision that served before".into()));
+            return Ok(Err(
+                "a gray release needs the revision that served before".into()
+            ));
         };
         let mut release = release.clone();
         if let Some(rate) = release.rate {
@@ -2164,7 +2168,8 @@ impl Deployer {
             .map_err(cluster_error)?;
         release.objects = checked.iter().map(|c| c.reference.clone()).collect();
         let current = change.gray.as_ref();
-        let changed = current.is_none_or(|g| g.weight != release.weight || g.objects != release.objects)
+        let changed = current
+            .is_none_or(|g| g.weight != release.weight || g.objects != release.objects)
             || change.batches[index].message.is_none();
         if changed {
             let yaml = checked

@@ -1834,7 +1834,10 @@ mod tests {
                 "deploymentStrategy.grayRule",
             ),
             (
-                strategy(json!([b(1, 3)]), json!({"grayUpdate": true, "grayRule": "PERCENT"})),
+                strategy(
+                    json!([b(1, 3)]),
+                    json!({"grayUpdate": true, "grayRule": "PERCENT"}),
+                ),
                 "deploymentStrategy.grayRule",
             ),
             (
@@ -1860,7 +1863,8 @@ mod tests {
         assert_eq!(field_of(zero), "deploymentStrategy.batchList");
         let gray = spec(with(json!({"deploymentStrategy": {"grayUpdate": true,
             "grayRule": {"grayType": "PERCENT", "percent": {"rate": 10, "tag": "canary"}}}})));
-        gray.validate().expect("the rule itself is the plugin's to judge");
+        gray.validate()
+            .expect("the rule itself is the plugin's to judge");
         assert!(gray.gray_rule().is_some());
         assert!(gray.without_gray().gray_rule().is_none());
         spec(strategy(

@@ -28,7 +28,11 @@ pub enum RouterError {
     #[error(transparent)]
     Call(#[from] CallError),
     #[error("plugin `{id}` returned {got} evaluations for {asked} requests")]
-    Miscounted { id: String, asked: usize, got: usize },
+    Miscounted {
+        id: String,
+        asked: usize,
+        got: usize,
+    },
 }
 
 impl Runtime {
@@ -192,7 +196,10 @@ pub struct DubboInput {
 impl From<RequestInput> for SampleRequest {
     fn from(r: RequestInput) -> Self {
         SampleRequest {
-            method: r.method.unwrap_or_else(|| "GET".into()).to_ascii_uppercase(),
+            method: r
+                .method
+                .unwrap_or_else(|| "GET".into())
+                .to_ascii_uppercase(),
             path: r.path.unwrap_or_else(|| "/".into()),
             // Header names are case-insensitive; plugins see them lower-cased.
             headers: r
@@ -301,8 +308,12 @@ pub fn error_json(e: &RouteError) -> Value {
             .collect::<Vec<_>>()
     };
     match e {
-        RouteError::InvalidRule(list) => json!({"kind": "invalid-rule", "violations": violations(list)}),
-        RouteError::Unsupported(list) => json!({"kind": "unsupported", "violations": violations(list)}),
+        RouteError::InvalidRule(list) => {
+            json!({"kind": "invalid-rule", "violations": violations(list)})
+        }
+        RouteError::Unsupported(list) => {
+            json!({"kind": "unsupported", "violations": violations(list)})
+        }
         RouteError::InvalidTarget(m) => json!({"kind": "invalid-target", "message": m}),
     }
 }

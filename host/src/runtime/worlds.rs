@@ -9,8 +9,8 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use super::bindings::{artifact_policy, authorizer, gray_router, marketplace, step};
-use super::router::{self, TargetInput};
 use super::manifest::World;
+use super::router::{self, TargetInput};
 use super::state::PluginState;
 
 /// A component pre-linked and type-checked against its world.

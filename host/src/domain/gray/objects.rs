@@ -4,8 +4,8 @@
 //! labels on it and applies it server-side. Removal finds objects by the change order's
 //! label, so it needs neither the plugin nor the record of what was applied.
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::release::{GRAY_CHANGE_LABEL, ObjectRef};
@@ -19,8 +19,18 @@ pub const MAX_OBJECTS: usize = 16;
 const KINDS: &[(&str, &str, &str, &str)] = &[
     // (apiVersion, kind, group, plural)
     ("v1", "Service", "", "services"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute", "gateway.networking.k8s.io", "httproutes"),
-    ("networking.k8s.io/v1", "Ingress", "networking.k8s.io", "ingresses"),
+    (
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+        "gateway.networking.k8s.io",
+        "httproutes",
+    ),
+    (
+        "networking.k8s.io/v1",
+        "Ingress",
+        "networking.k8s.io",
+        "ingresses",
+    ),
 ];
 
 fn resource(api_version: &str, kind: &str) -> Option<ApiResource> {
@@ -173,9 +183,12 @@ mod tests {
         assert!(check(vec![route("preview-gray", None)], &target).is_ok());
         assert!(check(vec![route("preview-gray", Some("kube-system"))], &target).is_err());
         assert!(check(vec![route("someone-else", None)], &target).is_err());
-        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "preview-gray"}});
+        let secret =
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "preview-gray"}});
         assert!(check(vec![secret], &target).is_err());
-        let many = (0..=MAX_OBJECTS).map(|_| route("preview-gray", None)).collect();
+        let many = (0..=MAX_OBJECTS)
+            .map(|_| route("preview-gray", None))
+            .collect();
         assert!(check(many, &target).is_err());
     }
 
@@ -187,7 +200,10 @@ mod tests {
         let meta = &checked[0].object.metadata;
         assert_eq!(meta.namespace.as_deref(), Some("default"));
         assert_eq!(
-            meta.labels.as_ref().and_then(|l| l.get(GRAY_CHANGE_LABEL)).map(String::as_str),
+            meta.labels
+                .as_ref()
+                .and_then(|l| l.get(GRAY_CHANGE_LABEL))
+                .map(String::as_str),
             Some("c1")
         );
     }

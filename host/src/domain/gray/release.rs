@@ -89,8 +89,8 @@ pub fn weight_at(rate: u8, canary: u32, total: u32) -> u8 {
     if total == 0 {
         return rate;
     }
-    let share = (u64::from(rate) * u64::from(canary.min(total)) + u64::from(total) / 2)
-        / u64::from(total);
+    let share =
+        (u64::from(rate) * u64::from(canary.min(total)) + u64::from(total) / 2) / u64::from(total);
     u8::try_from(share).unwrap_or(100)
 }
 

@@ -1,0 +1,604 @@
+//! Gray releases end to end: environments name a gray-router plugin as their traffic
+//! provider; rules are validated and evaluated as dry runs (REST and CLI); a canary goes
+//! out in steps through a change order, with the rendered objects read back from the
+//! embedded cluster through kube-rs, and is promoted, aborted, rolled back or resumed
+//! after `kill -9`; a third-party router installed at run time takes over an environment.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use serde_json::{Value, json};
+use wharf_tests::{Server, TempDir};
+
+use super::rollouts::{count, deploy, pods, shop, strategy, until_state};
+
+const DEPLOY: &str = "/api/v1/projects/shop/apps/cart/deployments/dev";
+const ENV: &str = "/api/v1/projects/shop/environments/dev";
+
+/// Seed 001's CONTENT shape: header `x-user` in a list OR cookie `beta=1`.
+fn beta_rule() -> Value {
+    json!({"grayType": "CONTENT", "content": {"ruleName": "beta users", "tag": "beta",
+        "carryData": true,
+        "rules": [{"serviceType": "springCloud", "path": "/", "condition": "OR", "conditions": [
+            {"type": "header", "param": "x-user", "cond": "in", "value": "alice,bob"},
+            {"type": "cookie", "param": "beta", "cond": "=", "value": "1"}]}]}})
+}
+
+fn percent_rule(rate: u64) -> Value {
+    json!({"grayType": "PERCENT", "percent": [{"tag": "canary", "rate": rate}]})
+}
+
+/// `cart` v1 serving 2 replicas behind a Service `cart` (port 80 → 8080).
+async fn serving(server: &Server) {
+    shop(server, false).await;
+    let first = deploy(server, json!({"image": "shop/cart:1", "replicas": 2})).await;
+    until_state(server, &first, "succeeded").await;
+    let reply = server
+        .post(
+            &format!("{DEPLOY}/services"),
+            json!({"name": "cart", "type": "ClusterIP",
+                   "servicesPorts": [{"port": 80, "targetPort": 8080}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let id = reply.body["changeOrderId"].as_str().expect("id").to_owned();
+    until_state(server, &id, "succeeded").await;
+}
+
+fn gray_deploy(image: &str, rule: Value) -> Value {
+    let mut strategy = strategy(&[1, 1], "MANUAL", None);
+    strategy["grayUpdate"] = json!(true);
+    strategy["grayRule"] = rule;
+    json!({"image": image, "replicas": 2, "deploymentStrategy": strategy})
+}
+
+async fn next(server: &Server, id: &str) {
+    let reply = server
+        .post(&format!("/api/v1/change-orders/{id}/next-batch"), json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+fn http_routes() -> ApiResource {
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    }
+}
+
+/// Names of the objects rendered for change order `id`, by kind.
+async fn gray_objects(server: &Server, id: &str) -> (Vec<String>, Vec<DynamicObject>) {
+    let client = wharf_tests::Kubectl::for_server(server)
+        .await
+        .kube_client()
+        .await;
+    let selector = ListParams::default().labels(&format!("wharf.dev/gray-change={id}"));
+    let services: Api<Service> = Api::namespaced(client.clone(), "shop-dev");
+    let mut names: Vec<String> = services
+        .list(&selector)
+        .await
+        .expect("services")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    names.sort();
+    let routes: Api<DynamicObject> = Api::namespaced_with(client, "shop-dev", &http_routes());
+    let routes = routes.list(&selector).await.expect("routes").items;
+    (names, routes)
+}
+
+async fn workloads(server: &Server) -> Vec<(String, i32)> {
+    let client = wharf_tests::Kubectl::for_server(server)
+        .await
+        .kube_client()
+        .await;
+    let api: Api<Deployment> = Api::namespaced(client, "shop-dev");
+    let mut list: Vec<(String, i32)> = api
+        .list(&ListParams::default().labels("app.kubernetes.io/name=cart"))
+        .await
+        .expect("deployments")
+        .items
+        .into_iter()
+        .map(|d| {
+            let replicas = d.spec.and_then(|s| s.replicas).unwrap_or(0);
+            (d.metadata.name.unwrap_or_default(), replicas)
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+#[tokio::test]
+async fn an_environment_names_a_gray_router_plugin_as_its_traffic_provider() {
+    let server = Server::start().await;
+    shop(&server, false).await;
+    let env = server.get(ENV).await;
+    assert_eq!(env.body["trafficProvider"], "gray-gateway-api");
+    let patch = |provider: &str| {
+        let server = &server;
+        let body = json!({"trafficProvider": provider});
+        async move {
+            server
+                .request("PATCH", ENV, Some(body), Some(&server.token))
+                .await
+        }
+    };
+    let unknown = patch("gray-istio").await;
+    unknown.assert_field(422, "trafficProvider");
+    assert!(
+        unknown.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("gray-istio")),
+        "{:?}",
+        unknown.body
+    );
+    let not_a_router = patch("hello").await;
+    not_a_router.assert_field(422, "trafficProvider");
+    assert!(
+        not_a_router.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("step")),
+        "{:?}",
+        not_a_router.body
+    );
+    let swapped = patch("gray-nginx-ingress").await;
+    assert_eq!(swapped.status, 200, "{:?}", swapped.body);
+    assert_eq!(swapped.body["trafficProvider"], "gray-nginx-ingress");
+
+    let reply = server
+        .post("/api/v1/plugins/gray-gateway-api/disable", json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let disabled = patch("gray-gateway-api").await;
+    disabled.assert_field(422, "trafficProvider");
+    assert!(
+        disabled.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not enabled")),
+        "{:?}",
+        disabled.body
+    );
+
+    let audit = server
+        .get("/api/v1/audit?action=env.update&pageSize=10")
+        .await;
+    let swap = audit.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["outcome"] == "ok")
+        .cloned()
+        .unwrap_or_else(|| panic!("no audited env.update: {:?}", audit.body));
+    assert_eq!(swap["before"]["trafficProvider"], "gray-gateway-api");
+    assert_eq!(swap["after"]["trafficProvider"], "gray-nginx-ingress");
+}
+
+#[tokio::test]
+async fn a_rule_is_validated_and_its_sample_requests_evaluated_before_any_release() {
+    let server = Server::start().await;
+    let invalid = json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [
+        {"serviceType": "springCloud", "conditions": [
+            {"type": "header", "param": "x-user", "cond": "mod", "value": "3"}]}]}});
+    let report = server
+        .post("/api/v1/gray/validate", json!({"rule": invalid}))
+        .await;
+    assert_eq!(report.status, 200, "{:?}", report.body);
+    assert_eq!(report.body["valid"], false);
+    let fields: Vec<&str> = report.body["violations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["field"].as_str())
+        .collect();
+    for expected in [
+        "rule.content.rules[0].path",
+        "rule.content.rules[0].conditions[0].operator",
+    ] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:?}"
+        );
+    }
+
+    let report = server
+        .post("/api/v1/gray/validate", json!({"rule": beta_rule()}))
+        .await;
+    assert_eq!(
+        (
+            report.body["valid"].as_bool(),
+            report.body["supported"].as_bool()
+        ),
+        (Some(true), Some(true)),
+        "{:?}",
+        report.body
+    );
+    let nginx = server
+        .post(
+            "/api/v1/gray/validate",
+            json!({"rule": beta_rule(), "provider": "gray-nginx-ingress"}),
+        )
+        .await;
+    assert_eq!(nginx.body["valid"], true, "{:?}", nginx.body);
+    assert_eq!(nginx.body["supported"], false, "{:?}", nginx.body);
+    server
+        .post(
+            "/api/v1/gray/validate",
+            json!({"rule": beta_rule(), "provider": "gray-istio"}),
+        )
+        .await
+        .assert_field(422, "provider");
+
+    let requests = json!([
+        {"headers": {"X-User": "alice"}},
+        {"headers": {"x-user": "carol"}},
+        {"cookies": {"beta": "1"}},
+        {"headers": {"cookie": "theme=dark; beta=1"}},
+        {"path": "/cart", "query": {"beta": "1"}},
+    ]);
+    let evaluated = server
+        .post(
+            "/api/v1/gray/evaluate",
+            json!({"rule": beta_rule(), "requests": requests}),
+        )
+        .await;
+    assert_eq!(evaluated.status, 200, "{:?}", evaluated.body);
+    let shares: Vec<u64> = evaluated.body["evaluations"]
+        .as_array()
+        .expect("evaluations")
+        .iter()
+        .map(|e| e["canaryShare"].as_u64().expect("share"))
+        .collect();
+    assert_eq!(shares, [100, 0, 100, 100, 0]);
+    assert_eq!(evaluated.body["toCanary"], 3);
+    let decided: Vec<&str> = evaluated.body["evaluations"]
+        .as_array()
+        .expect("evaluations")
+        .iter()
+        .map(|e| e["decidedBy"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(decided[0], "content.rules[0].conditions[0]");
+    assert_eq!(decided[2], "content.rules[0].conditions[1]");
+
+    let bad = server
+        .post(
+            "/api/v1/gray/evaluate",
+            json!({"rule": invalid, "requests": [{}]}),
+        )
+        .await;
+    bad.assert_problem(422, "invalid-gray-rule");
+    assert!(
+        bad.body["violations"]
+            .as_array()
+            .is_some_and(|v| v.len() >= 2)
+    );
+    server
+        .post(
+            "/api/v1/gray/evaluate",
+            json!({"rule": beta_rule(), "requests": []}),
+        )
+        .await
+        .assert_field(422, "requests");
+
+    // The CLI: a table of request → destination and the deciding condition.
+    let dir = TempDir::new("gray-cli");
+    let rule_file = dir.path().join("rule.json");
+    let requests_file = dir.path().join("requests.json");
+    std::fs::write(&rule_file, beta_rule().to_string()).expect("rule file");
+    std::fs::write(&requests_file, requests.to_string()).expect("requests file");
+    let rule_path = rule_file.display().to_string();
+    let output = server.cli(&["gray", "validate", &rule_path]);
+    assert!(output.status.success(), "{output:?}");
+    let output = server.cli(&[
+        "gray",
+        "validate",
+        &rule_path,
+        "--provider",
+        "gray-nginx-ingress",
+    ]);
+    assert!(
+        !output.status.success(),
+        "nginx cannot express a cookie `=1`"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("cannot express"),
+        "{output:?}"
+    );
+    let output = server.cli(&[
+        "gray",
+        "evaluate",
+        &rule_path,
+        "--requests",
+        &requests_file.display().to_string(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("canary (beta)"), "{table}");
+    assert!(table.contains("content.rules[0].conditions[1]"), "{table}");
+    assert!(
+        table.contains("3 of 5 requests reach the canary"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn a_gray_deploy_is_refused_with_the_reason_before_anything_runs() {
+    let server = Server::start().await;
+    shop(&server, false).await;
+    // No revision serves yet: a canary needs something beside it.
+    let first = server
+        .post(
+            &format!("{DEPLOY}/deploy"),
+            gray_deploy("shop/cart:1", beta_rule()),
+        )
+        .await;
+    first.assert_field(422, "deploymentStrategy.grayUpdate");
+    let id = deploy(&server, json!({"image": "shop/cart:1", "replicas": 2})).await;
+    until_state(&server, &id, "succeeded").await;
+    let no_service = server
+        .post(
+            &format!("{DEPLOY}/deploy"),
+            gray_deploy("shop/cart:2", beta_rule()),
+        )
+        .await;
+    no_service.assert_field(422, "deploymentStrategy.grayUpdate");
+
+    let mut broken = beta_rule();
+    broken["content"]["rules"][0]["conditions"][0]["cond"] = json!("like");
+    let invalid = server
+        .post(
+            &format!("{DEPLOY}/deploy"),
+            gray_deploy("shop/cart:2", broken),
+        )
+        .await;
+    invalid.assert_problem(422, "invalid-gray-rule");
+    assert_eq!(
+        invalid.body["field"],
+        "deploymentStrategy.grayRule.content.rules[0].conditions[0].cond"
+    );
+
+    let reply = server
+        .request(
+            "PATCH",
+            ENV,
+            Some(json!({"trafficProvider": "gray-nginx-ingress"})),
+            Some(&server.token),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let unsupported = server
+        .post(
+            &format!("{DEPLOY}/deploy"),
+            gray_deploy("shop/cart:2", beta_rule()),
+        )
+        .await;
+    unsupported.assert_problem(422, "gray-rule-unsupported");
+    assert!(
+        unsupported.body["violations"][0]["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("deploymentStrategy.grayRule.content")),
+        "{:?}",
+        unsupported.body
+    );
+
+    let reply = server
+        .post("/api/v1/plugins/gray-nginx-ingress/disable", json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let disabled = server
+        .post(
+            &format!("{DEPLOY}/deploy"),
+            gray_deploy("shop/cart:2", percent_rule(20)),
+        )
+        .await;
+    disabled.assert_problem(409, "traffic-provider-unavailable");
+    assert!(
+        disabled.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("gray-nginx-ingress")),
+        "{:?}",
+        disabled.body
+    );
+    // Nothing was opened along the way: v1 still serves alone.
+    let record = server.get(DEPLOY).await;
+    assert_eq!(
+        record.body["activeChange"],
+        Value::Null,
+        "{:?}",
+        record.body
+    );
+    assert_eq!(workloads(&server).await, [("cart-v1".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn a_canary_goes_out_in_two_steps_and_is_promoted() {
+    let server = Server::start().await;
+    serving(&server).await;
+    let id = deploy(&server, gray_deploy("shop/cart:2", beta_rule())).await;
+    let paused = until_state(&server, &id, "paused_between_batches").await;
+    assert_eq!(paused["gray"]["provider"], "gray-gateway-api");
+    assert_eq!(paused["gray"]["tag"], "beta");
+    // The canary runs beside the stable revision, which keeps both its pods.
+    assert_eq!(
+        workloads(&server).await,
+        [("cart-v1".to_owned(), 2), ("cart-v2".to_owned(), 1)]
+    );
+    let (services, routes) = gray_objects(&server, &id).await;
+    assert_eq!(services, ["cart-gray-canary", "cart-gray-stable"]);
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    let route = &routes[0].data;
+    assert_eq!(route["spec"]["hostnames"], json!(["cart.shop-dev.svc"]));
+    let yaml_noted = paused["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| {
+            s["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("kind: HTTPRoute"))
+        });
+    assert!(
+        yaml_noted,
+        "the timeline shows the rendered objects: {paused:#}"
+    );
+    let canary_pods = pods(&server).await;
+    assert_eq!(count(&canary_pods, 2), 1, "{canary_pods:?}");
+
+    next(&server, &id).await;
+    let paused = until_state(&server, &id, "paused_between_batches").await;
+    assert_eq!(paused["batches"][1]["state"], "succeeded", "{paused:#}");
+    assert_eq!(
+        workloads(&server).await,
+        [("cart-v1".to_owned(), 2), ("cart-v2".to_owned(), 2)]
+    );
+    let evaluated = server
+        .post(
+            "/api/v1/gray/evaluate",
+            json!({"changeOrderId": id, "requests": [{"headers": {"x-user": "bob"}}, {}]}),
+        )
+        .await;
+    assert_eq!(evaluated.status, 200, "{:?}", evaluated.body);
+    assert_eq!(evaluated.body["toCanary"], 1);
+
+    next(&server, &id).await;
+    let done = until_state(&server, &id, "succeeded").await;
+    assert!(
+        done["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("canary promoted"))),
+        "{done:#}"
+    );
+    let (services, routes) = gray_objects(&server, &id).await;
+    assert!(
+        services.is_empty() && routes.is_empty(),
+        "{services:?} {routes:?}"
+    );
+    assert_eq!(workloads(&server).await, [("cart-v2".to_owned(), 2)]);
+    let record = server.get(DEPLOY).await;
+    assert_eq!(record.body["stableRevision"], 2);
+}
+
+#[tokio::test]
+async fn aborting_or_rolling_back_a_canary_leaves_the_stable_version_serving_alone() {
+    let server = Server::start().await;
+    serving(&server).await;
+    let id = deploy(&server, gray_deploy("shop/cart:2", percent_rule(40))).await;
+    let paused = until_state(&server, &id, "paused_between_batches").await;
+    // A PERCENT share grows with the canary: 1 of 2 replicas → half of the 40 %.
+    assert_eq!(paused["gray"]["weight"], 20, "{paused:#}");
+    let (_, routes) = gray_objects(&server, &id).await;
+    let weights: Vec<u64> = routes[0].data["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .expect("backendRefs")
+        .iter()
+        .map(|b| b["weight"].as_u64().expect("weight"))
+        .collect();
+    assert_eq!(weights, [80, 20]);
+
+    let reply = server
+        .post(&format!("/api/v1/change-orders/{id}/abort"), json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    until_state(&server, &id, "aborted").await;
+    let (services, routes) = gray_objects(&server, &id).await;
+    assert!(
+        services.is_empty() && routes.is_empty(),
+        "{services:?} {routes:?}"
+    );
+    assert_eq!(workloads(&server).await, [("cart-v1".to_owned(), 2)]);
+
+    let id = deploy(&server, gray_deploy("shop/cart:3", beta_rule())).await;
+    until_state(&server, &id, "paused_between_batches").await;
+    let reply = server
+        .post(&format!("/api/v1/change-orders/{id}/rollback"), json!({}))
+        .await;
+    assert!(
+        reply.status == 200 || reply.status == 202,
+        "{:?}",
+        reply.body
+    );
+    until_state(&server, &id, "rolled_back").await;
+    let (services, routes) = gray_objects(&server, &id).await;
+    assert!(
+        services.is_empty() && routes.is_empty(),
+        "{services:?} {routes:?}"
+    );
+    assert_eq!(workloads(&server).await, [("cart-v1".to_owned(), 2)]);
+    let record = server.get(DEPLOY).await;
+    assert_eq!(record.body["stableRevision"], 1);
+}
+
+#[tokio::test]
+async fn a_canary_resumes_where_it_stood_after_kill_9() {
+    let mut server = Server::start().await;
+    serving(&server).await;
+    let id = deploy(&server, gray_deploy("shop/cart:2", beta_rule())).await;
+    until_state(&server, &id, "paused_between_batches").await;
+    next(&server, &id).await;
+    server.kill_and_restart().await;
+    let paused = until_state(&server, &id, "paused_between_batches").await;
+    assert_eq!(paused["batches"][1]["state"], "succeeded", "{paused:#}");
+    let (services, routes) = gray_objects(&server, &id).await;
+    assert_eq!(services.len(), 2, "{services:?}");
+    assert_eq!(routes.len(), 1);
+    server.kill_and_restart().await;
+    next(&server, &id).await;
+    until_state(&server, &id, "succeeded").await;
+    let (services, routes) = gray_objects(&server, &id).await;
+    assert!(
+        services.is_empty() && routes.is_empty(),
+        "{services:?} {routes:?}"
+    );
+    assert_eq!(workloads(&server).await, [("cart-v2".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn a_third_party_router_installed_at_run_time_takes_over_an_environment() {
+    let server = Server::start().await;
+    serving(&server).await;
+    server.allow_unsigned().await;
+    let id = server
+        .install_enabled(&wharf_tests::fixture("gray-weighted"))
+        .await;
+    let reply = server
+        .request(
+            "PATCH",
+            ENV,
+            Some(json!({"trafficProvider": id})),
+            Some(&server.token),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    // It splits by weight only, and says so.
+    let refused = server
+        .post(
+            &format!("{DEPLOY}/deploy"),
+            gray_deploy("shop/cart:2", beta_rule()),
+        )
+        .await;
+    refused.assert_problem(422, "gray-rule-unsupported");
+    let change_id = deploy(&server, gray_deploy("shop/cart:2", percent_rule(50))).await;
+    let paused = until_state(&server, &change_id, "paused_between_batches").await;
+    assert_eq!(paused["gray"]["provider"], "gray-weighted");
+    let (_, routes) = gray_objects(&server, &change_id).await;
+    assert_eq!(
+        routes[0]
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("gray.example.com/rendered-by")),
+        Some(&"gray-weighted".to_owned())
+    );
+    next(&server, &change_id).await;
+    until_state(&server, &change_id, "paused_between_batches").await;
+    next(&server, &change_id).await;
+    until_state(&server, &change_id, "succeeded").await;
+    assert_eq!(workloads(&server).await, [("cart-v2".to_owned(), 2)]);
+}
