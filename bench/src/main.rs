@@ -7,6 +7,8 @@
 //! API simulator: a 1,000-Deployment rollout, watch latency, RSS, `kubectl get pods -A`)
 //! `cargo run --release -p wharf-bench -- deploys [APPS] [CONCURRENT]` (change orders over
 //! REST: 1,000 apps deployed once, then 100 concurrent batched rollouts; GET latencies, RSS)
+//! `cargo run --release -p wharf-bench -- gray` (gray-rule evaluation through the
+//! gray-router plugin vs the same rules natively)
 //!
 //! (`wharf-bench wharf …` runs the `wharf` CLI itself; the cold-start figure uses it so
 //! the benchmark needs no separately built binary.)
@@ -14,13 +16,14 @@
 mod authz;
 mod cluster;
 mod deploys;
+mod gray;
 mod plugins;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("wharf") => std::process::exit(wharf_host::cli::main_from(args.into_iter().skip(1))),
-        Some(which @ ("plugins" | "authz" | "cluster" | "deploys")) => {
+        Some(which @ ("plugins" | "authz" | "cluster" | "deploys" | "gray")) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -28,6 +31,7 @@ fn main() {
                 .expect("tokio runtime");
             let outcome = match which {
                 "plugins" => runtime.block_on(plugins::run()),
+                "gray" => runtime.block_on(gray::run()),
                 "deploys" => {
                     let number = |i: usize, default: usize| match args
                         .get(i)
@@ -62,7 +66,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: wharf-bench plugins|authz|cluster [DEPLOYMENTS]|deploys [APPS] [CONCURRENT]"
+                "usage: wharf-bench plugins|authz|gray|cluster [DEPLOYMENTS]|deploys [APPS] [CONCURRENT]"
             );
             std::process::exit(2);
         }
