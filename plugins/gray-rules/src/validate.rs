@@ -129,13 +129,14 @@ fn read_content(value: &Value, out: &mut Vec<Violation>) -> Option<Content> {
                 .iter()
                 .enumerate()
                 .map(|(i, rule)| read_content_rule(rule, &item("content.rules", i), out))
-                .collect::<Option<Vec<_>>>()
+                .collect::<Vec<_>>()
         });
     Some(Content {
         rule_name,
         tag: tag?,
         carry_data,
-        rules: rules??,
+        // Every item was read (and complained about) above; any failure fails the whole.
+        rules: rules?.into_iter().collect::<Option<_>>()?,
     })
 }
 
@@ -169,9 +170,9 @@ fn read_content_rule(value: &Value, path: &str, out: &mut Vec<Violation>) -> Opt
                 .iter()
                 .enumerate()
                 .map(|(j, c)| read_condition(c, &item(&base, j), framework, out))
-                .collect::<Option<Vec<_>>>()
+                .collect::<Vec<_>>()
         });
-    let count = conditions.as_ref().map_or(0, |c| c.as_ref().map_or(0, Vec::len));
+    let count = conditions.as_ref().map_or(0, Vec::len);
     let combine = match rule.string("condition", out) {
         Some("AND") => Some(Combine::And),
         Some("OR") => Some(Combine::Or),
@@ -192,7 +193,7 @@ fn read_content_rule(value: &Value, path: &str, out: &mut Vec<Violation>) -> Opt
         path: path.to_owned(),
         service: service?,
         combine: combine?,
-        conditions: conditions??,
+        conditions: conditions?.into_iter().collect::<Option<_>>()?,
     })
 }
 
