@@ -14,7 +14,7 @@ pub struct Case {
     pub rule: Value,
 }
 
-/// PERCENT; header AND query; cookie; OR across rules; carryData.
+/// PERCENT; header AND query; cookie; OR across rules; OR within a rule; carryData.
 pub fn cases() -> Vec<Case> {
     let http_rule = |path: &str, condition: Value| {
         json!({"serviceType": "springCloud", "path": path, "conditions": [condition]})
@@ -42,6 +42,14 @@ pub fn cases() -> Vec<Case> {
             rule: json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [
                 http_rule("/", json!({"type": "header", "param": "x-user", "cond": "in", "value": "alice,bob"})),
                 http_rule("/", json!({"type": "cookie", "param": "beta", "cond": "=", "value": "1"}))]}}),
+        },
+        Case {
+            name: "header-or-cookie",
+            rule: json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [{
+                "serviceType": "springCloud", "path": "/api", "condition": "OR",
+                "conditions": [
+                    {"type": "header", "param": "x-user", "cond": "in", "value": "alice,bob"},
+                    {"type": "cookie", "param": "beta", "cond": "=", "value": "always"}]}]}}),
         },
         Case {
             name: "carry-data",
