@@ -140,10 +140,13 @@ fn rule_matches(rule: &ContentRule, out: &mut Vec<Violation>) -> Option<Vec<Valu
         .into_iter()
         .collect::<Option<Vec<_>>>()?;
     match rule.combine {
-        Combine::Or => Some(entries.iter().map(|e| http_match(path, std::slice::from_ref(e))).collect()),
-        Combine::And => {
-            check_and(rule, &entries, out).then(|| vec![http_match(path, &entries)])
-        }
+        Combine::Or => Some(
+            entries
+                .iter()
+                .map(|e| http_match(path, std::slice::from_ref(e)))
+                .collect(),
+        ),
+        Combine::And => check_and(rule, &entries, out).then(|| vec![http_match(path, &entries)]),
     }
 }
 
@@ -179,7 +182,10 @@ fn check_and(rule: &ContentRule, entries: &[Entry], out: &mut Vec<Violation>) ->
         if entries.iter().filter(|e| e.list == list).count() > MAX_MATCH_ENTRIES {
             out.push(Violation::new(
                 format!("{}.conditions", rule.path),
-                format!("an HTTPRoute match holds at most {MAX_MATCH_ENTRIES} {}", list.key()),
+                format!(
+                    "an HTTPRoute match holds at most {MAX_MATCH_ENTRIES} {}",
+                    list.key()
+                ),
             ));
         }
     }
@@ -215,17 +221,32 @@ fn entry<'c>(condition: &'c Condition, out: &mut Vec<Violation>) -> Option<Entry
     };
     let (list, name, value_match) = match &condition.source {
         Source::Header(name) | Source::Param(name) if !is_token(name) => {
-            return refuse("param", format!("{name:?} is not a valid HTTP header or query parameter name"));
+            return refuse(
+                "param",
+                format!("{name:?} is not a valid HTTP header or query parameter name"),
+            );
         }
-        Source::Header(name) => (List::Headers, name.to_ascii_lowercase(), value_match(&condition.test)),
-        Source::Param(name) => (List::QueryParams, name.clone(), value_match(&condition.test)),
+        Source::Header(name) => (
+            List::Headers,
+            name.to_ascii_lowercase(),
+            value_match(&condition.test),
+        ),
+        Source::Param(name) => (
+            List::QueryParams,
+            name.clone(),
+            value_match(&condition.test),
+        ),
         Source::Cookie(name) => (
             List::Headers,
             "cookie".to_owned(),
             cookie_header_pattern(name, &condition.test).map(ValueMatch::FullRegex),
         ),
-        Source::Body(_) => return refuse("type", "an HTTPRoute cannot match a request body".into()),
-        Source::Argument { .. } => return refuse("index", "an HTTPRoute cannot match Dubbo arguments".into()),
+        Source::Body(_) => {
+            return refuse("type", "an HTTPRoute cannot match a request body".into());
+        }
+        Source::Argument { .. } => {
+            return refuse("index", "an HTTPRoute cannot match Dubbo arguments".into());
+        }
     };
     let Some(value_match) = value_match else {
         return refuse("cond", cond_refusal());

@@ -27,7 +27,13 @@ pub fn render(rule: &GrayRule, target: &Target) -> Result<Vec<Value>, Vec<Violat
     Ok(vec![
         stable,
         canary,
-        ingress(target, &target.name, &main_paths, target.stable_service(), None),
+        ingress(
+            target,
+            &target.name,
+            &main_paths,
+            target.stable_service(),
+            None,
+        ),
         ingress(
             target,
             &target.canary_service(),
@@ -77,7 +83,10 @@ fn ingress(
 /// The step's weight out of 100 (not the rule's rate: the host passes the step's share).
 fn percent_annotations(target: &Target) -> Map<String, Value> {
     Map::from_iter([
-        (annotation("canary-weight"), json!(target.canary_weight.to_string())),
+        (
+            annotation("canary-weight"),
+            json!(target.canary_weight.to_string()),
+        ),
         (annotation("canary-weight-total"), json!("100")),
     ])
 }
@@ -108,7 +117,9 @@ fn content_annotations(content: &Content) -> Result<(&str, Map<String, Value>), 
             None => shared_path = Some((path, &rule.path)),
             Some((first, first_rule)) if first != path => out.push(Violation::new(
                 format!("{}.path", rule.path),
-                format!("a canary Ingress has one path: every rule needs {first_rule}'s path {first}"),
+                format!(
+                    "a canary Ingress has one path: every rule needs {first_rule}'s path {first}"
+                ),
             )),
             Some(_) => {}
         }
@@ -188,7 +199,10 @@ fn header_annotations(
             return;
         }
     };
-    annotations.insert(annotation("canary-by-header"), json!(name.to_ascii_lowercase()));
+    annotations.insert(
+        annotation("canary-by-header"),
+        json!(name.to_ascii_lowercase()),
+    );
     annotations.insert(annotation(key), json!(value));
 }
 
@@ -203,13 +217,19 @@ fn cookie_annotation(
             annotations.insert(annotation("canary-by-cookie"), json!(name));
             return;
         }
-        Test::Equals(_) => ("value", format!(
-            "ingress-nginx routes by cookie only on the value {COOKIE_ALWAYS:?}: use cond = with value {COOKIE_ALWAYS}"
-        )),
-        other => ("cond", format!(
-            "ingress-nginx routes by cookie only when it equals {COOKIE_ALWAYS:?}, not by {}",
-            other.cond()
-        )),
+        Test::Equals(_) => (
+            "value",
+            format!(
+                "ingress-nginx routes by cookie only on the value {COOKIE_ALWAYS:?}: use cond = with value {COOKIE_ALWAYS}"
+            ),
+        ),
+        other => (
+            "cond",
+            format!(
+                "ingress-nginx routes by cookie only when it equals {COOKIE_ALWAYS:?}, not by {}",
+                other.cond()
+            ),
+        ),
     };
     out.push(Violation::new(format!("{}.{key}", condition.path), message));
 }

@@ -15,9 +15,10 @@ fn render(rule: &Value) -> Result<Vec<Value>, RenderError> {
 
 fn refusals(rule: Value) -> Vec<(String, String)> {
     match render(&rule) {
-        Err(RenderError::Unsupported(violations)) => {
-            violations.into_iter().map(|v| (v.field, v.message)).collect()
-        }
+        Err(RenderError::Unsupported(violations)) => violations
+            .into_iter()
+            .map(|v| (v.field, v.message))
+            .collect(),
         other => panic!("expected unsupported, got {other:?}"),
     }
 }
@@ -69,50 +70,108 @@ fn percent_sets_the_steps_canary_weight_out_of_100() {
 
 #[test]
 fn a_header_in_a_list_or_matching_a_regex_becomes_a_header_pattern() {
-    let objects = render(&content(json!([http_rule("/", "AND", json!([header("X-User", "in", "a.b,c")]))]))).expect("renders");
-    assert_eq!(canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header"], "x-user");
-    assert_eq!(canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header-pattern"], r"^(a\.b|c)$");
-    let objects = render(&content(json!([http_rule("/", "AND", json!([header("x-user", "regex", "al.*")]))]))).expect("renders");
-    assert_eq!(canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header-pattern"], "^(?:al.*)$");
+    let objects = render(&content(json!([http_rule(
+        "/",
+        "AND",
+        json!([header("X-User", "in", "a.b,c")])
+    )])))
+    .expect("renders");
+    assert_eq!(
+        canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header"],
+        "x-user"
+    );
+    assert_eq!(
+        canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header-pattern"],
+        r"^(a\.b|c)$"
+    );
+    let objects = render(&content(json!([http_rule(
+        "/",
+        "AND",
+        json!([header("x-user", "regex", "al.*")])
+    )])))
+    .expect("renders");
+    assert_eq!(
+        canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header-pattern"],
+        "^(?:al.*)$"
+    );
 }
 
 #[test]
 fn a_rule_path_other_than_root_is_served_by_both_ingresses() {
-    let objects = render(&content(json!([http_rule("/api", "AND", json!([header("x-user", "=", "a")]))]))).expect("renders");
+    let objects = render(&content(json!([http_rule(
+        "/api",
+        "AND",
+        json!([header("x-user", "=", "a")])
+    )])))
+    .expect("renders");
     let paths = |object: &Value| -> Vec<String> {
         object["spec"]["rules"][0]["http"]["paths"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| format!("{} -> {}", p["path"].as_str().unwrap_or("?"), p["backend"]["service"]["name"].as_str().unwrap_or("?")))
+            .map(|p| {
+                format!(
+                    "{} -> {}",
+                    p["path"].as_str().unwrap_or("?"),
+                    p["backend"]["service"]["name"].as_str().unwrap_or("?")
+                )
+            })
             .collect()
     };
-    assert_eq!(paths(&objects[2]), ["/ -> cart-gray-stable", "/api -> cart-gray-stable"]);
+    assert_eq!(
+        paths(&objects[2]),
+        ["/ -> cart-gray-stable", "/api -> cart-gray-stable"]
+    );
     assert_eq!(paths(&objects[3]), ["/api -> cart-gray-canary"]);
 }
 
 #[test]
 fn ingress_nginx_refuses_an_and_of_two_conditions() {
-    let rule = content(json!([http_rule("/", "AND", json!([header("x-user", "=", "a"), cookie("=", "always")]))]));
+    let rule = content(json!([http_rule(
+        "/",
+        "AND",
+        json!([header("x-user", "=", "a"), cookie("=", "always")])
+    )]));
     let refused = refusals(rule);
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(refused[0].0, "content.rules[0].condition");
     assert!(refused[0].1.contains("not AND"), "{refused:?}");
     // The same two conditions OR-ed are exactly what the annotations express.
-    let or = content(json!([http_rule("/", "OR", json!([header("x-user", "=", "a"), cookie("=", "always")]))]));
+    let or = content(json!([http_rule(
+        "/",
+        "OR",
+        json!([header("x-user", "=", "a"), cookie("=", "always")])
+    )]));
     let objects = render(&or).expect("renders");
-    assert_eq!(canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header-value"], "a");
-    assert_eq!(canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-cookie"], "beta");
+    assert_eq!(
+        canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-header-value"],
+        "a"
+    );
+    assert_eq!(
+        canary_annotations(&objects)["nginx.ingress.kubernetes.io/canary-by-cookie"],
+        "beta"
+    );
 }
 
 #[test]
 fn ingress_nginx_refuses_a_cookie_that_is_not_always() {
-    let refused = refusals(content(json!([http_rule("/", "AND", json!([cookie("=", "1")]))])));
+    let refused = refusals(content(json!([http_rule(
+        "/",
+        "AND",
+        json!([cookie("=", "1")])
+    )])));
     assert_eq!(refused[0].0, "content.rules[0].conditions[0].value");
-    assert!(refused[0].1.contains("only on the value \"always\""), "{refused:?}");
+    assert!(
+        refused[0].1.contains("only on the value \"always\""),
+        "{refused:?}"
+    );
     for cond in ["in", "regex", "!="] {
         assert_eq!(
-            refused_fields(content(json!([http_rule("/", "AND", json!([cookie(cond, "always")]))]))),
+            refused_fields(content(json!([http_rule(
+                "/",
+                "AND",
+                json!([cookie(cond, "always")])
+            )]))),
             ["content.rules[0].conditions[0].cond"],
             "{cond}"
         );
@@ -123,20 +182,36 @@ fn ingress_nginx_refuses_a_cookie_that_is_not_always() {
 fn ingress_nginx_refuses_more_than_one_header_or_cookie() {
     let two_headers = content(json!([
         http_rule("/", "AND", json!([header("x-user", "=", "a")])),
-        http_rule("/", "AND", json!([header("x-team", "=", "b")]))]));
-    assert_eq!(refused_fields(two_headers), ["content.rules[1].conditions[0].type"]);
-    let two_cookies = content(json!([http_rule("/", "OR", json!([cookie("=", "always"), {"type": "cookie", "param": "b", "cond": "=", "value": "always"}]))]));
-    assert_eq!(refused_fields(two_cookies), ["content.rules[0].conditions[1].type"]);
+        http_rule("/", "AND", json!([header("x-team", "=", "b")]))
+    ]));
+    assert_eq!(
+        refused_fields(two_headers),
+        ["content.rules[1].conditions[0].type"]
+    );
+    let two_cookies = content(json!([http_rule(
+        "/",
+        "OR",
+        json!([cookie("=", "always"), {"type": "cookie", "param": "b", "cond": "=", "value": "always"}])
+    )]));
+    assert_eq!(
+        refused_fields(two_cookies),
+        ["content.rules[0].conditions[1].type"]
+    );
 }
 
 #[test]
 fn ingress_nginx_refuses_query_body_other_conds_and_split_paths() {
     let rule = content(json!([
-        http_rule("/", "OR", json!([
+        http_rule(
+            "/",
+            "OR",
+            json!([
             {"type": "param", "param": "region", "cond": "=", "value": "eu"},
             {"type": "body", "param": "user.id", "cond": "=", "value": "7"},
-            header("x-user", "!=", "a")])),
-        http_rule("/api", "AND", json!([cookie("=", "always")]))]));
+            header("x-user", "!=", "a")])
+        ),
+        http_rule("/api", "AND", json!([cookie("=", "always")]))
+    ]));
     assert_eq!(
         refused_fields(rule),
         [
@@ -150,7 +225,9 @@ fn ingress_nginx_refuses_query_body_other_conds_and_split_paths() {
 
 #[test]
 fn ingress_nginx_refuses_dubbo_and_carry_data() {
-    let dubbo = content(json!([{"serviceType": "Dubbo", "conditions": [{"index": 0, "expr": "$", "cond": "=", "value": "1"}]}]));
+    let dubbo = content(
+        json!([{"serviceType": "Dubbo", "conditions": [{"index": 0, "expr": "$", "cond": "=", "value": "1"}]}]),
+    );
     assert_eq!(refused_fields(dubbo), ["content.rules[0].serviceType"]);
     let carry = json!({"grayType": "CONTENT", "content": {"tag": "beta", "carryData": true,
         "rules": [http_rule("/", "AND", json!([header("x-user", "=", "a")]))]}});
@@ -163,22 +240,43 @@ fn the_world_renders_and_refuses_through_route_errors() {
         namespace: "shop".into(),
         name: "cart-gray".into(),
         hostname: "cart.shop.svc".into(),
-        ports: vec![ServicePort { name: "http".into(), port: 80, target_port: 8080, protocol: "TCP".into() }],
+        ports: vec![ServicePort {
+            name: "http".into(),
+            port: 80,
+            target_port: 8080,
+            protocol: "TCP".into(),
+        }],
         stable_selector: vec![("rev".into(), "1".into())],
         canary_selector: vec![("rev".into(), "2".into())],
         canary_weight: 30,
         labels: vec![],
         gateway: None,
     };
-    let objects = GrayNginxIngress::render(cases()[0].rule.to_string(), target.clone()).expect("renders");
+    let objects =
+        GrayNginxIngress::render(cases()[0].rule.to_string(), target.clone()).expect("renders");
     let kinds: Vec<String> = objects
         .iter()
-        .map(|o| serde_json::from_str::<Value>(o).expect("JSON")["kind"].as_str().unwrap_or_default().to_owned())
+        .map(|o| {
+            serde_json::from_str::<Value>(o).expect("JSON")["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     assert_eq!(kinds, ["Service", "Service", "Ingress", "Ingress"]);
-    let and = content(json!([http_rule("/", "AND", json!([header("x-user", "=", "a"), cookie("=", "always")]))])).to_string();
-    assert!(matches!(GrayNginxIngress::render(and, target), Err(RouteError::Unsupported(v)) if v[0].field == "content.rules[0].condition"));
-    assert!(matches!(GrayNginxIngress::validate("[]".into()), Err(RouteError::InvalidRule(_))));
+    let and = content(json!([http_rule(
+        "/",
+        "AND",
+        json!([header("x-user", "=", "a"), cookie("=", "always")])
+    )]))
+    .to_string();
+    assert!(
+        matches!(GrayNginxIngress::render(and, target), Err(RouteError::Unsupported(v)) if v[0].field == "content.rules[0].condition")
+    );
+    assert!(matches!(
+        GrayNginxIngress::validate("[]".into()),
+        Err(RouteError::InvalidRule(_))
+    ));
 }
 
 #[test]

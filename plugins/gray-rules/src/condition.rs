@@ -9,7 +9,9 @@ use crate::model::{Comparison, Condition, Source, Test};
 use crate::validate::Framework;
 use crate::violation::Violation;
 
-const CONDITION_FIELDS: &[&str] = &["type", "param", "index", "expr", "cond", "operator", "value"];
+const CONDITION_FIELDS: &[&str] = &[
+    "type", "param", "index", "expr", "cond", "operator", "value",
+];
 const MAX_REGEX: usize = 256;
 const CONDS: &str = "= != > < >= <= % in mod regex";
 
@@ -171,7 +173,10 @@ fn read_test(
         Cond::NotEquals => Some(Test::NotEquals(value.to_owned())),
         Cond::Compare(comparison) => match value.trim().parse::<f64>() {
             Ok(number) if number.is_finite() => Some(Test::Compare(comparison, number)),
-            _ => complain(format!("must be a number with cond {}", comparison.symbol())),
+            _ => complain(format!(
+                "must be a number with cond {}",
+                comparison.symbol()
+            )),
         },
         Cond::Bucket => match value.trim().parse::<u8>() {
             Ok(percent) if percent <= 100 => Some(Test::Bucket(percent)),
@@ -186,7 +191,9 @@ fn read_test(
         Cond::In => {
             let items: Vec<String> = value.split(',').map(|i| i.trim().to_owned()).collect();
             if items.iter().any(String::is_empty) {
-                complain("must be a comma-separated list of non-empty values with cond in".to_owned())
+                complain(
+                    "must be a comma-separated list of non-empty values with cond in".to_owned(),
+                )
             } else {
                 Some(Test::In(items))
             }
@@ -197,14 +204,20 @@ fn read_test(
             }
             // Parse the expression alone: `a)|(b` only compiles once wrapped in `^(?:…)$`.
             if let Err(e) = regex_syntax::Parser::new().parse(value) {
-                return complain(format!("is not a valid regex: {}", error_line(&e.to_string())));
+                return complain(format!(
+                    "is not a valid regex: {}",
+                    error_line(&e.to_string())
+                ));
             }
             match Regex::new(&format!("^(?:{value})$")) {
                 Ok(anchored) => Some(Test::Regex {
                     expr: value.to_owned(),
                     anchored,
                 }),
-                Err(e) => complain(format!("is not a valid regex: {}", error_line(&e.to_string()))),
+                Err(e) => complain(format!(
+                    "is not a valid regex: {}",
+                    error_line(&e.to_string())
+                )),
             }
         }
     }

@@ -105,7 +105,9 @@ fn passes(test: &Test, value: &str) -> bool {
     match test {
         Test::Equals(expected) => value == expected,
         Test::NotEquals(other) => value != other,
-        Test::Compare(comparison, bound) => number(value).is_some_and(|v| comparison.holds(v, *bound)),
+        Test::Compare(comparison, bound) => {
+            number(value).is_some_and(|v| comparison.holds(v, *bound))
+        }
         Test::Bucket(percent) => bucket(value) < u32::from(*percent),
         Test::In(items) => items.iter().any(|item| item == value),
         Test::Mod(comparison, remainder) => value

@@ -81,9 +81,7 @@ impl<'a> Object<'a> {
 
     pub fn required_integer(&self, key: &str, out: &mut Vec<Violation>) -> Option<i64> {
         let value = self.require(key, out)?;
-        let integer = value
-            .as_i64()
-            .or_else(|| value.as_u64().map(|_| i64::MAX));
+        let integer = value.as_i64().or_else(|| value.as_u64().map(|_| i64::MAX));
         if integer.is_none() {
             out.push(Violation::new(self.path_of(key), "must be an integer"));
         }

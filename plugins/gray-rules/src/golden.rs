@@ -16,9 +16,7 @@ pub struct Case {
 
 /// PERCENT; header AND query; cookie; OR across rules; OR within a rule; carryData.
 pub fn cases() -> Vec<Case> {
-    let http_rule = |path: &str, condition: Value| {
-        json!({"serviceType": "springCloud", "path": path, "conditions": [condition]})
-    };
+    let http_rule = |path: &str, condition: Value| json!({"serviceType": "springCloud", "path": path, "conditions": [condition]});
     vec![
         Case {
             name: "percent",
@@ -80,7 +78,10 @@ pub fn target() -> Target {
         stable_selector: pairs(&[("app", "cart"), ("wharf.dev/revision", "3")]),
         canary_selector: pairs(&[("app", "cart"), ("wharf.dev/revision", "4")]),
         canary_weight: 20,
-        labels: pairs(&[("app.kubernetes.io/managed-by", "wharf"), ("wharf.dev/gray-change", "co-42")]),
+        labels: pairs(&[
+            ("app.kubernetes.io/managed-by", "wharf"),
+            ("wharf.dev/gray-change", "co-42"),
+        ]),
         gateway: Some(GatewayRef {
             name: "wharf".into(),
             namespace: "wharf-system".into(),

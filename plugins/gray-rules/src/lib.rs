@@ -57,7 +57,10 @@ use serde_json::Value;
 /// Validates `rule` once and evaluates every request against it, in order.
 pub fn evaluate_json(rule: &Value, requests: &[Sample]) -> Result<Vec<Outcome>, Violations> {
     let rule = validate(rule)?;
-    Ok(requests.iter().map(|request| rule.evaluate(request)).collect())
+    Ok(requests
+        .iter()
+        .map(|request| rule.evaluate(request))
+        .collect())
 }
 
 /// A provider's render, in the contract's order: an invalid rule, then an invalid target,

@@ -84,7 +84,10 @@ pub enum Source {
     /// A dotted path into a JSON body, or a key of a form-encoded one.
     Body(String),
     /// A Dubbo argument and a dotted path inside it (empty: the whole argument).
-    Argument { index: usize, expr: String },
+    Argument {
+        index: usize,
+        expr: String,
+    },
 }
 
 /// The six comparisons of `operator` (and of `cond` `>` `<` `>=` `<=`).

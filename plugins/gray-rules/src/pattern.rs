@@ -35,7 +35,11 @@ fn group(test: &Test) -> Option<String> {
     match test {
         Test::In(items) => Some(format!(
             "({})",
-            items.iter().map(|i| escape(i)).collect::<Vec<_>>().join("|")
+            items
+                .iter()
+                .map(|i| escape(i))
+                .collect::<Vec<_>>()
+                .join("|")
         )),
         Test::Regex { expr, .. } => Some(format!("(?:{expr})")),
         _ => None,
@@ -47,7 +51,10 @@ fn group(test: &Test) -> Option<String> {
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$') {
+        if matches!(
+            c,
+            '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$'
+        ) {
             escaped.push('\\');
         }
         escaped.push(c);
@@ -60,7 +67,7 @@ pub fn escape(text: &str) -> String {
 pub fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

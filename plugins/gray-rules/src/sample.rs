@@ -66,7 +66,9 @@ impl<'a> Request<'a> {
             Source::Argument { index, expr } => {
                 let argument = sample.dubbo.as_ref()?.arguments.get(*index)?;
                 match serde_json::from_str::<Value>(argument) {
-                    Ok(json) => dotted(&json, expr).and_then(text).map(|v| Cow::Owned(v.into_owned())),
+                    Ok(json) => dotted(&json, expr)
+                        .and_then(text)
+                        .map(|v| Cow::Owned(v.into_owned())),
                     // Not JSON: the text itself is the whole argument, and has no fields.
                     Err(_) if expr.is_empty() => Some(Cow::Borrowed(argument)),
                     Err(_) => None,

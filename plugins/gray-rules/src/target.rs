@@ -76,10 +76,16 @@ impl Target {
         }
         for port in &self.ports {
             if port.port == 0 || port.target_port == 0 {
-                return invalid(format!("port {:?}: port and target-port must be 1-65535", port.name));
+                return invalid(format!(
+                    "port {:?}: port and target-port must be 1-65535",
+                    port.name
+                ));
             }
             if !matches!(port.protocol.as_str(), "TCP" | "UDP" | "SCTP") {
-                return invalid(format!("port {:?}: protocol must be TCP, UDP or SCTP", port.name));
+                return invalid(format!(
+                    "port {:?}: protocol must be TCP, UDP or SCTP",
+                    port.name
+                ));
             }
         }
         if self.ports.len() > 1 {

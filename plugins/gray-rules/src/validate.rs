@@ -27,9 +27,8 @@ pub(crate) enum Framework {
 
 /// Parses and validates rule text: not JSON is a violation on the document (`""`).
 pub fn parse(rule_json: &str) -> Result<GrayRule, Violations> {
-    let value: Value = serde_json::from_str(rule_json).map_err(|e| {
-        Violations(vec![Violation::new("", format!("is not valid JSON: {e}"))])
-    })?;
+    let value: Value = serde_json::from_str(rule_json)
+        .map_err(|e| Violations(vec![Violation::new("", format!("is not valid JSON: {e}"))]))?;
     validate(&value)
 }
 
@@ -60,7 +59,9 @@ fn read_gray_rule(value: &Value, out: &mut Vec<Violation>) -> Option<GrayRule> {
             root.forbid(&["percent"], "only used with grayType PERCENT", out);
             None
         }
-        Some(_) => root.require("percent", out).and_then(|v| read_percent(v, out)),
+        Some(_) => root
+            .require("percent", out)
+            .and_then(|v| read_percent(v, out)),
         None => root.get("percent").and_then(|v| read_percent(v, out)),
     };
     let content = match gray_type {
@@ -68,7 +69,9 @@ fn read_gray_rule(value: &Value, out: &mut Vec<Violation>) -> Option<GrayRule> {
             root.forbid(&["content"], "only used with grayType CONTENT", out);
             None
         }
-        Some(_) => root.require("content", out).and_then(|v| read_content(v, out)),
+        Some(_) => root
+            .require("content", out)
+            .and_then(|v| read_content(v, out)),
         None => root.get("content").and_then(|v| read_content(v, out)),
     };
     match gray_type? {
@@ -177,7 +180,10 @@ fn read_content_rule(value: &Value, path: &str, out: &mut Vec<Violation>) -> Opt
         Some("AND") => Some(Combine::And),
         Some("OR") => Some(Combine::Or),
         Some(_) => {
-            out.push(Violation::new(rule.path_of("condition"), "must be AND or OR"));
+            out.push(Violation::new(
+                rule.path_of("condition"),
+                "must be AND or OR",
+            ));
             None
         }
         None if count >= 2 => {
@@ -223,9 +229,8 @@ fn read_dubbo_path(rule: &Object, out: &mut Vec<Violation>) -> Option<Service> {
         Some((service, method)) => (service, Some(method)),
         None => (path, None),
     };
-    let well_formed = |part: &str| {
-        !part.is_empty() && !part.contains(|c: char| c == ':' || c.is_whitespace())
-    };
+    let well_formed =
+        |part: &str| !part.is_empty() && !part.contains(|c: char| c == ':' || c.is_whitespace());
     if !well_formed(service) || !method.is_none_or(well_formed) {
         out.push(Violation::new(
             rule.path_of("path"),

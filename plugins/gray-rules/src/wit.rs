@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 use wharf_sdk::gray_router::{
-    DubboCall as WitDubboCall, Evaluation, GatewayRef as WitGatewayRef, RouteError,
-    SampleRequest, ServicePort as WitServicePort, Target as WitTarget, Violation as WitViolation,
+    DubboCall as WitDubboCall, Evaluation, GatewayRef as WitGatewayRef, RouteError, SampleRequest,
+    ServicePort as WitServicePort, Target as WitTarget, Violation as WitViolation,
 };
 
 use crate::model::GrayRule;
@@ -22,9 +22,16 @@ pub fn validate(rule_json: &str) -> Result<(), RouteError> {
 }
 
 /// `render(rule-json, target)` through `provider`, each object as JSON text.
-pub fn render(rule_json: &str, target: WitTarget, provider: Provider) -> Result<Vec<String>, RouteError> {
+pub fn render(
+    rule_json: &str,
+    target: WitTarget,
+    provider: Provider,
+) -> Result<Vec<String>, RouteError> {
     let rule: Value = serde_json::from_str(rule_json).map_err(|e| {
-        RouteError::InvalidRule(vec![WitViolation::new("", format!("is not valid JSON: {e}"))])
+        RouteError::InvalidRule(vec![WitViolation::new(
+            "",
+            format!("is not valid JSON: {e}"),
+        )])
     })?;
     let objects = crate::render_with(&rule, &target_of(target), provider).map_err(|e| match e {
         RenderError::InvalidRule(v) => RouteError::InvalidRule(wit_violations(v)),
@@ -35,7 +42,10 @@ pub fn render(rule_json: &str, target: WitTarget, provider: Provider) -> Result<
 }
 
 /// `evaluate(rule-json, requests)`: the rule is parsed once for the whole batch.
-pub fn evaluate(rule_json: &str, requests: Vec<SampleRequest>) -> Result<Vec<Evaluation>, RouteError> {
+pub fn evaluate(
+    rule_json: &str,
+    requests: Vec<SampleRequest>,
+) -> Result<Vec<Evaluation>, RouteError> {
     let rule = crate::parse(rule_json).map_err(invalid_rule)?;
     Ok(requests
         .into_iter()
@@ -70,11 +80,17 @@ fn sample_of(request: SampleRequest) -> Sample {
         cookies: request.cookies,
         query: request.query,
         body: request.body,
-        dubbo: request.dubbo.map(|WitDubboCall { service, method, arguments }| DubboCall {
-            service,
-            method,
-            arguments,
-        }),
+        dubbo: request.dubbo.map(
+            |WitDubboCall {
+                 service,
+                 method,
+                 arguments,
+             }| DubboCall {
+                service,
+                method,
+                arguments,
+            },
+        ),
     }
 }
 
@@ -86,12 +102,19 @@ fn target_of(target: WitTarget) -> Target {
         ports: target
             .ports
             .into_iter()
-            .map(|WitServicePort { name, port, target_port, protocol }| ServicePort {
-                name,
-                port,
-                target_port,
-                protocol,
-            })
+            .map(
+                |WitServicePort {
+                     name,
+                     port,
+                     target_port,
+                     protocol,
+                 }| ServicePort {
+                    name,
+                    port,
+                    target_port,
+                    protocol,
+                },
+            )
             .collect(),
         stable_selector: target.stable_selector,
         canary_selector: target.canary_selector,

@@ -21,7 +21,10 @@ fn get(path: &str) -> Sample {
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn with_header(name: &str, value: &str) -> Sample {
@@ -75,8 +78,14 @@ fn canary(outcome: &Outcome) -> bool {
 #[test]
 fn the_seeds_percent_rule_sends_its_rate_to_its_tag() {
     // Seed 001's `percent` sample shape, filled in, as an object and as the table's array.
-    for percent in [json!({"tag": "canary", "rate": 10}), json!([{"tag": "canary", "rate": 10}])] {
-        let outcome = one(&json!({"grayType": "PERCENT", "percent": percent}), get("/"));
+    for percent in [
+        json!({"tag": "canary", "rate": 10}),
+        json!([{"tag": "canary", "rate": 10}]),
+    ] {
+        let outcome = one(
+            &json!({"grayType": "PERCENT", "percent": percent}),
+            get("/"),
+        );
         assert_eq!(
             outcome,
             Outcome {
@@ -102,12 +111,18 @@ fn the_seeds_content_rule_shape_routes_matching_requests_to_its_tag() {
         headers: pairs(&[("x-user", "bob")]),
         ..get("/api/cart")
     };
-    let outcomes = evaluate(&rule, &[
-        bob,
-        Sample { headers: pairs(&[("x-user", "carol")]), ..get("/api/cart") },
-        dubbo("com.shop.CartService", "add", &[r#"{"user": {"id": 300}}"#]),
-        dubbo("com.shop.CartService", "add", &[r#"{"user": {"id": 301}}"#]),
-    ]);
+    let outcomes = evaluate(
+        &rule,
+        &[
+            bob,
+            Sample {
+                headers: pairs(&[("x-user", "carol")]),
+                ..get("/api/cart")
+            },
+            dubbo("com.shop.CartService", "add", &[r#"{"user": {"id": 300}}"#]),
+            dubbo("com.shop.CartService", "add", &[r#"{"user": {"id": 301}}"#]),
+        ],
+    );
     assert_eq!(
         outcomes[0],
         Outcome {
@@ -127,14 +142,20 @@ fn the_seeds_content_rule_shape_routes_matching_requests_to_its_tag() {
         }
     );
     assert_eq!(outcomes[2].decided_by, "content.rules[1].conditions[0]");
-    assert_eq!(outcomes[2].reason, r#"argument 0 user.id = "300": 300 mod 100 = 0 = 0"#);
+    assert_eq!(
+        outcomes[2].reason,
+        r#"argument 0 user.id = "300": 300 mod 100 = 0 = 0"#
+    );
     assert!(!canary(&outcomes[3]));
 }
 
 #[test]
 fn equals_and_not_equals_compare_exactly() {
     let rule = single("header", "x-user", "=", "alice");
-    assert_eq!(one(&rule, with_header("x-user", "alice")).reason, r#"header x-user = "alice""#);
+    assert_eq!(
+        one(&rule, with_header("x-user", "alice")).reason,
+        r#"header x-user = "alice""#
+    );
     assert!(!canary(&one(&rule, with_header("x-user", "Alice"))));
     let rule = single("header", "x-user", "!=", "alice");
     let outcome = one(&rule, with_header("x-user", "bob"));
@@ -164,7 +185,10 @@ fn in_matches_one_of_the_trimmed_items() {
     assert!(canary(&one(&rule, with_query("region", "us"))));
     assert!(!canary(&one(&rule, with_query("region", " us"))));
     assert!(!canary(&one(&rule, with_query("region", "eu,us"))));
-    assert_eq!(one(&rule, with_query("region", "eu")).reason, r#"param region = "eu" is in [eu, us]"#);
+    assert_eq!(
+        one(&rule, with_query("region", "eu")).reason,
+        r#"param region = "eu" is in [eu, us]"#
+    );
 }
 
 #[test]
@@ -183,7 +207,10 @@ fn comparisons_are_numeric_and_need_numbers_on_both_sides() {
         (">", "18", "", false),
     ];
     for (cond, bound, value, expected) in cases {
-        let outcome = one(&single("param", "age", cond, bound), with_query("age", value));
+        let outcome = one(
+            &single("param", "age", cond, bound),
+            with_query("age", value),
+        );
         assert_eq!(canary(&outcome), expected, "{value} {cond} {bound}");
     }
     assert_eq!(
@@ -195,12 +222,28 @@ fn comparisons_are_numeric_and_need_numbers_on_both_sides() {
 #[test]
 fn percent_buckets_values_by_fnv1a() {
     // fnv1a32("a") = 0xe40c292c, 3826002220 % 100 = 20; fnv1a32("bob") % 100 = 44.
-    assert!(canary(&one(&single("header", "x-user", "%", "21"), with_header("x-user", "a"))));
-    assert!(!canary(&one(&single("header", "x-user", "%", "20"), with_header("x-user", "a"))));
-    assert!(!canary(&one(&single("header", "x-user", "%", "0"), with_header("x-user", "a"))));
-    assert!(canary(&one(&single("header", "x-user", "%", "100"), with_header("x-user", "anyone"))));
+    assert!(canary(&one(
+        &single("header", "x-user", "%", "21"),
+        with_header("x-user", "a")
+    )));
+    assert!(!canary(&one(
+        &single("header", "x-user", "%", "20"),
+        with_header("x-user", "a")
+    )));
+    assert!(!canary(&one(
+        &single("header", "x-user", "%", "0"),
+        with_header("x-user", "a")
+    )));
+    assert!(canary(&one(
+        &single("header", "x-user", "%", "100"),
+        with_header("x-user", "anyone")
+    )));
     assert_eq!(
-        one(&single("header", "x-user", "%", "50"), with_header("x-user", "bob")).reason,
+        one(
+            &single("header", "x-user", "%", "50"),
+            with_header("x-user", "bob")
+        )
+        .reason,
         r#"header x-user = "bob" falls in the first 50% (bucket 44)"#
     );
 }
@@ -221,7 +264,11 @@ fn mod_compares_the_remainder_by_its_operator() {
     ];
     for (operator, remainder, value, expected) in cases {
         let outcome = one(&modulo(operator, remainder), with_query("uid", value));
-        assert_eq!(canary(&outcome), expected, "{value} mod 100 {operator} {remainder}");
+        assert_eq!(
+            canary(&outcome),
+            expected,
+            "{value} mod 100 {operator} {remainder}"
+        );
     }
     assert_eq!(
         one(&modulo(">=", "20"), with_query("uid", "123")).reason,
@@ -234,7 +281,10 @@ fn regex_must_match_the_whole_value() {
     let rule = single("header", "x-user", "regex", "al.*|bob");
     assert!(canary(&one(&rule, with_header("x-user", "alice"))));
     assert!(canary(&one(&rule, with_header("x-user", "bob"))));
-    assert!(!canary(&one(&rule, with_header("x-user", "bobby"))), "anchored at both ends");
+    assert!(
+        !canary(&one(&rule, with_header("x-user", "bobby"))),
+        "anchored at both ends"
+    );
     assert!(!canary(&one(&rule, with_header("x-user", "xalice"))));
     assert_eq!(
         one(&rule, with_header("x-user", "bob")).reason,
@@ -250,9 +300,15 @@ fn cookies_are_read_from_cookies_or_from_the_cookie_header() {
         ..get("/")
     };
     assert_eq!(one(&rule, given).reason, r#"cookie beta = "1""#);
-    assert!(canary(&one(&rule, with_header("cookie", "session=x; beta=1; theme=dark"))));
+    assert!(canary(&one(
+        &rule,
+        with_header("cookie", "session=x; beta=1; theme=dark")
+    )));
     assert!(canary(&one(&rule, with_header("Cookie", "beta=1"))));
-    assert!(!canary(&one(&rule, with_header("cookie", "xbeta=1; beta=2"))));
+    assert!(!canary(&one(
+        &rule,
+        with_header("cookie", "xbeta=1; beta=2")
+    )));
     assert!(!canary(&one(&rule, with_header("x-beta", "1"))));
 }
 
@@ -260,18 +316,33 @@ fn cookies_are_read_from_cookies_or_from_the_cookie_header() {
 fn body_conditions_read_json_by_dotted_path_or_form_fields() {
     let rule = |param: &str, value: &str| single("body", param, "=", value);
     let order = r#"{"user": {"id": 7, "vip": true, "name": "Ada"}, "items": [{"sku": "A-1"}], "note": null}"#;
-    assert!(canary(&one(&rule("user.id", "7"), with_body(order))), "a number as its JSON text");
+    assert!(
+        canary(&one(&rule("user.id", "7"), with_body(order))),
+        "a number as its JSON text"
+    );
     assert!(canary(&one(&rule("user.vip", "true"), with_body(order))));
-    assert!(canary(&one(&rule("user.name", "Ada"), with_body(order))), "a string as its content");
+    assert!(
+        canary(&one(&rule("user.name", "Ada"), with_body(order))),
+        "a string as its content"
+    );
     assert!(canary(&one(&rule("items.0.sku", "A-1"), with_body(order))));
-    assert!(canary(&one(&rule("items", r#"[{"sku":"A-1"}]"#), with_body(order))), "an array as its JSON text");
-    assert!(!canary(&one(&single("body", "note", "!=", "x"), with_body(order))), "null is no value");
+    assert!(
+        canary(&one(&rule("items", r#"[{"sku":"A-1"}]"#), with_body(order))),
+        "an array as its JSON text"
+    );
+    assert!(
+        !canary(&one(&single("body", "note", "!=", "x"), with_body(order))),
+        "null is no value"
+    );
     assert!(!canary(&one(&rule("items.1.sku", "A-1"), with_body(order))));
     let form = "user=ada+lovelace&plan=pro%2Bplus&empty=";
     assert!(canary(&one(&rule("user", "ada lovelace"), with_body(form))));
     assert!(canary(&one(&rule("plan", "pro+plus"), with_body(form))));
     assert!(!canary(&one(&rule("user.id", "7"), with_body(""))));
-    assert_eq!(one(&rule("user.id", "7"), with_body(order)).reason, r#"body user.id = "7""#);
+    assert_eq!(
+        one(&rule("user.id", "7"), with_body(order)).reason,
+        r#"body user.id = "7""#
+    );
 }
 
 #[test]
@@ -280,20 +351,67 @@ fn dubbo_conditions_read_arguments_by_index_and_expression() {
         json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [{"serviceType": "Dubbo", "path": path,
             "conditions": [{"index": index, "expr": expr, "cond": cond, "value": value}]}]}})
     };
-    let call = dubbo("com.shop.CartService", "add", &[r#""alice""#, r#"{"user": {"id": 42}, "tags": ["a"]}"#, "plain text"]);
-    assert!(canary(&one(&rule(None, 0, "$", "=", "alice"), call.clone())), "a JSON string as its content");
-    assert!(canary(&one(&rule(None, 0, ".", "=", "alice"), call.clone())));
-    assert!(canary(&one(&rule(None, 1, "user.id", ">", "40"), call.clone())));
-    assert!(canary(&one(&rule(None, 1, "$.user.id", "=", "42"), call.clone())));
-    assert!(canary(&one(&rule(None, 1, "tags.0", "=", "a"), call.clone())));
-    assert!(canary(&one(&rule(None, 2, "$", "=", "plain text"), call.clone())), "not JSON: the text itself");
-    assert!(!canary(&one(&rule(None, 2, "user.id", "=", "42"), call.clone())));
-    assert!(!canary(&one(&rule(None, 3, "$", "!=", "x"), call.clone())), "no such argument");
-    assert!(canary(&one(&rule(Some("com.shop.CartService"), 0, "$", "=", "alice"), call.clone())));
-    assert!(canary(&one(&rule(Some("com.shop.CartService:add"), 0, "$", "=", "alice"), call.clone())));
-    assert!(!canary(&one(&rule(Some("com.shop.CartService:remove"), 0, "$", "=", "alice"), call.clone())));
-    assert!(!canary(&one(&rule(Some("com.shop.OrderService"), 0, "$", "=", "alice"), call.clone())));
-    assert_eq!(one(&rule(None, 1, "user.id", ">", "40"), call).reason, r#"argument 1 user.id = "42" is greater than 40"#);
+    let call = dubbo(
+        "com.shop.CartService",
+        "add",
+        &[
+            r#""alice""#,
+            r#"{"user": {"id": 42}, "tags": ["a"]}"#,
+            "plain text",
+        ],
+    );
+    assert!(
+        canary(&one(&rule(None, 0, "$", "=", "alice"), call.clone())),
+        "a JSON string as its content"
+    );
+    assert!(canary(&one(
+        &rule(None, 0, ".", "=", "alice"),
+        call.clone()
+    )));
+    assert!(canary(&one(
+        &rule(None, 1, "user.id", ">", "40"),
+        call.clone()
+    )));
+    assert!(canary(&one(
+        &rule(None, 1, "$.user.id", "=", "42"),
+        call.clone()
+    )));
+    assert!(canary(&one(
+        &rule(None, 1, "tags.0", "=", "a"),
+        call.clone()
+    )));
+    assert!(
+        canary(&one(&rule(None, 2, "$", "=", "plain text"), call.clone())),
+        "not JSON: the text itself"
+    );
+    assert!(!canary(&one(
+        &rule(None, 2, "user.id", "=", "42"),
+        call.clone()
+    )));
+    assert!(
+        !canary(&one(&rule(None, 3, "$", "!=", "x"), call.clone())),
+        "no such argument"
+    );
+    assert!(canary(&one(
+        &rule(Some("com.shop.CartService"), 0, "$", "=", "alice"),
+        call.clone()
+    )));
+    assert!(canary(&one(
+        &rule(Some("com.shop.CartService:add"), 0, "$", "=", "alice"),
+        call.clone()
+    )));
+    assert!(!canary(&one(
+        &rule(Some("com.shop.CartService:remove"), 0, "$", "=", "alice"),
+        call.clone()
+    )));
+    assert!(!canary(&one(
+        &rule(Some("com.shop.OrderService"), 0, "$", "=", "alice"),
+        call.clone()
+    )));
+    assert_eq!(
+        one(&rule(None, 1, "user.id", ">", "40"), call).reason,
+        r#"argument 1 user.id = "42" is greater than 40"#
+    );
 }
 
 #[test]
@@ -315,7 +433,15 @@ fn rule_paths_are_element_prefixes() {
         headers: pairs(&[("x-user", "alice")]),
         ..get(path)
     };
-    for (path, expected) in [("/api", true), ("/api/", true), ("/api/cart", true), ("/api?x=1", true), ("/apix", false), ("/", false), ("/v1/api", false)] {
+    for (path, expected) in [
+        ("/api", true),
+        ("/api/", true),
+        ("/api/cart", true),
+        ("/api?x=1", true),
+        ("/apix", false),
+        ("/", false),
+        ("/v1/api", false),
+    ] {
         assert_eq!(canary(&one(&rule, at(path))), expected, "{path}");
     }
     let everything = single("header", "x-user", "=", "alice");
@@ -337,7 +463,10 @@ fn and_is_decided_by_the_rule_and_or_by_the_first_matching_condition() {
     };
     let and = one(&rule("AND"), both.clone());
     assert_eq!(and.decided_by, "content.rules[0]");
-    assert_eq!(and.reason, r#"header x-user = "alice" and param region = "eu" is in [eu, us]"#);
+    assert_eq!(
+        and.reason,
+        r#"header x-user = "alice" and param region = "eu" is in [eu, us]"#
+    );
     assert!(!canary(&one(&rule("AND"), with_query("region", "eu"))));
     let or = one(&rule("OR"), both);
     assert_eq!(or.decided_by, "content.rules[0].conditions[0]");
@@ -354,13 +483,26 @@ fn rules_are_tried_in_order_and_the_first_match_decides() {
         headers: pairs(&[("x-user", "alice"), ("cookie", "beta=1")]),
         ..get("/api/cart")
     };
-    let outcomes = evaluate(&rule, &[both.clone(), Sample { path: "/shop".into(), ..both }]);
+    let outcomes = evaluate(
+        &rule,
+        &[
+            both.clone(),
+            Sample {
+                path: "/shop".into(),
+                ..both
+            },
+        ],
+    );
     assert_eq!(outcomes[0].decided_by, "content.rules[0].conditions[0]");
-    assert_eq!(outcomes[1].decided_by, "content.rules[1].conditions[0]", "rule 0 does not cover /shop");
+    assert_eq!(
+        outcomes[1].decided_by, "content.rules[1].conditions[0]",
+        "rule 0 does not cover /shop"
+    );
 }
 
 #[test]
 fn an_invalid_rule_evaluates_nothing() {
-    let violations = evaluate_json(&json!({"grayType": "CONTENT"}), &[get("/")]).expect_err("invalid");
+    let violations =
+        evaluate_json(&json!({"grayType": "CONTENT"}), &[get("/")]).expect_err("invalid");
     assert_eq!(violations.0[0].field, "content");
 }

@@ -47,16 +47,26 @@ fn cookie_header_patterns_agree_with_evaluation() {
                 ..Sample::default()
             };
             let evaluated = rule.evaluate(&sample).canary_share == 100;
-            assert_eq!(regex.is_match(header), evaluated, "{cond} {value} on {header:?} ({pattern})");
+            assert_eq!(
+                regex.is_match(header),
+                evaluated,
+                "{cond} {value} on {header:?} ({pattern})"
+            );
         }
     }
 }
 
 #[test]
 fn values_are_escaped_for_every_regex_dialect() {
-    assert_eq!(escape("a.b*c(d)|[e]{f}^$+?\\"), r"a\.b\*c\(d\)\|\[e\]\{f\}\^\$\+\?\\");
+    assert_eq!(
+        escape("a.b*c(d)|[e]{f}^$+?\\"),
+        r"a\.b\*c\(d\)\|\[e\]\{f\}\^\$\+\?\\"
+    );
     assert_eq!(escape("plain-text_1~#&"), "plain-text_1~#&");
     let rule = validate(&json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [{"serviceType": "springCloud", "path": "/",
         "conditions": [{"type": "header", "param": "x", "cond": "in", "value": "a.b, c+"}]}]}})).expect("valid");
-    assert_eq!(value_match(test_of(&rule)), Some(ValueMatch::FullRegex(r"^(a\.b|c\+)$".into())));
+    assert_eq!(
+        value_match(test_of(&rule)),
+        Some(ValueMatch::FullRegex(r"^(a\.b|c\+)$".into()))
+    );
 }
