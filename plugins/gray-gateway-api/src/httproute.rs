@@ -52,7 +52,7 @@ fn percent_rule(target: &Target) -> Value {
     json!({
         "matches": [path_prefix("/")],
         "backendRefs": [
-            backend(target.stable_service(), target, 100 - weight),
+            backend(target.stable_service(), target, 100u8.saturating_sub(weight)),
             backend(target.canary_service(), target, weight),
         ],
     })

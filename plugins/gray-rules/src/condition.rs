@@ -1,7 +1,7 @@
 //! Validating one condition of a content rule: which fields its framework needs, and what
 //! its `value` must look like for its `cond`, building the typed [`Condition`].
 
-use regex::Regex;
+use regex::RegexBuilder;
 use serde_json::Value;
 
 use crate::fields::Object;
@@ -13,6 +13,8 @@ const CONDITION_FIELDS: &[&str] = &[
     "type", "param", "index", "expr", "cond", "operator", "value",
 ];
 const MAX_REGEX: usize = 256;
+/// Bytes a compiled regex may take: ample for a header pattern, far below a plugin's memory.
+const MAX_COMPILED_REGEX: usize = 1 << 20;
 const CONDS: &str = "= != > < >= <= % in mod regex";
 
 /// A `cond` before its value is parsed.
@@ -116,7 +118,17 @@ fn read_argument_source(condition: &Object, out: &mut Vec<Violation>) -> Option<
         }
         index
     });
-    let expr = condition.required_string("expr", out);
+    // The seed's template sends `"expr": ""`, which counts as absent: say how to name the
+    // whole argument instead.
+    let expr = if condition.has("expr") {
+        condition.string("expr", out)
+    } else {
+        out.push(Violation::new(
+            condition.path_of("expr"),
+            "is required ($ names the whole argument)",
+        ));
+        None
+    };
     Some(Source::Argument {
         index: index?,
         expr: whole_argument_or_path(expr?),
@@ -209,7 +221,10 @@ fn read_test(
                     error_line(&e.to_string())
                 ));
             }
-            match Regex::new(&format!("^(?:{value})$")) {
+            match RegexBuilder::new(&format!("^(?:{value})$"))
+                .size_limit(MAX_COMPILED_REGEX)
+                .build()
+            {
                 Ok(anchored) => Some(Test::Regex {
                     expr: value.to_owned(),
                     anchored,

@@ -350,6 +350,13 @@ fn a_dubbo_condition_needs_index_and_expr_and_refuses_type_and_param() {
         fields_of(json!({"cond": "=", "value": "a"})),
         [format!("{C0}.index"), format!("{C0}.expr")]
     );
+    let empty_expr = content(dubbo_rule(
+        json!([{"index": 0, "expr": "", "cond": "=", "value": "a"}]),
+    ));
+    assert_eq!(
+        message_at(empty_expr, &format!("{C0}.expr")),
+        "is required ($ names the whole argument)"
+    );
     assert_eq!(
         fields_of(json!({"index": -1, "expr": "id", "cond": "=", "value": "a"})),
         [format!("{C0}.index")]
@@ -469,6 +476,11 @@ fn value_is_required_and_must_suit_its_cond() {
         "only valid once wrapped"
     );
     assert_eq!(value_of("regex", json!("a".repeat(257))), at_value);
+    assert_eq!(
+        value_of("regex", json!("((a{100}){100}){100}")),
+        at_value,
+        "compiles too big"
+    );
     assert!(value_of("regex", json!("(?i)alice|bob\\d+")).is_empty());
 }
 
