@@ -14,6 +14,9 @@ use super::request::Incoming;
 use super::{Decision, ServiceRef};
 use crate::cluster::sim::meta;
 
+/// The largest backendRef weight Gateway API allows (larger ones count as this).
+const MAX_WEIGHT: u64 = 1_000_000;
+
 /// How a matched request ranks; the greatest wins. Field order is the precedence
 /// order: Exact path, then RegularExpression, then PathPrefix (each longer first), then
 /// a method, more headers, more query parameters, the oldest route, the first rule.
@@ -220,7 +223,10 @@ fn forward(route: &Value, rule_index: usize, rule: &Value, rng: &mut impl Rng) -
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|b| (b, b.get("weight").and_then(Value::as_u64).unwrap_or(1)))
+        .map(|b| {
+            let weight = b.get("weight").and_then(Value::as_u64).unwrap_or(1);
+            (b, weight.min(MAX_WEIGHT))
+        })
         .filter(|(_, weight)| *weight > 0)
         .collect();
     let total: u64 = refs.iter().map(|(_, w)| w).sum();

@@ -10,8 +10,9 @@
 //! 3. a Host of `<svc>.<ns>`, `<svc>.<ns>.svc` or `<svc>.<ns>.svc.cluster.local` names
 //!    an existing Service directly;
 //!
-//! else 404 `{"error": "no route for <host><path>"}`. The Service's ready pods
-//! (`backend.rs`) take it at random; none → 503. `request.rs` is the request as routing
+//! else 404 `{"error": "no route for <host><path>"}`. A route that matches but names
+//! nothing usable (every weight 0, a backendRef that is not a Service) answers 500, as
+//! Gateway API asks. The Service's ready pods (`backend.rs`) take it at random; none → 503. `request.rs` is the request as routing
 //! reads it, `patterns.rs` the full-match regex cache. The world's lock is held only to
 //! copy out the routing objects and, after matching, the chosen Service's pods.
 
