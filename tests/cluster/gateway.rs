@@ -363,3 +363,14 @@ async fn the_gateway_falls_back_to_services_by_cluster_dns_name_then_404_and_503
     assert_eq!(status, 503);
     assert_eq!(body["error"], "no ready endpoints for service shop/empty");
 }
+
+#[tokio::test]
+async fn the_gateway_can_be_turned_off() {
+    let server = Server::start_with(&["--kube-gateway-listen", "off"]).await;
+    assert_eq!(server.gateway, None);
+    let kubeconfig = server.get("/api/v1/clusters/embedded/kubeconfig").await;
+    assert_eq!(
+        kubeconfig.status, 200,
+        "the embedded cluster itself still runs"
+    );
+}

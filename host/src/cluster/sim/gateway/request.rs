@@ -51,7 +51,8 @@ impl Incoming {
     }
 
     /// Every value of header `name` (any case), joined with `,` as a proxy merges
-    /// repeated header lines; `None` when absent.
+    /// repeated header lines (`; ` for `cookie`, which HTTP/2 clients split); `None`
+    /// when absent.
     pub fn header(&self, name: &str) -> Option<String> {
         let values: Vec<&str> = self
             .headers
@@ -59,7 +60,12 @@ impl Incoming {
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
             .collect();
-        (!values.is_empty()).then(|| values.join(","))
+        let separator = if name.eq_ignore_ascii_case("cookie") {
+            "; "
+        } else {
+            ","
+        };
+        (!values.is_empty()).then(|| values.join(separator))
     }
 
     /// The first value of query parameter `name` (names are case-sensitive).
@@ -160,11 +166,13 @@ mod tests {
             "a.b:1",
             "/x?name=al%20ice&name=bob&flag",
             &[
-                ("Cookie", "a=1; beta=yes"),
+                ("Cookie", "a=1"),
+                ("cookie", "beta=yes"),
                 ("X-User", "u1"),
                 ("x-user", "u2"),
             ],
         );
+        assert_eq!(request.header("cookie").as_deref(), Some("a=1; beta=yes"));
         assert_eq!(request.cookie("beta").as_deref(), Some("yes"));
         assert_eq!(request.cookie("b"), None);
         assert_eq!(request.query_param("name"), Some("al ice"));
