@@ -52,6 +52,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--kube-listen",
                 "127.0.0.1:0",
+                "--kube-gateway-listen",
+                "off",
             ])
             .args(["--kube-time-scale", "0", "--kube-nodes", &nodes.to_string()])
             .arg("--data-dir")

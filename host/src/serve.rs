@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub kubeconfig_dir: Option<PathBuf>,
     /// The embedded cluster's HTTPS address for kubectl.
     pub kube_listen: SocketAddr,
+    /// The embedded cluster's gateway address; `None`: no gateway.
+    pub kube_gateway_listen: Option<SocketAddr>,
     /// Keep the embedded cluster in memory only.
     pub ephemeral: bool,
     /// Scale of the embedded cluster's simulated delays.
@@ -109,6 +111,10 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
                 "embedded cluster listening on {} (`wharf cluster kubeconfig` prints a kubeconfig)",
                 endpoint.server_url()
             );
+            if let Some(address) = options.kube_gateway_listen {
+                let bound = simulator.serve_gateway(address).await?;
+                println!("embedded cluster gateway listening on http://{bound}");
+            }
             Some(endpoint)
         }
         None => None,

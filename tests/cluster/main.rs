@@ -1,9 +1,10 @@
 //! Tests of the embedded Kubernetes cluster through the clients real clusters get:
 //! kube-rs in-process (`Simulator::client()`), kube-rs and kubectl over the loopback
-//! HTTPS endpoint of a running `wharf serve`.
+//! HTTPS endpoint of a running `wharf serve`; and its gateway, over plain HTTP.
 
 mod controllers;
 mod failures;
+mod gateway;
 mod kube_api;
 mod kubectl;
 

@@ -143,6 +143,8 @@ fn shared_cache_dir() -> PathBuf {
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// The embedded cluster's gateway (`http://127.0.0.1:port`), when one was started.
+    pub gateway: Option<String>,
     pub data: TempDir,
     pub token: String,
     extra_args: Vec<String>,
@@ -197,6 +199,7 @@ impl Server {
         let mut server = Server {
             child: None,
             base: String::new(),
+            gateway: None,
             data,
             token: String::new(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
@@ -221,6 +224,9 @@ impl Server {
         if !self.extra_args.iter().any(|a| a == "--kube-listen") {
             command.args(["--kube-listen", "127.0.0.1:0"]);
         }
+        if !self.extra_args.iter().any(|a| a == "--kube-gateway-listen") {
+            command.args(["--kube-gateway-listen", "127.0.0.1:0"]);
+        }
         if !self.extra_args.iter().any(|a| a == "--kube-time-scale") {
             command.args(["--kube-time-scale", "0"]);
         }
@@ -233,19 +239,25 @@ impl Server {
             .spawn()
             .expect("starting wharf serve");
         let stdout = child.stdout.take().expect("stdout");
+        // The gateway's line, when there is one, comes before the API's.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut gateway = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("embedded cluster gateway listening on ") {
+                    gateway = Some(addr.trim().to_owned());
+                }
                 if let Some(addr) = line.strip_prefix("wharf listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send((addr.trim().to_owned(), gateway.clone()));
                 }
             }
         });
-        let base = rx
+        let (base, gateway) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("wharf printed where it listens");
         self.child = Some(child);
         self.base = base;
+        self.gateway = gateway;
         for _ in 0..600 {
             if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
                 && r.status().as_u16() == 200

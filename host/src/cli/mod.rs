@@ -295,6 +295,14 @@ struct ServeArgs {
     /// Where the embedded cluster serves HTTPS for kubectl (`wharf cluster kubeconfig`).
     #[arg(long, env = "WHARF_KUBE_LISTEN", default_value = "127.0.0.1:16443")]
     kube_listen: SocketAddr,
+    /// Where the embedded cluster's gateway serves plain HTTP, routed by its HTTPRoutes,
+    /// Ingresses and Services to the simulated pods; `off` starts none.
+    #[arg(
+        long,
+        env = "WHARF_KUBE_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:16480"
+    )]
+    kube_gateway_listen: ListenOrOff,
     /// Keep the embedded cluster's objects in memory only (lost when Wharf stops).
     #[arg(long, env = "WHARF_EPHEMERAL")]
     ephemeral: bool,
@@ -308,6 +316,23 @@ struct ServeArgs {
     /// Simulated nodes in the embedded cluster (110 pods and 8 CPUs each).
     #[arg(long, env = "WHARF_KUBE_NODES", default_value_t = 3)]
     kube_nodes: usize,
+}
+
+/// A listen address, or `off` for none.
+#[derive(Clone, Debug)]
+struct ListenOrOff(Option<SocketAddr>);
+
+impl std::str::FromStr for ListenOrOff {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        text.parse()
+            .map(|address| Self(Some(address)))
+            .map_err(|_| format!("{text:?} is neither an address like 127.0.0.1:16480 nor `off`"))
+    }
 }
 
 impl ServeArgs {
@@ -340,6 +365,7 @@ impl ServeArgs {
             kubeconfig: self.kubeconfig,
             kubeconfig_dir: self.kubeconfig_dir,
             kube_listen: self.kube_listen,
+            kube_gateway_listen: self.kube_gateway_listen.0,
             ephemeral: self.ephemeral,
             kube_time_scale: if self.kube_time_scale.is_finite() {
                 self.kube_time_scale.max(0.0)

@@ -3,11 +3,14 @@
 //! port. It stores objects with Kubernetes' metadata semantics (uid, resourceVersion,
 //! generation, finalizers, owner references), serves discovery, Tables and watches, and
 //! runs small controllers that roll Deployments out through ReplicaSets to Pods on
-//! simulated nodes. See `../shared/reference/kube-sim.md` for the behaviour it follows.
+//! simulated nodes. Its `gateway` is the data plane: real HTTP routed by the cluster's
+//! HTTPRoutes, Ingresses and Services to simulated pods. See
+//! `../shared/reference/kube-sim.md` for the behaviour it follows.
 
 mod admission;
 pub(crate) mod controllers;
 mod discovery;
+mod gateway;
 mod http;
 pub mod meta;
 mod patch;
@@ -137,6 +140,15 @@ impl Simulator {
     /// A kube-rs client that talks to this simulator in-process.
     pub fn client(&self) -> kube::Client {
         kube::Client::new(self.router(), "default")
+    }
+
+    /// Serves the cluster's data plane (HTTPRoutes, Ingresses, Services → simulated pods)
+    /// on `address` until the process ends; the address it bound.
+    pub async fn serve_gateway(
+        &self,
+        address: std::net::SocketAddr,
+    ) -> anyhow::Result<std::net::SocketAddr> {
+        gateway::serve(self.shared.clone(), address).await
     }
 
     /// The current global resourceVersion (for tests and benchmarks).

@@ -177,4 +177,10 @@ pub mod kinds {
     pub fn job() -> &'static ResourceType {
         get("batch", "Job")
     }
+    pub fn ingress() -> &'static ResourceType {
+        get("networking.k8s.io", "Ingress")
+    }
+    pub fn http_route() -> &'static ResourceType {
+        get("gateway.networking.k8s.io", "HTTPRoute")
+    }
 }
