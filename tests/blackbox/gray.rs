@@ -602,3 +602,263 @@ async fn a_third_party_router_installed_at_run_time_takes_over_an_environment() 
     until_state(&server, &change_id, "succeeded").await;
     assert_eq!(workloads(&server).await, [("cart-v2".to_owned(), 2)]);
 }
+
+/// A deterministic stream of pseudo-random numbers (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        items[(self.0 % items.len() as u64) as usize]
+    }
+}
+
+/// A request as both readings see it: path, query and headers (the cookie header too).
+struct Probe {
+    path: &'static str,
+    query: Vec<(&'static str, &'static str)>,
+    headers: Vec<(&'static str, &'static str)>,
+}
+
+impl Probe {
+    fn generate(rng: &mut Rng) -> Probe {
+        let mut headers = Vec::new();
+        let user = rng.pick(&["alice", "bob", "carol", "dave", "", ""]);
+        if !user.is_empty() {
+            headers.push(("x-user", user));
+        }
+        let cookie = rng.pick(&["beta=1", "beta=0", "theme=dark; beta=1", "theme=dark", ""]);
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie));
+        }
+        let region = rng.pick(&["eu-west-1", "us-east-1", ""]);
+        if !region.is_empty() {
+            headers.push(("x-region", region));
+        }
+        let mut query = Vec::new();
+        let channel = rng.pick(&["app", "web", ""]);
+        if !channel.is_empty() {
+            query.push(("channel", channel));
+        }
+        Probe {
+            path: rng.pick(&["/", "/api", "/api/cart", "/apix", "/shop"]),
+            query,
+            headers,
+        }
+    }
+
+    fn sample(&self) -> Value {
+        let map = |pairs: &[(&str, &str)]| -> Value {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>().into()
+        };
+        json!({"path": self.path, "query": map(&self.query), "headers": map(&self.headers)})
+    }
+
+    /// The revision of the pod the gateway routed the request to.
+    async fn through_gateway(&self, http: &reqwest::Client, gateway: &str, host: &str) -> (u64, Value) {
+        let mut request = http
+            .get(format!("{gateway}{}", self.path))
+            .query(&self.query)
+            .header("host", host);
+        for (name, value) in &self.headers {
+            request = request.header(*name, *value);
+        }
+        let reply = request.send().await.expect("gateway answered");
+        assert_eq!(reply.status().as_u16(), 200, "{}", self.path);
+        let body: Value = reply.json().await.expect("pod answer");
+        let revision = body["labels"]["wharf.dev/revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no revision label: {body}"));
+        (revision, body)
+    }
+}
+
+/// The rules the agreement is checked on: the golden cases of `gray-gateway-api`.
+fn agreement_rules() -> Vec<(&'static str, Value)> {
+    vec![
+        ("percent", percent_rule(40)),
+        (
+            "header AND query",
+            json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [{
+                "serviceType": "springCloud", "path": "/api", "condition": "AND", "conditions": [
+                    {"type": "header", "param": "x-user", "cond": "=", "value": "alice"},
+                    {"type": "param", "param": "channel", "cond": "=", "value": "app"}]}]}}),
+        ),
+        (
+            "cookie",
+            json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [{
+                "serviceType": "springCloud", "path": "/", "conditions": [
+                    {"type": "cookie", "param": "beta", "cond": "=", "value": "1"}]}]}}),
+        ),
+        ("header in-list OR cookie", beta_rule()),
+        (
+            "OR across rules, regex",
+            json!({"grayType": "CONTENT", "content": {"tag": "beta", "rules": [
+                {"serviceType": "springCloud", "path": "/shop", "conditions": [
+                    {"type": "header", "param": "x-region", "cond": "regex", "value": "eu-.*"}]},
+                {"serviceType": "springCloud", "path": "/api", "conditions": [
+                    {"type": "param", "param": "channel", "cond": "in", "value": "web,app"}]}]}}),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn the_plugins_evaluation_and_the_gateways_routing_agree_on_1000_requests_per_rule() {
+    let server = Server::start().await;
+    serving(&server).await;
+    let gateway = server.gateway.clone().expect("the embedded gateway runs");
+    let http = reqwest::Client::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for (name, rule) in agreement_rules() {
+        let id = deploy(&server, gray_deploy("shop/cart:2", rule)).await;
+        until_state(&server, &id, "paused_between_batches").await;
+        next(&server, &id).await;
+        let paused = until_state(&server, &id, "paused_between_batches").await;
+        let rate = paused["gray"]["rate"].as_u64();
+        let probes: Vec<Probe> = (0..1000).map(|_| Probe::generate(&mut rng)).collect();
+        let evaluated = server
+            .post(
+                "/api/v1/gray/evaluate",
+                json!({"changeOrderId": id, "requests": probes.iter().map(Probe::sample).collect::<Vec<_>>()}),
+            )
+            .await;
+        assert_eq!(evaluated.status, 200, "{name}: {:?}", evaluated.body);
+        let evaluations = evaluated.body["evaluations"].as_array().expect("evaluations").clone();
+        let mut to_canary = 0;
+        for (probe, evaluation) in probes.iter().zip(&evaluations) {
+            let (revision, answer) = probe
+                .through_gateway(&http, &gateway, "cart.shop-dev.svc")
+                .await;
+            let share = evaluation["canaryShare"].as_u64().expect("share");
+            if revision == 2 {
+                to_canary += 1;
+            }
+            if rate.is_none() {
+                assert_eq!(
+                    revision == 2,
+                    share == 100,
+                    "{name}: {} decided {:?} but the gateway sent it to revision {revision}: {answer}",
+                    probe.sample(),
+                    evaluation
+                );
+            }
+        }
+        if let Some(rate) = rate {
+            // A split is random per request: 1,000 draws at p = 0.4 stay within ±8 %
+            // of 400 except with odds far below one in a million.
+            let expected = rate as i64 * 10;
+            assert!(
+                (to_canary as i64 - expected).abs() <= 80,
+                "{name}: {to_canary} of 1000 reached the canary at {rate} %"
+            );
+        }
+        let reply = server
+            .post(&format!("/api/v1/change-orders/{id}/abort"), json!({}))
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        until_state(&server, &id, "aborted").await;
+    }
+}
+
+fn cli_ok(server: &Server, args: &[&str]) -> String {
+    let output = server.cli(args);
+    assert!(
+        output.status.success(),
+        "wharf {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_user_tries_a_rule_releases_it_in_two_steps_curls_the_canary_promotes_it_and_swaps_providers()
+ {
+    let server = Server::start().await;
+    serving(&server).await;
+    let gateway = server.gateway.clone().expect("the embedded gateway runs");
+    let dir = TempDir::new("gray-story");
+    let rule = dir.path().join("rule.json");
+    let samples = dir.path().join("samples.json");
+    std::fs::write(&rule, beta_rule().to_string()).expect("rule");
+    let probes = [
+        ("alice", ""),
+        ("carol", ""),
+        ("", "beta=1"),
+        ("dave", "beta=0"),
+    ];
+    let sample_list: Vec<Value> = probes
+        .iter()
+        .map(|(user, cookie)| {
+            let mut headers = serde_json::Map::new();
+            if !user.is_empty() {
+                headers.insert("x-user".into(), json!(user));
+            }
+            if !cookie.is_empty() {
+                headers.insert("cookie".into(), json!(cookie));
+            }
+            json!({"headers": headers})
+        })
+        .collect();
+    std::fs::write(&samples, Value::Array(sample_list).to_string()).expect("samples");
+    let rule_path = rule.display().to_string();
+    let table = cli_ok(
+        &server,
+        &["gray", "evaluate", &rule_path, "--requests", &samples.display().to_string()],
+    );
+    assert!(table.contains("2 of 4 requests reach the canary"), "{table}");
+
+    let out = cli_ok(
+        &server,
+        &[
+            "deploy", "shop", "cart", "dev", "--image", "shop/cart:2", "--replicas", "2",
+            "--batch-list", "1,1", "--gray-rule", &rule_path,
+        ],
+    );
+    let id = out
+        .split_whitespace()
+        .nth(2)
+        .expect("change order <id>")
+        .to_owned();
+    until_state(&server, &id, "paused_between_batches").await;
+    cli_ok(&server, &["change", "next-batch", &id]);
+    until_state(&server, &id, "paused_between_batches").await;
+
+    let http = reqwest::Client::new();
+    for (user, cookie) in probes {
+        let probe = Probe {
+            path: "/",
+            query: Vec::new(),
+            headers: [("x-user", user), ("cookie", cookie)]
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+        };
+        let (revision, answer) = probe.through_gateway(&http, &gateway, "cart.shop-dev.svc").await;
+        let canary = user == "alice" || cookie == "beta=1";
+        assert_eq!(revision == 2, canary, "{user} {cookie}: {answer}");
+        if canary {
+            assert_eq!(answer["labels"]["wharf.dev/gray-tag"], "beta", "{answer}");
+            // carryData: the canary sees the tag in a header.
+            assert_eq!(answer["request"]["headers"]["x-gray-tag"], "beta", "{answer}");
+        }
+    }
+
+    cli_ok(&server, &["change", "next-batch", &id]);
+    until_state(&server, &id, "succeeded").await;
+    let plain = Probe { path: "/", query: Vec::new(), headers: Vec::new() };
+    let (revision, _) = plain.through_gateway(&http, &gateway, "cart.shop-dev.svc").await;
+    assert_eq!(revision, 2, "after promotion everyone gets the new version");
+
+    server.allow_unsigned().await;
+    let id = server.install_enabled(&wharf_tests::fixture("gray-weighted")).await;
+    cli_ok(
+        &server,
+        &["env", "update", "dev", "--project", "shop", "--traffic-provider", &id],
+    );
+    let env = server.get(ENV).await;
+    assert_eq!(env.body["trafficProvider"], "gray-weighted");
+}

@@ -1809,6 +1809,10 @@ impl Deployer {
                 let last = index + 1 == change.batches.len();
                 return self
                     .with_change(&change.id, |c| {
+                        // Aborted or rolled back while the pods came up: that stands.
+                        if c.state != ChangeState::Running {
+                            return Ok(());
+                        }
                         let b = &mut c.batches[index];
                         b.state = BatchState::Succeeded;
                         b.finished_at = Some(now());
@@ -2202,7 +2206,12 @@ impl Deployer {
                         None => c.resources.push(rendered),
                     }
                 }
-                c.gray = Some(release);
+                // Only what this step rendered: abort or promotion may have been asked
+                // meanwhile, and their flags stand.
+                if let Some(gray) = c.gray.as_mut() {
+                    gray.weight = release.weight;
+                    gray.objects = release.objects.clone();
+                }
                 c.note(ENGINE, format!("{summary}:\n{yaml}"));
                 Ok(())
             })
