@@ -120,10 +120,13 @@ impl<'a> Object<'a> {
         Some(items)
     }
 
-    /// Reports each of `keys` that is present with `message`.
+    /// Reports each of `keys` that is present with `message`. The seed's clients send
+    /// every field of the form, unused ones as placeholders (`"index": 0` on an HTTP
+    /// condition, `"content": {}` or `{"tag": "", "rate": 0}` beside the other gray
+    /// type): those are not reported.
     pub fn forbid(&self, keys: &[&str], message: &str, out: &mut Vec<Violation>) {
         for key in keys {
-            if self.has(key) {
+            if self.map.get(*key).is_some_and(|v| !is_placeholder(v)) {
                 out.push(Violation::new(self.path_of(key), message));
             }
         }
@@ -135,6 +138,17 @@ impl<'a> Object<'a> {
             out.push(Violation::new(self.path_of(key), "must be a string"));
         }
         text
+    }
+}
+
+/// An unfilled form field: absent, zero, false, or a container of nothing but those.
+fn is_placeholder(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Bool(b) => !b,
+        Value::Array(items) => items.iter().all(is_placeholder),
+        Value::Object(map) => map.values().all(is_placeholder),
+        other => is_absent(other),
     }
 }
 

@@ -160,6 +160,10 @@ fn each_gray_type_refuses_the_others_section() {
         "only used with grayType PERCENT"
     );
     assert_eq!(fields(both("PERCENT")), ["content"]);
+    // The seed's clients send the other section unfilled.
+    let unfilled = json!({"grayType": "PERCENT", "percent": {"rate": 10, "tag": "canary"},
+        "content": {"ruleName": "", "tag": "", "carryData": false, "rules": []}});
+    assert!(fields(unfilled).is_empty());
 }
 
 #[test]
@@ -323,7 +327,12 @@ fn a_springcloud_condition_needs_type_and_param_and_refuses_index_and_expr() {
         fields_of(json!({"type": "query", "param": "x", "cond": "=", "value": "a"})),
         [format!("{C0}.type")]
     );
-    let with_dubbo_fields = json!({"type": "header", "param": "x", "index": 0, "expr": "id", "cond": "=", "value": "a"});
+    let with_dubbo_fields = json!({"type": "header", "param": "x", "index": 1, "expr": "id", "cond": "=", "value": "a"});
+    // The seed's form sends every field; its unfilled Dubbo ones on an HTTP condition pass.
+    assert!(
+        fields_of(json!({"type": "header", "param": "x", "index": 0, "expr": "", "cond": "=", "value": "a"}))
+            .is_empty()
+    );
     assert_eq!(
         fields_of(with_dubbo_fields.clone()),
         [format!("{C0}.index"), format!("{C0}.expr")]
