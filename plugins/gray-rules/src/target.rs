@@ -176,7 +176,7 @@ fn pairs_as_map<S: serde::Serializer>(
 }
 
 /// Label-style pairs as a JSON object (a later duplicate wins).
-pub fn string_map(pairs: &[(String, String)]) -> Value {
+fn string_map(pairs: &[(String, String)]) -> Value {
     Value::Object(
         pairs
             .iter()
