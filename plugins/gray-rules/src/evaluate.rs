@@ -6,6 +6,11 @@ use crate::model::{
 };
 use crate::sample::{Request, Sample};
 
+/// Reasons quote request values and rule lists; they are for people, and a batch of them
+/// must stay well within a plugin's output cap (1,000 × 256 characters).
+const MAX_QUOTED_VALUE: usize = 64;
+const MAX_REASON: usize = 256;
+
 /// Where one sample request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -42,7 +47,7 @@ fn evaluate_content(content: &Content, sample: &Sample) -> Outcome {
         .filter(|rule| applies(&rule.service, sample))
         .find_map(|rule| decide(rule, &request));
     let (canary_share, decided_by, reason) = match decision {
-        Some((decided_by, reason)) => (100, decided_by, reason),
+        Some((decided_by, reason)) => (100, decided_by, bounded(reason)),
         None => (0, String::new(), "no rule matched".to_owned()),
     };
     Outcome {
@@ -166,5 +171,26 @@ fn reason(condition: &Condition, value: &str) -> String {
         }
         Test::Regex { expr, .. } => format!(" matches regex {expr}"),
     };
-    format!("{subject} = \"{value}\"{verdict}")
+    format!(
+        "{subject} = \"{}\"{verdict}",
+        shorten(value, MAX_QUOTED_VALUE)
+    )
+}
+
+/// `reason` cut to [`MAX_REASON`] characters; byte length bounds the count, so most
+/// reasons are returned untouched without counting.
+fn bounded(reason: String) -> String {
+    if reason.len() <= MAX_REASON {
+        reason
+    } else {
+        shorten(&reason, MAX_REASON).into_owned()
+    }
+}
+
+/// At most `max` characters of `text`, marked with `…` when cut.
+fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+        None => text.into(),
+    }
 }

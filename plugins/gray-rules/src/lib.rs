@@ -48,7 +48,7 @@ pub mod wit;
 pub use evaluate::Outcome;
 pub use model::GrayRule;
 pub use sample::{DubboCall, Sample};
-pub use target::{GatewayRef, RenderError, ServicePort, Target, string_map};
+pub use target::{GatewayRef, RenderError, ServicePort, Target};
 pub use validate::{parse, validate};
 pub use violation::{Violation, Violations};
 

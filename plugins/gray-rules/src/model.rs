@@ -22,6 +22,7 @@ pub struct Percent {
 /// `grayType` CONTENT: requests matching any rule reach the canary.
 #[derive(Debug, Clone)]
 pub struct Content {
+    /// For people (`ruleName`); it takes no part in routing.
     pub rule_name: Option<String>,
     pub tag: String,
     /// Propagate the tag downstream (renders as the `x-gray-tag` request header).

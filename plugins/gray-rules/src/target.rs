@@ -16,10 +16,13 @@ pub struct Target {
     pub hostname: String,
     /// HTTP routing uses the first.
     pub ports: Vec<ServicePort>,
+    #[serde(serialize_with = "pairs_as_map")]
     pub stable_selector: Vec<(String, String)>,
+    #[serde(serialize_with = "pairs_as_map")]
     pub canary_selector: Vec<(String, String)>,
     /// Canary share (0–100) of this step of a PERCENT rule.
     pub canary_weight: u8,
+    #[serde(serialize_with = "pairs_as_map")]
     pub labels: Vec<(String, String)>,
     pub gateway: Option<GatewayRef>,
 }
@@ -164,8 +167,16 @@ impl Target {
     }
 }
 
+/// Shows label-style pairs as the map they become.
+fn pairs_as_map<S: serde::Serializer>(
+    pairs: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
 /// Label-style pairs as a JSON object (a later duplicate wins).
-pub fn string_map(pairs: &[(String, String)]) -> Value {
+fn string_map(pairs: &[(String, String)]) -> Value {
     Value::Object(
         pairs
             .iter()

@@ -506,3 +506,19 @@ fn an_invalid_rule_evaluates_nothing() {
         evaluate_json(&json!({"grayType": "CONTENT"}), &[get("/")]).expect_err("invalid");
     assert_eq!(violations.0[0].field, "content");
 }
+
+#[test]
+fn reasons_stay_short_whatever_the_request_carries() {
+    let long = "x".repeat(5000);
+    let rule = single("header", "x-user", "regex", "x+");
+    let reason = one(&rule, with_header("x-user", &long)).reason;
+    assert!(
+        reason.starts_with(&format!("header x-user = \"{}…\"", "x".repeat(64))),
+        "{reason}"
+    );
+    let items: Vec<String> = (0..500).map(|i| format!("user{i}")).collect();
+    let rule = single("header", "x-user", "in", &items.join(","));
+    let reason = one(&rule, with_header("x-user", "user499")).reason;
+    assert_eq!(reason.chars().count(), 257, "256 and the ellipsis");
+    assert!(reason.ends_with('…'));
+}
