@@ -51,7 +51,11 @@ fn sample(i: usize) -> gray_rules::Sample {
     }
     gray_rules::Sample {
         method: "GET".into(),
-        path: if i % 2 == 0 { "/api/cart".into() } else { "/".into() },
+        path: if i % 2 == 0 {
+            "/api/cart".into()
+        } else {
+            "/".into()
+        },
         headers: vec![
             ("x-user".into(), users[i % users.len()].into()),
             ("x-region".into(), regions[i % regions.len()].into()),
@@ -139,7 +143,10 @@ pub async fn run() -> anyhow::Result<()> {
             "  ratio   {:>12.2}× native (goal ≥ 0.5×); plugin and native agree: {agree}",
             plugin_rate / native_rate
         );
-        anyhow::ensure!(agree, "the plugin and the native evaluation disagree on {name}");
+        anyhow::ensure!(
+            agree,
+            "the plugin and the native evaluation disagree on {name}"
+        );
     }
     Ok(())
 }

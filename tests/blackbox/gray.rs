@@ -651,13 +651,22 @@ impl Probe {
 
     fn sample(&self) -> Value {
         let map = |pairs: &[(&str, &str)]| -> Value {
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>().into()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
         };
         json!({"path": self.path, "query": map(&self.query), "headers": map(&self.headers)})
     }
 
     /// The revision of the pod the gateway routed the request to.
-    async fn through_gateway(&self, http: &reqwest::Client, gateway: &str, host: &str) -> (u64, Value) {
+    async fn through_gateway(
+        &self,
+        http: &reqwest::Client,
+        gateway: &str,
+        host: &str,
+    ) -> (u64, Value) {
         let mut request = http
             .get(format!("{gateway}{}", self.path))
             .query(&self.query)
@@ -726,7 +735,10 @@ async fn the_plugins_evaluation_and_the_gateways_routing_agree_on_1000_requests_
             )
             .await;
         assert_eq!(evaluated.status, 200, "{name}: {:?}", evaluated.body);
-        let evaluations = evaluated.body["evaluations"].as_array().expect("evaluations").clone();
+        let evaluations = evaluated.body["evaluations"]
+            .as_array()
+            .expect("evaluations")
+            .clone();
         let mut to_canary = 0;
         for (probe, evaluation) in probes.iter().zip(&evaluations) {
             let (revision, answer) = probe
@@ -807,15 +819,34 @@ async fn a_user_tries_a_rule_releases_it_in_two_steps_curls_the_canary_promotes_
     let rule_path = rule.display().to_string();
     let table = cli_ok(
         &server,
-        &["gray", "evaluate", &rule_path, "--requests", &samples.display().to_string()],
+        &[
+            "gray",
+            "evaluate",
+            &rule_path,
+            "--requests",
+            &samples.display().to_string(),
+        ],
     );
-    assert!(table.contains("2 of 4 requests reach the canary"), "{table}");
+    assert!(
+        table.contains("2 of 4 requests reach the canary"),
+        "{table}"
+    );
 
     let out = cli_ok(
         &server,
         &[
-            "deploy", "shop", "cart", "dev", "--image", "shop/cart:2", "--replicas", "2",
-            "--batch-list", "1,1", "--gray-rule", &rule_path,
+            "deploy",
+            "shop",
+            "cart",
+            "dev",
+            "--image",
+            "shop/cart:2",
+            "--replicas",
+            "2",
+            "--batch-list",
+            "1,1",
+            "--gray-rule",
+            &rule_path,
         ],
     );
     let id = out
@@ -837,27 +868,48 @@ async fn a_user_tries_a_rule_releases_it_in_two_steps_curls_the_canary_promotes_
                 .filter(|(_, v)| !v.is_empty())
                 .collect(),
         };
-        let (revision, answer) = probe.through_gateway(&http, &gateway, "cart.shop-dev.svc").await;
+        let (revision, answer) = probe
+            .through_gateway(&http, &gateway, "cart.shop-dev.svc")
+            .await;
         let canary = user == "alice" || cookie == "beta=1";
         assert_eq!(revision == 2, canary, "{user} {cookie}: {answer}");
         if canary {
             assert_eq!(answer["labels"]["wharf.dev/gray-tag"], "beta", "{answer}");
             // carryData: the canary sees the tag in a header.
-            assert_eq!(answer["request"]["headers"]["x-gray-tag"], "beta", "{answer}");
+            assert_eq!(
+                answer["request"]["headers"]["x-gray-tag"], "beta",
+                "{answer}"
+            );
         }
     }
 
     cli_ok(&server, &["change", "next-batch", &id]);
     until_state(&server, &id, "succeeded").await;
-    let plain = Probe { path: "/", query: Vec::new(), headers: Vec::new() };
-    let (revision, _) = plain.through_gateway(&http, &gateway, "cart.shop-dev.svc").await;
+    let plain = Probe {
+        path: "/",
+        query: Vec::new(),
+        headers: Vec::new(),
+    };
+    let (revision, _) = plain
+        .through_gateway(&http, &gateway, "cart.shop-dev.svc")
+        .await;
     assert_eq!(revision, 2, "after promotion everyone gets the new version");
 
     server.allow_unsigned().await;
-    let id = server.install_enabled(&wharf_tests::fixture("gray-weighted")).await;
+    let id = server
+        .install_enabled(&wharf_tests::fixture("gray-weighted"))
+        .await;
     cli_ok(
         &server,
-        &["env", "update", "dev", "--project", "shop", "--traffic-provider", &id],
+        &[
+            "env",
+            "update",
+            "dev",
+            "--project",
+            "shop",
+            "--traffic-provider",
+            &id,
+        ],
     );
     let env = server.get(ENV).await;
     assert_eq!(env.body["trafficProvider"], "gray-weighted");
