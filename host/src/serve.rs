@@ -145,10 +145,6 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         audit.clone(),
         crate::domain::gray::providers::Providers::new(runtime.clone()),
     );
-    let resumed = deployer.resume()?;
-    if resumed > 0 {
-        tracing::info!(resumed, "change orders in flight resumed");
-    }
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -156,7 +152,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         audit: audit.clone(),
         projects: crate::domain::projects::Projects::new(store.clone()),
         clusters,
-        deployer,
+        deployer: deployer.clone(),
         kube_endpoint,
         metrics,
         ready: ready.clone(),
@@ -186,6 +182,11 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
                 bundled.name
             );
         }
+    }
+    // After the plugins: a resumed gray release renders through its traffic provider.
+    let resumed = deployer.resume()?;
+    if resumed > 0 {
+        tracing::info!(resumed, "change orders in flight resumed");
     }
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "ready");
