@@ -115,10 +115,11 @@ async fn provider_of(
     }
 }
 
-/// A named provider that is not usable is the caller's input at fault.
-fn provider_problem(error: GrayError) -> ApiError {
-    match error {
-        GrayError::Provider(e) => ApiError::invalid("provider", e.to_string()),
+/// A provider the caller named that is not usable is their input at fault (422); one
+/// taken from an environment or a change order is a conflict (409).
+fn provider_problem(named: bool) -> impl Fn(GrayError) -> ApiError {
+    move |error| match error {
+        GrayError::Provider(e) if named => ApiError::invalid("provider", e.to_string()),
         other => other.into(),
     }
 }
@@ -140,11 +141,12 @@ async fn validate(
         project: body.project,
         env: body.env,
     };
+    let named = choice.provider.is_some();
     let provider = provider_of(&state, &caller, choice).await?;
     let providers = Providers::new(state.runtime.clone());
     let report = rules::validate(&providers, &provider, &body.rule, "rule")
         .await
-        .map_err(provider_problem)?;
+        .map_err(provider_problem(named))?;
     Ok(axum::Json(report))
 }
 
@@ -164,6 +166,7 @@ async fn evaluate(
             format!("must hold 1 to {MAX_SAMPLE_REQUESTS} sample requests"),
         ));
     }
+    let named = body.provider.is_some();
     let choice = ProviderChoice {
         provider: body.provider,
         project: body.project,
@@ -203,7 +206,7 @@ async fn evaluate(
     let requests = body.requests.into_iter().map(Into::into).collect();
     let evaluations = rules::evaluate(&providers, &provider, &rule, requests, "rule")
         .await
-        .map_err(provider_problem)?;
+        .map_err(provider_problem(named))?;
     let to_canary = evaluations.iter().filter(|e| e.canary_share == 100).count();
     Ok(axum::Json(Evaluation {
         provider,

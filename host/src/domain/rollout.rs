@@ -241,6 +241,8 @@ struct Inner {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Wakes a change order's driver when someone acts on it.
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Change orders this host drives now (one driver each).
+    drivers: Mutex<std::collections::HashSet<String>>,
     /// Latest state of each watched change order (server-sent events).
     feeds: Mutex<HashMap<String, watch::Sender<ChangeOrder>>>,
 }
@@ -286,6 +288,7 @@ impl Deployer {
                 audit,
                 locks: Mutex::default(),
                 wakers: Mutex::default(),
+                drivers: Mutex::default(),
                 feeds: Mutex::default(),
             }),
         }
@@ -1350,6 +1353,9 @@ impl Deployer {
             if change.state.is_terminal() || change.state == ChangeState::RollingBack {
                 return Err(wrong_state(change, "abort", "in flight"));
             }
+            if change.gray.as_ref().is_some_and(|g| g.promoting) {
+                return Err(wrong_state(change, "abort", "not promoting its canary"));
+            }
             let canary_started = change
                 .batches
                 .iter()
@@ -1403,7 +1409,10 @@ impl Deployer {
                     .is_none_or(|a| a.decided_by.is_some()));
         deployment.status = match change.state {
             ChangeState::Failed => DeploymentStatus::Failed,
-            ChangeState::Aborted if touched_cluster => DeploymentStatus::Failed,
+            // A gray abort reverted completely: the stable version serves as before.
+            ChangeState::Aborted if touched_cluster && change.gray.is_none() => {
+                DeploymentStatus::Failed
+            }
             _ if deployment.status == DeploymentStatus::Deleted => DeploymentStatus::Deleted,
             _ => settled(&deployment),
         };
@@ -1473,13 +1482,29 @@ impl Deployer {
         Ok(resumed)
     }
 
+    /// Starts the driver of change order `id`, unless this host already drives it.
     fn spawn(&self, id: String, resumed: bool) {
+        let fresh = self
+            .inner
+            .drivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        if !fresh {
+            return;
+        }
         let deployer = self.clone();
         tokio::spawn(async move {
             deployer.drive(&id, resumed).await;
             deployer
                 .inner
                 .wakers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            deployer
+                .inner
+                .drivers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
@@ -1590,6 +1615,21 @@ impl Deployer {
         self.close(&mut change, Some(effect)).await
     }
 
+    /// [`Self::finish_with`] for the forward path of a rollout: only a change order still
+    /// running ends this way (an abort or rollback accepted meanwhile stands).
+    async fn finish_forward(
+        &self,
+        id: &str,
+        state: ChangeState,
+        message: String,
+        effect: &(dyn Fn(&mut Deployment) + Sync),
+    ) -> Result<(), DeployError> {
+        if self.change(id)?.state != ChangeState::Running {
+            return Ok(());
+        }
+        self.finish_with(id, state, message, effect).await
+    }
+
     async fn client(&self, change: &ChangeOrder) -> Result<(Client, Deployment), DeployError> {
         let deployment = self.deployment(&change.project, &change.app, &change.env)?;
         let client = self
@@ -1683,13 +1723,18 @@ impl Deployer {
             )
             .await?;
             if change.gray.is_some() {
-                // The app's own Services select every revision: once the routing goes,
-                // they carry the traffic, and the old revision goes right after.
-                gray_objects::remove(&client, &deployment.namespace, &change.id)
-                    .await
-                    .map_err(cluster_error)?;
+                // The app's Services send everything to the promoted revision before the
+                // routing goes, so no request reaches the old one on the way out.
+                pin_services(&client, &deployment, Some(target)).await?;
             }
+            // Any rollout ends without gray routing, also one after a failed canary.
+            gray_objects::remove(&client, &deployment.namespace, &deployment.workload)
+                .await
+                .map_err(cluster_error)?;
             remove_others(&client, &deployment, target).await?;
+            if change.gray.is_some() {
+                pin_services(&client, &deployment, None).await?;
+            }
             if let Some(hpa) = render::hpa(&spec, &workload_of(&deployment, target, &change.id)) {
                 apply(
                     &Api::<HorizontalPodAutoscaler>::namespaced(
@@ -1705,7 +1750,7 @@ impl Deployer {
                 (_, Some(_)) => " (canary promoted, gray routing removed)",
                 _ => "",
             };
-            self.finish_with(
+            self.finish_forward(
                 &change.id,
                 ChangeState::Succeeded,
                 format!("revision {target} serves with {total} replicas{how}"),
@@ -1768,19 +1813,6 @@ impl Deployer {
             };
             scale(&api, name, keep as i32).await?;
         }
-        if change.gray.is_some() {
-            match self
-                .route_canary(&change, &client, &deployment, target, index)
-                .await?
-            {
-                Ok(()) => {}
-                Err(message) => {
-                    self.finish_with(&change.id, ChangeState::Failed, message, &|_| {})
-                        .await?;
-                    return self.change(&change.id);
-                }
-            }
-        }
         // Wait until the batch's pods are ready, the change is acted on, or time is up.
         loop {
             let current = self.change(&change.id)?;
@@ -1802,6 +1834,17 @@ impl Deployer {
                 .await?;
             }
             let ready = settled && others_settled(&api, &deployment, target).await?;
+            if ready && change.gray.is_some() {
+                // Traffic moves only once the canary's pods can take it.
+                if let Err(message) = self
+                    .route_canary(&current, &client, &deployment, target, index)
+                    .await?
+                {
+                    self.finish_forward(&change.id, ChangeState::Failed, message, &|_| {})
+                        .await?;
+                    return self.change(&change.id);
+                }
+            }
             if ready {
                 let pods = pod_snapshots(&client, &deployment, Some(target))
                     .await
@@ -1856,7 +1899,7 @@ impl Deployer {
                     Ok(())
                 })
                 .await?;
-                self.finish_with(&change.id, ChangeState::Failed, message, &|_| {})
+                self.finish_forward(&change.id, ChangeState::Failed, message, &|_| {})
                     .await?;
                 return self.change(&change.id);
             }
@@ -1875,13 +1918,11 @@ impl Deployer {
         let api: Api<KubeDeployment> = Api::namespaced(client.clone(), &deployment.namespace);
         let deadline = change.started_at.unwrap_or(change.updated_at)
             + Duration::from_secs(change.batch_timeout_seconds);
-        if change.gray.is_some() {
-            // Routing first: the stable revision never stopped serving, so taking the
-            // split away sends everything back to it before the canary goes.
-            gray_objects::remove(&client, &deployment.namespace, &change.id)
-                .await
-                .map_err(cluster_error)?;
-        }
+        // Routing first: the stable revision never stopped serving, so taking a gray
+        // split away sends everything back to it before the canary goes.
+        gray_objects::remove(&client, &deployment.namespace, &deployment.workload)
+            .await
+            .map_err(cluster_error)?;
         match change.before.revision {
             None => remove_workload(&client, &deployment, None).await?,
             Some(before) => {
@@ -1927,6 +1968,9 @@ impl Deployer {
                     tokio::time::sleep(POLL).await;
                 }
             }
+        }
+        if change.gray.is_some() {
+            pin_services(&client, &deployment, None).await?;
         }
         let before = change.before;
         let (state, message) = match &change.gray {
@@ -2014,6 +2058,9 @@ impl Deployer {
                 )
             }
             ChangeKind::Delete => {
+                gray_objects::remove(&client, &deployment.namespace, &deployment.workload)
+                    .await
+                    .map_err(cluster_error)?;
                 remove_workload(&client, &deployment, None).await?;
                 let services: Api<Service> = Api::namespaced(client.clone(), &deployment.namespace);
                 for service in &deployment.services {
@@ -2167,9 +2214,20 @@ impl Deployer {
             Ok(checked) => checked,
             Err(refused) => return Ok(Err(refused.to_string())),
         };
-        gray_objects::apply(client, &deployment.namespace, &checked)
-            .await
-            .map_err(cluster_error)?;
+        match gray_objects::apply(
+            client,
+            &deployment.namespace,
+            &checked,
+            &deployment.workload,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(gray_objects::ApplyError::Refused(refused)) => return Ok(Err(refused.to_string())),
+            Err(gray_objects::ApplyError::Cluster(error)) => return Err(cluster_error(error)),
+        }
+        // Callers that do not go through the gray routing reach the stable revision only.
+        pin_services(client, deployment, Some(stable)).await?;
         release.objects = checked.iter().map(|c| c.reference.clone()).collect();
         let current = change.gray.as_ref();
         let changed = current
@@ -2277,7 +2335,13 @@ fn open_gray(
         )
     })?;
     let tag = gray::tag_of(rule)
-        .ok_or_else(|| invalid("deploymentStrategy.grayRule", "names no tag for the canary"))?;
+        .filter(|t| gray::is_label_value(t))
+        .ok_or_else(|| {
+            invalid(
+                "deploymentStrategy.grayRule",
+                "needs a tag for the canary: 1-63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit",
+            )
+        })?;
     Ok(GrayRelease {
         provider: provider.to_owned(),
         rule: rule.clone(),
@@ -2428,6 +2492,33 @@ async fn live_revisions(
             (d.metadata.name.unwrap_or_default(), revision, replicas)
         })
         .collect())
+}
+
+/// Narrows the app's own Services to one revision's pods during a gray release (`None`
+/// widens them to every revision again, as they are rendered).
+async fn pin_services(
+    client: &Client,
+    deployment: &Deployment,
+    revision: Option<u64>,
+) -> Result<(), DeployError> {
+    let api: Api<Service> = Api::namespaced(client.clone(), &deployment.namespace);
+    let value = revision.map_or(Value::Null, |r| Value::String(r.to_string()));
+    let patch = json!({"spec": {"selector": {REVISION_LABEL: value}}});
+    for service in &deployment.services {
+        match api
+            .patch(
+                &service.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(cluster_error(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Removes every Deployment (and autoscaler) of the workload except `keep`'s.

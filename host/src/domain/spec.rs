@@ -828,6 +828,12 @@ impl DeploySpec {
             (true, Some(rule)) if !rule.is_object() => {
                 return Err(invalid(join(at, "grayRule"), "must be an object"));
             }
+            (true, Some(_)) if self.replicas == 0 => {
+                return Err(invalid(
+                    join(at, "grayUpdate"),
+                    "a gray release needs at least 1 replica for its canary",
+                ));
+            }
             (true, Some(_)) if self.mode() == BatchMode::Auto => {
                 return Err(invalid(
                     join(at, "betweenBatchProcessingMode"),

@@ -94,6 +94,17 @@ pub fn weight_at(rate: u8, canary: u32, total: u32) -> u8 {
     u8::try_from(share).unwrap_or(100)
 }
 
+/// Whether `text` is a Kubernetes label value (what a tag becomes on the canary's pods).
+pub fn is_label_value(text: &str) -> bool {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    (1..=63).contains(&text.len())
+        && edge(text.chars().next())
+        && edge(text.chars().last())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// The Service a gray release routes through: the deployment's first.
 pub fn routed_service(deployment: &Deployment) -> Option<&ServiceSpec> {
     deployment.services.first()
