@@ -416,6 +416,43 @@ mod tests {
             .map(|_| route("preview-gray", None))
             .collect();
         assert!(check(many, &target).is_err());
+        // The prefix alone is not enough: only the target's own names.
+        assert!(check(vec![route("preview-grayscale", None)], &target).is_err());
+    }
+
+    #[test]
+    fn objects_that_would_route_or_select_beyond_the_target_are_refused() {
+        let target = preview_target();
+        let mut elsewhere = route("preview-gray", None);
+        elsewhere["spec"]["rules"][0]["backendRefs"][0]["name"] = json!("payments");
+        let mut other_host = route("preview-gray", None);
+        other_host["spec"]["hostnames"] = json!(["shop.example.com"]);
+        let mut gateway = route("preview-gray", None);
+        gateway["spec"]["parentRefs"] = json!([{"name": "public", "namespace": "infra"}]);
+        let mut mirror = route("preview-gray", None);
+        mirror["spec"]["rules"][0]["filters"] = json!([{"type": "RequestMirror"}]);
+        let service = |selector: Value, extra: Value| {
+            let mut s = json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "preview-gray-canary"},
+                "spec": {"selector": selector, "ports": [{"port": 80}]}});
+            if let (Some(spec), Value::Object(extra)) = (s["spec"].as_object_mut(), extra) {
+                spec.extend(extra);
+            }
+            s
+        };
+        let canary = json!({"wharf.dev/revision": "2"});
+        assert!(check(vec![service(canary.clone(), json!({}))], &target).is_ok());
+        let hijack = service(json!({"app": "payments"}), json!({}));
+        let external = service(canary.clone(), json!({"externalIPs": ["10.0.0.1"]}));
+        let exposed = service(canary, json!({"type": "LoadBalancer"}));
+        let mut snippet = route("preview-gray", None);
+        snippet["metadata"]["annotations"] =
+            json!({"nginx.ingress.kubernetes.io/configuration-snippet": "x"});
+        for bad in [
+            elsewhere, other_host, gateway, mirror, hijack, external, exposed, snippet,
+        ] {
+            assert!(check(vec![bad.clone()], &target).is_err(), "{bad}");
+        }
     }
 
     #[test]
