@@ -417,6 +417,24 @@ async fn a_gray_deploy_is_refused_with_the_reason_before_anything_runs() {
 async fn a_canary_goes_out_in_two_steps_and_is_promoted() {
     let server = Server::start().await;
     serving(&server).await;
+    let bad = server
+        .request(
+            "PATCH",
+            ENV,
+            Some(json!({"trafficGateway": "public"})),
+            Some(&server.token),
+        )
+        .await;
+    bad.assert_field(422, "trafficGateway");
+    let reply = server
+        .request(
+            "PATCH",
+            ENV,
+            Some(json!({"trafficGateway": "infra/public"})),
+            Some(&server.token),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
     let id = deploy(&server, gray_deploy("shop/cart:2", beta_rule())).await;
     let paused = until_state(&server, &id, "paused_between_batches").await;
     assert_eq!(paused["gray"]["provider"], "gray-gateway-api");
@@ -431,6 +449,11 @@ async fn a_canary_goes_out_in_two_steps_and_is_promoted() {
     assert_eq!(routes.len(), 1, "{routes:?}");
     let route = &routes[0].data;
     assert_eq!(route["spec"]["hostnames"], json!(["cart.shop-dev.svc"]));
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"name": "public", "namespace": "infra"}]),
+        "the route attaches to the environment's Gateway"
+    );
     let yaml_noted = paused["timeline"]
         .as_array()
         .into_iter()

@@ -36,6 +36,9 @@ pub enum EnvCommand {
         /// The gray-router plugin that routes gray releases (default gray-gateway-api).
         #[arg(long)]
         traffic_provider: Option<String>,
+        /// NAMESPACE/NAME of the Gateway gray HTTPRoutes attach to.
+        #[arg(long)]
+        traffic_gateway: Option<String>,
     },
     Get {
         code: String,
@@ -56,6 +59,9 @@ pub enum EnvCommand {
         approval_required: Option<bool>,
         #[arg(long)]
         traffic_provider: Option<String>,
+        /// NAMESPACE/NAME of a Gateway; "" clears it.
+        #[arg(long)]
+        traffic_gateway: Option<String>,
     },
     /// Deletes an environment without config items (its namespaces stay).
     Delete {
@@ -227,6 +233,7 @@ pub async fn run_env(command: EnvCommand, remote: &Remote) -> anyhow::Result<()>
             pool,
             approval_required,
             traffic_provider,
+            traffic_gateway,
         } => {
             let mut body = Map::new();
             body.insert("envCode".into(), code.into());
@@ -236,6 +243,7 @@ pub async fn run_env(command: EnvCommand, remote: &Remote) -> anyhow::Result<()>
             put(&mut body, "description", description);
             put(&mut body, "resourcePool", pool);
             put(&mut body, "trafficProvider", traffic_provider);
+            put(&mut body, "trafficGateway", traffic_gateway);
             let path = format!("/api/v1/projects/{project}/environments");
             show(&client.post(&path, &body).await?);
         }
@@ -248,6 +256,7 @@ pub async fn run_env(command: EnvCommand, remote: &Remote) -> anyhow::Result<()>
             description,
             approval_required,
             traffic_provider,
+            traffic_gateway,
         } => {
             let mut body = Map::new();
             put(&mut body, "envName", name);
@@ -255,6 +264,7 @@ pub async fn run_env(command: EnvCommand, remote: &Remote) -> anyhow::Result<()>
             put(&mut body, "description", description);
             put(&mut body, "approvalRequired", approval_required);
             put(&mut body, "trafficProvider", traffic_provider);
+            put(&mut body, "trafficGateway", traffic_gateway);
             let path = env_path(&project, &code);
             show(
                 &client

@@ -60,6 +60,10 @@ pub struct Environment {
         deserialize_with = "providers::stored"
     )]
     pub traffic_provider: String,
+    /// The Gateway (`namespace/name`) gray HTTPRoutes attach to; none for providers
+    /// without gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_gateway: Option<String>,
     pub bindings: Vec<Binding>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
@@ -83,6 +87,9 @@ pub struct NewEnvironment {
     /// A gray-router plugin id; `gray-gateway-api` when left out.
     #[serde(default)]
     pub traffic_provider: Option<String>,
+    /// `namespace/name` of the Gateway gray HTTPRoutes attach to.
+    #[serde(default)]
+    pub traffic_gateway: Option<String>,
 }
 
 /// Changes to an environment; absent fields stay.
@@ -95,6 +102,8 @@ pub struct EnvironmentUpdate {
     pub approval_required: Option<bool>,
     /// A gray-router plugin id.
     pub traffic_provider: Option<String>,
+    /// `namespace/name` of a Gateway; `""` clears it.
+    pub traffic_gateway: Option<String>,
 }
 
 /// A binding to import: an existing namespace, or a new one with `createNamespace`.
@@ -256,6 +265,24 @@ fn validate_name(name: &str) -> Result<(), EnvError> {
     Ok(())
 }
 
+/// `namespace/name`, each a DNS label.
+fn validate_gateway(gateway: &str) -> Result<(), EnvError> {
+    let label = |s: &str| {
+        (1..=63).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && !s.ends_with('-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    match gateway.split_once('/') {
+        Some((namespace, name)) if label(namespace) && label(name) => Ok(()),
+        _ => Err(invalid(
+            "trafficGateway",
+            "must be `namespace/name` of a Gateway, e.g. `infra/public`",
+        )),
+    }
+}
+
 fn validate_description(description: &str) -> Result<(), EnvError> {
     if description.chars().count() > 500 {
         return Err(invalid("description", "must be at most 500 characters"));
@@ -354,6 +381,9 @@ impl Environments {
         let traffic_provider = new
             .traffic_provider
             .unwrap_or_else(providers::default_provider);
+        if let Some(gateway) = &new.traffic_gateway {
+            validate_gateway(gateway)?;
+        }
         let now = OffsetDateTime::now_utc();
         let env = Environment {
             id: uuid::Uuid::new_v4().to_string(),
@@ -365,6 +395,7 @@ impl Environments {
             resource_pool: new.resource_pool,
             approval_required: new.approval_required,
             traffic_provider,
+            traffic_gateway: new.traffic_gateway,
             bindings: Vec::new(),
             created_at: now,
             updated_at: now,
@@ -431,6 +462,9 @@ impl Environments {
         if let Some(provider) = &update.traffic_provider {
             self.check_provider(provider)?;
         }
+        if let Some(gateway) = update.traffic_gateway.as_deref().filter(|g| !g.is_empty()) {
+            validate_gateway(gateway)?;
+        }
         loop {
             let (mut env, read) = self.read(project, code)?;
             if let Some(name) = &update.env_name {
@@ -447,6 +481,9 @@ impl Environments {
             }
             if let Some(provider) = &update.traffic_provider {
                 env.traffic_provider = provider.clone();
+            }
+            if let Some(gateway) = &update.traffic_gateway {
+                env.traffic_gateway = (!gateway.is_empty()).then(|| gateway.clone());
             }
             env.updated_at = OffsetDateTime::now_utc();
             if self

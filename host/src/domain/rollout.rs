@@ -563,7 +563,9 @@ impl Deployer {
         change.batch_timeout_seconds = request.spec.batch_timeout().as_secs();
         change.batches = changes::plan_batches(&request.spec.batches());
         if let Some(rule) = request.spec.gray_rule() {
-            change.gray = Some(open_gray(&deployment, &environment.traffic_provider, rule)?);
+            let mut release = open_gray(&deployment, &environment.traffic_provider, rule)?;
+            release.gateway = environment.traffic_gateway.clone();
+            change.gray = Some(release);
         }
         change.resources = rendered(
             &deployment,
@@ -2350,6 +2352,7 @@ fn open_gray(
         weight: 0,
         service: service.name.clone(),
         hostname: gray::hostname_of(&service.name, &deployment.namespace),
+        gateway: None,
         promoting: false,
         aborting: false,
         objects: Vec::new(),

@@ -15,7 +15,7 @@ use crate::domain::deployments::{
     REVISION_LABEL,
 };
 use crate::domain::spec::ServiceSpec;
-use crate::runtime::router::{ServicePort, Target};
+use crate::runtime::router::{GatewayRef, ServicePort, Target};
 
 /// The label on a canary revision's pods: the rule's tag.
 pub const GRAY_TAG_LABEL: &str = "wharf.dev/gray-tag";
@@ -48,6 +48,9 @@ pub struct GrayRelease {
     /// The Service routed to, and the host name requests carry.
     pub service: String,
     pub hostname: String,
+    /// The environment's Gateway (`namespace/name`) when the release opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
     /// `next-batch` after the last step: the canary becomes stable.
     pub promoting: bool,
     /// Abort asked: the revert ends as aborted rather than rolled back.
@@ -171,7 +174,13 @@ pub fn target(
         canary_selector: selector(deployment, canary),
         canary_weight: gray.weight,
         labels: labels.into_iter().collect(),
-        gateway: None,
+        gateway: gray.gateway.as_deref().and_then(|g| {
+            let (namespace, name) = g.split_once('/')?;
+            Some(GatewayRef {
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+            })
+        }),
     }
 }
 
