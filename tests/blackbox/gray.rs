@@ -10,7 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 use wharf_tests::{Server, TempDir};
 
-use super::rollouts::{count, deploy, pods, shop, strategy, until_state};
+use super::rollouts::{cli_ok, count, deploy, pods, shop, strategy, until_state};
 
 const DEPLOY: &str = "/api/v1/projects/shop/apps/cart/deployments/dev";
 const ENV: &str = "/api/v1/projects/shop/environments/dev";
@@ -800,17 +800,6 @@ async fn the_plugins_evaluation_and_the_gateways_routing_agree_on_1000_requests_
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         until_state(&server, &id, "aborted").await;
     }
-}
-
-fn cli_ok(server: &Server, args: &[&str]) -> String {
-    let output = server.cli(args);
-    assert!(
-        output.status.success(),
-        "wharf {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test]

@@ -501,7 +501,7 @@ async fn a_rollout_resumes_where_it_stood_after_kill_9() {
     assert_eq!(now.len(), 3, "{now:?}");
 }
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
+pub(crate) fn cli_ok(server: &Server, args: &[&str]) -> String {
     let output = server.cli(args);
     assert!(
         output.status.success(),

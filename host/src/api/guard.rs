@@ -186,31 +186,11 @@ async fn authorize(
         };
     };
     entry.plugin = Some(format!("{}@{}", plugin.id(), plugin.version()));
-    let request = AuthzRequest {
-        action: spec.action.to_owned(),
-        resource: entry.target.clone(),
-    };
-    match state
-        .runtime
-        .decide(&plugin, subject_of(state, caller)?, request)
-        .await
-    {
-        Ok(Ok(Decision::Allow)) => Ok(()),
-        Ok(Ok(Decision::Deny(reason))) => Err(ApiError::forbidden(reason)),
-        Ok(Err(_)) | Err(_) if recovery => Ok(()),
-        Ok(Err(error)) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "authorizer-unavailable",
-            format!(
-                "the authorizer failed: {}",
-                authorize_problem(error).detail()
-            ),
-        )),
-        Err(error) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "authorizer-unavailable",
-            format!("the authorizer failed, so the request is denied: {error}"),
-        )),
+    match ask(state, caller, &plugin, spec.action, &entry.target).await? {
+        Ok(Decision::Allow) => Ok(()),
+        Ok(Decision::Deny(reason)) => Err(ApiError::forbidden(reason)),
+        Err(_) if recovery => Ok(()),
+        Err(unavailable) => Err(unavailable),
     }
 }
 
@@ -230,31 +210,49 @@ pub async fn require(
     let Some(plugin) = state.runtime.authorizer() else {
         return Err(no_authorizer());
     };
+    match ask(state, caller, &plugin, action, resource).await?? {
+        Decision::Allow => Ok(()),
+        Decision::Deny(reason) => Err(ApiError::forbidden(reason)),
+    }
+}
+
+/// One decision of `plugin` about the caller. The inner error is the authorizer failing
+/// (503, which the admin's recovery may override); the outer one, reading the caller's
+/// groups.
+async fn ask(
+    state: &AppState,
+    caller: &Caller,
+    plugin: &std::sync::Arc<crate::runtime::ActivePlugin>,
+    action: &str,
+    resource: &str,
+) -> Result<Result<Decision, ApiError>, ApiError> {
     let request = AuthzRequest {
         action: action.to_owned(),
         resource: resource.to_owned(),
     };
-    match state
-        .runtime
-        .decide(&plugin, subject_of(state, caller)?, request)
-        .await
-    {
-        Ok(Ok(Decision::Allow)) => Ok(()),
-        Ok(Ok(Decision::Deny(reason))) => Err(ApiError::forbidden(reason)),
-        Ok(Err(error)) => Err(ApiError::new(
+    let unavailable = |detail: String| {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "authorizer-unavailable",
-            format!(
+            detail,
+        )
+    };
+    Ok(
+        match state
+            .runtime
+            .decide(plugin, subject_of(state, caller)?, request)
+            .await
+        {
+            Ok(Ok(decision)) => Ok(decision),
+            Ok(Err(error)) => Err(unavailable(format!(
                 "the authorizer failed: {}",
                 authorize_problem(error).detail()
-            ),
-        )),
-        Err(error) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "authorizer-unavailable",
-            format!("the authorizer failed, so the request is denied: {error}"),
-        )),
-    }
+            ))),
+            Err(error) => Err(unavailable(format!(
+                "the authorizer failed, so the request is denied: {error}"
+            ))),
+        },
+    )
 }
 
 /// The caller as the authorizer sees it.
