@@ -122,6 +122,13 @@ pub async fn run() -> anyhow::Result<()> {
     let clusters =
         wharf_host::domain::clusters::Clusters::open(store.clone(), None, &dir.0, None, None)
             .await?;
+    let deployer = wharf_host::domain::rollout::Deployer::new(
+        store.clone(),
+        clusters.clone(),
+        wharf_host::domain::projects::Projects::new(store.clone()),
+        AuditLog::new(store.clone()),
+        wharf_host::domain::gray::providers::Providers::new(runtime.clone()),
+    );
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -129,12 +136,12 @@ pub async fn run() -> anyhow::Result<()> {
         audit: AuditLog::new(store.clone()),
         projects: wharf_host::domain::projects::Projects::new(store.clone()),
         clusters: clusters.clone(),
-        deployer: wharf_host::domain::rollout::Deployer::new(
+        deployer: deployer.clone(),
+        market: wharf_host::domain::market::MarketHost::new(
             store.clone(),
-            clusters,
-            wharf_host::domain::projects::Projects::new(store.clone()),
-            AuditLog::new(store.clone()),
-            wharf_host::domain::gray::providers::Providers::new(runtime.clone()),
+            runtime.clone(),
+            clusters.clone(),
+            deployer,
         ),
         kube_endpoint: None,
         metrics,

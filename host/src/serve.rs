@@ -145,6 +145,12 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         audit.clone(),
         crate::domain::gray::providers::Providers::new(runtime.clone()),
     );
+    let market = crate::domain::market::MarketHost::new(
+        store.clone(),
+        runtime.clone(),
+        clusters.clone(),
+        deployer.clone(),
+    );
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -153,6 +159,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         projects: crate::domain::projects::Projects::new(store.clone()),
         clusters,
         deployer: deployer.clone(),
+        market: market.clone(),
         kube_endpoint,
         metrics,
         ready: ready.clone(),
@@ -187,6 +194,11 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let resumed = deployer.resume()?;
     if resumed > 0 {
         tracing::info!(resumed, "change orders in flight resumed");
+    }
+    // After the change orders: an install follows the change orders it opened.
+    let installs = market.driver.resume()?;
+    if installs > 0 {
+        tracing::info!(installs, "market installs in flight resumed");
     }
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "ready");

@@ -403,3 +403,61 @@ impl From<crate::domain::workloads::WorkloadError> for ApiError {
         }
     }
 }
+
+impl From<crate::domain::market::MarketError> for ApiError {
+    fn from(e: crate::domain::market::MarketError) -> Self {
+        use crate::domain::market::MarketError as E;
+        use crate::runtime::catalog::CatalogFault as F;
+        let detail = e.to_string();
+        match e {
+            E::Invalid { field, message } => ApiError::invalid(field, message),
+            E::NotFound(_) => ApiError::not_found("market-not-found", detail),
+            E::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "market-name-taken", detail).field("name")
+            }
+            E::InUse { .. } => ApiError::new(StatusCode::CONFLICT, "market-in-use", detail),
+            E::InstallNotFound(_) => ApiError::not_found("install-not-found", detail),
+            E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "install-conflict", detail),
+            E::Catalog { fault, .. } => match fault {
+                F::Unauthorized(_) => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, "market-unauthorized", detail)
+                        .field("accessKey")
+                }
+                F::NotFound(_) => ApiError::not_found("market-app-not-found", detail),
+                F::Unavailable(_) => {
+                    ApiError::new(StatusCode::BAD_GATEWAY, "market-unavailable", detail)
+                }
+                F::InvalidTemplate(violations) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-template", detail)
+                        .violations(
+                            violations
+                                .into_iter()
+                                .map(|v| crate::domain::gray::rules::Violation {
+                                    field: v.field,
+                                    message: v.message,
+                                })
+                                .collect(),
+                        )
+                }
+                F::Unsupported(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "market-unsupported", detail)
+                }
+            },
+            E::PluginFailed { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "market-plugin-failed", detail)
+            }
+            E::Component { component, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "component-invalid",
+                detail,
+            )
+            .field(format!("components.{component}")),
+            E::Secret(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "market-secret-unavailable",
+                detail,
+            ),
+            E::Store(e) => e.into(),
+        }
+    }
+}

@@ -415,20 +415,27 @@ mod tests {
         let audit = AuditLog::new(store.clone());
         let projects = crate::domain::projects::Projects::new(store.clone());
         let providers = crate::domain::gray::providers::Providers::new(runtime.clone());
+        let deployer = crate::domain::rollout::Deployer::new(
+            store.clone(),
+            clusters.clone(),
+            projects.clone(),
+            audit.clone(),
+            providers,
+        );
         let state = AppState {
             store: store.clone(),
-            runtime,
+            runtime: runtime.clone(),
             identity,
             audit: audit.clone(),
             projects: projects.clone(),
             clusters: clusters.clone(),
-            deployer: crate::domain::rollout::Deployer::new(
+            market: crate::domain::market::MarketHost::new(
                 store,
+                runtime,
                 clusters,
-                projects,
-                audit.clone(),
-                providers,
+                deployer.clone(),
             ),
+            deployer,
             kube_endpoint: None,
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
                 .build_recorder()

@@ -23,7 +23,10 @@ mod gray;
 mod groups;
 pub mod guard;
 mod health;
+mod installs;
 mod kubeconfig;
+mod market_openapi;
+mod markets;
 mod namespaces;
 mod plugins;
 mod projects;
@@ -72,6 +75,8 @@ pub struct AppState {
     pub clusters: crate::domain::clusters::Clusters,
     /// Change orders: opens them and drives them through the clusters.
     pub deployer: crate::domain::rollout::Deployer,
+    /// Market connections, installs and their driver.
+    pub market: crate::domain::market::MarketHost,
     /// Where kubectl reaches the embedded cluster (none when a real cluster is configured).
     pub kube_endpoint: Option<crate::cluster::LoopbackEndpoint>,
     pub metrics: PrometheusHandle,
@@ -94,6 +99,7 @@ pub struct AppState {
         (name = "apps", description = "Apps of a project, their groups and favourites; seed 004 app details"),
         (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
         (name = "deployments", description = "Deployments of apps, their change orders, batches, approvals and rollbacks"),
+        (name = "markets", description = "App stores (marketplace plugins), browsing their templates, and installs of multi-component apps (seed 000)"),
         (name = "gray", description = "Gray-rule dry runs: validation by a traffic provider and evaluation of sample requests"),
         (name = "deploy-configs", description = "Reusable deploy configs of an app per environment: env vars, health checks, resources, start command"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
@@ -135,6 +141,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(deployments::routes())
         .merge(changes::routes())
         .merge(gray::routes())
+        .merge(markets::routes())
+        .merge(installs::routes())
+        .merge(market_openapi::routes())
         .merge(workloads::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())

@@ -237,6 +237,56 @@ pub(crate) fn exists(batch: Batch, project: &str, app: &str) -> Batch {
     batch.present(&key(project, app))
 }
 
+/// The check, for a batch creating a child of the app group, that the group exists.
+pub(crate) fn group_exists(batch: Batch, project: &str, group: &str) -> Batch {
+    batch.present(&group_key(project, group))
+}
+
+/// A new app record, not stored yet (for [`create_in`]).
+pub(crate) fn draft(
+    project: &str,
+    name: &str,
+    description: &str,
+    group: Option<&str>,
+    actor: &str,
+) -> App {
+    let now = OffsetDateTime::now_utc();
+    App {
+        id: new_id(),
+        project: project.to_owned(),
+        name: name.to_owned(),
+        category: Category::GeneralApp,
+        description: description.to_owned(),
+        code_repos_address: None,
+        origin: None,
+        group_id: group.map(str::to_owned),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        created_by: actor.to_owned(),
+    }
+}
+
+/// Adds to `batch` what creating `app` takes (its name and case-insensitive claim free,
+/// its id new), for a batch that creates several records at once. The project's count of
+/// apps, its existence and the group's are the caller's to check and write.
+pub(crate) fn create_in(batch: Batch, app: &App) -> Result<Batch, StoreError> {
+    validate_name(&app.name).map_err(|e| StoreError::Backend(e.to_string()))?;
+    batch
+        .absent(&key(&app.project, &app.name))
+        .absent(&name_claim_key(&app.project, &app.name))
+        .absent(&id_key(&app.id))
+        .put_json(&key(&app.project, &app.name), app)?
+        .put_json(&name_claim_key(&app.project, &app.name), &app.name)?
+        .put_json(&id_key(&app.id), &format!("{}/{}", app.project, app.name))
+}
+
+/// Whether `name` (or a name differing only by case) is taken in `project`.
+pub(crate) fn name_taken(store: &Store, project: &str, name: &str) -> Result<bool, StoreError> {
+    Ok(store.get_raw(&name_claim_key(project, name))?.is_some()
+        || store.get_raw(&key(project, name))?.is_some())
+}
+
 /// Key of the app id index: the id → `"<project>/<name>"`.
 pub fn id_key(id: &str) -> String {
     Store::key(&["app-ids", id])

@@ -382,6 +382,16 @@ pub struct Clusters {
 }
 
 impl Clusters {
+    /// Seals a secret of another record (a market's access key) with the host's credential
+    /// key; `owner` (e.g. `market:<id>`) binds it to that record, so it opens nowhere else.
+    pub fn seal_secret(&self, owner: &str, secret: &str) -> Result<String> {
+        self.sealer.seal(owner, secret)
+    }
+
+    /// Opens what [`Clusters::seal_secret`] sealed for `owner`.
+    pub fn unseal_secret(&self, owner: &str, sealed: &str) -> Result<String> {
+        self.sealer.unseal(owner, sealed)
+    }
     /// Opens the registry; registers the embedded cluster (in region and pool `local`)
     /// when a simulator runs, and a `--kubeconfig` file as cluster `default`.
     /// `kubeconfig_dir` (`--kubeconfig-dir`) is where requests may name kubeconfig files.

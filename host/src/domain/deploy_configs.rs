@@ -137,6 +137,19 @@ fn app_prefix(project: &str, app: &str) -> String {
     format!("{}/", Store::key(&["deploy-configs", project, app]))
 }
 
+/// Adds to `batch` what creating `config` takes (its record and name claim new), for a
+/// batch that creates the config's app as well; the app's count of configs is the
+/// caller's to write.
+pub(crate) fn create_in(batch: Batch, config: &DeployConfig) -> Result<Batch, StoreError> {
+    let config_key = key(&config.project, &config.app, &config.id);
+    let claim = name_claim_key(config);
+    batch
+        .absent(&config_key)
+        .absent(&claim)
+        .put_json(&config_key, config)?
+        .put_json(&claim, &config.id)
+}
+
 /// Every deploy config of an app, oldest first.
 pub fn of_app(store: &Store, project: &str, app: &str) -> Result<Vec<DeployConfig>, StoreError> {
     let mut configs: Vec<DeployConfig> = store.list_json(&app_prefix(project, app))?;

@@ -10,6 +10,7 @@ pub mod deploy_configs;
 pub mod deployments;
 pub mod environments;
 pub mod gray;
+pub mod market;
 pub mod projects;
 pub mod render;
 pub mod rollout;

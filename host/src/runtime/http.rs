@@ -88,6 +88,26 @@ impl AllowPattern {
         })
     }
 
+    /// The one origin (`scheme://host:port`) of `url`: what a call serving that URL may
+    /// reach, and nothing else.
+    pub fn origin_of(url: &str) -> Result<AllowPattern, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let scheme = parsed.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("`{url}`: the scheme must be http or https"));
+        }
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{url}` names no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(AllowPattern {
+            scheme: scheme.to_owned(),
+            host: HostPattern::Exact(host.to_ascii_lowercase()),
+            port: Some(parsed.port().unwrap_or_else(|| default_port(scheme))),
+        })
+    }
+
     pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
         let host = host.to_ascii_lowercase();
         let host_ok = match &self.host {
@@ -104,6 +124,10 @@ impl AllowPattern {
 pub struct AllowList(Vec<AllowPattern>);
 
 impl AllowList {
+    pub fn of(patterns: Vec<AllowPattern>) -> AllowList {
+        AllowList(patterns)
+    }
+
     pub fn parse(patterns: &[String]) -> Result<AllowList, String> {
         patterns
             .iter()
@@ -126,6 +150,9 @@ impl AllowList {
 /// wasi-http hooks of one call: the allow-list check in front of the default client.
 pub struct OutboundHooks {
     pub allow: Arc<AllowList>,
+    /// Set for calls that serve one remote (a market connection): a request must be on
+    /// this list as well as on the plugin's own.
+    pub narrowed: Option<AllowList>,
     pub ring: Arc<LogRing>,
     pub stats: Arc<PluginStats>,
     pub version: String,
@@ -141,12 +168,19 @@ impl WasiHttpHooks for OutboundHooks {
     {
         drop(fut);
         let uri = request.uri().clone();
-        if !self.allow.permits(&uri) {
+        let refusal = if !self.allow.permits(&uri) {
+            Some("not on the plugin's allow-list")
+        } else if self.narrowed.as_ref().is_some_and(|n| !n.permits(&uri)) {
+            Some("this call may reach only the URL it serves")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             self.stats.http_denied.fetch_add(1, Ordering::Relaxed);
             self.ring.host_line(
                 "warn",
                 &self.version,
-                format!("outbound request to {uri} denied: not on the plugin's allow-list"),
+                format!("outbound request to {uri} denied: {why}"),
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
@@ -203,6 +237,28 @@ mod tests {
             "https://evil-example.com/"
         ));
         assert!(permits(&["http://*:8080"], "http://anything:8080/"));
+    }
+
+    #[test]
+    fn an_origin_allows_its_scheme_host_and_port_only() {
+        let origin = AllowPattern::origin_of("http://127.0.0.1:4567/app-server").unwrap();
+        let list = AllowList::of(vec![origin]);
+        assert!(
+            list.permits(
+                &"http://127.0.0.1:4567/app-server/openapi/apps"
+                    .parse()
+                    .unwrap()
+            )
+        );
+        assert!(!list.permits(&"http://127.0.0.1:4568/".parse().unwrap()));
+        assert!(!list.permits(&"https://127.0.0.1:4567/".parse().unwrap()));
+        let https = AllowList::of(vec![
+            AllowPattern::origin_of("https://Hub.Example.com").unwrap(),
+        ]);
+        assert!(https.permits(&"https://hub.example.com:443/x".parse().unwrap()));
+        assert!(!https.permits(&"https://evil.example.com/".parse().unwrap()));
+        assert!(AllowPattern::origin_of("ftp://x").is_err());
+        assert!(AllowPattern::origin_of("not a url").is_err());
     }
 
     #[test]

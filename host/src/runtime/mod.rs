@@ -12,6 +12,7 @@ pub mod authorizer;
 pub mod bindings;
 mod cache;
 mod call;
+pub mod catalog;
 mod cluster;
 mod config;
 mod engine;

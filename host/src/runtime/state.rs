@@ -149,6 +149,7 @@ impl PluginState {
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {
                 allow: plugin.allow.clone(),
+                narrowed: None,
                 ring: plugin.ring.clone(),
                 stats: plugin.stats.clone(),
                 version: plugin.version.clone(),
@@ -162,6 +163,11 @@ impl PluginState {
             budget: CallBudget::new(limits.max_log_bytes_per_call, limits.host_calls_per_call),
             plugin,
         }
+    }
+
+    /// Limits this call's outbound HTTP to `allow` on top of the plugin's own grant.
+    pub fn narrow_outbound(&mut self, allow: AllowList) {
+        self.hooks.narrowed = Some(allow);
     }
 
     /// Moves captured stdout/stderr and drop counters into the log ring.

@@ -101,7 +101,14 @@ pub enum InvokeError {
 pub fn functions(world: World) -> &'static [&'static str] {
     match world {
         World::Authorizer => &["meta.info", "authorize.check", "authorize.manage"],
-        World::Marketplace => &["meta.info", "catalog.search", "catalog.fetch"],
+        World::Marketplace => &[
+            "meta.info",
+            "catalog.list-apps",
+            "catalog.list-versions",
+            "catalog.get-template",
+            "catalog.publish",
+            "catalog.remove",
+        ],
         World::GrayRouter => &[
             "meta.info",
             "router.validate",
@@ -165,8 +172,8 @@ pub enum Invocation {
         String,
         String,
     ),
-    CatalogSearch(String, u32, u32),
-    CatalogFetch(String, Option<String>),
+    /// The market connection, then the call (outbound HTTP narrowed to its URL).
+    Catalog(super::catalog::MarketRef, CatalogCall),
     RouterValidate(String),
     RouterRender(String, router::Target),
     RouterEvaluate(String, Vec<router::SampleRequest>),
@@ -229,15 +236,41 @@ struct CheckInput {
     requests: Vec<RequestInput>,
 }
 
+/// A catalog function with its arguments.
+pub enum CatalogCall {
+    ListApps(marketplace::exports::wharf::plugin::catalog::AppQuery),
+    ListVersions(String),
+    GetTemplate(String, String),
+    Publish(String),
+    Remove(String, Option<String>),
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SearchInput {
+struct MarketInput {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    domain: String,
+    access_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CatalogInput {
+    market: MarketInput,
     #[serde(default)]
     query: String,
     #[serde(default = "one")]
     page: u32,
     #[serde(default = "twenty")]
     page_size: u32,
+    app_id: Option<String>,
+    version: Option<String>,
+    /// `catalog.publish`: the template document (JSON, or its text).
+    template: Option<Value>,
 }
 
 fn one() -> u32 {
@@ -245,13 +278,6 @@ fn one() -> u32 {
 }
 fn twenty() -> u32 {
     20
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FetchInput {
-    app_id: String,
-    version: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -352,13 +378,46 @@ impl Invocation {
                 let input: ManageInput = parse(input)?;
                 Invocation::AuthorizeManage(caller, input.operation, json_text(&input.input))
             }
-            "catalog.search" => {
-                let input: SearchInput = parse(input)?;
-                Invocation::CatalogSearch(input.query, input.page, input.page_size)
-            }
-            "catalog.fetch" => {
-                let input: FetchInput = parse(input)?;
-                Invocation::CatalogFetch(input.app_id, input.version)
+            f if f.starts_with("catalog.") => {
+                let input: CatalogInput = parse(input)?;
+                let needed = |value: Option<String>, field: &str| {
+                    value.ok_or_else(|| InvokeError::InvalidInput {
+                        field: format!("input.{field}"),
+                        message: format!("{f} needs `{field}`"),
+                    })
+                };
+                let call = match f {
+                    "catalog.list-apps" => CatalogCall::ListApps(
+                        marketplace::exports::wharf::plugin::catalog::AppQuery {
+                            query: input.query,
+                            page: input.page,
+                            page_size: input.page_size,
+                        },
+                    ),
+                    "catalog.list-versions" => {
+                        CatalogCall::ListVersions(needed(input.app_id, "appId")?)
+                    }
+                    "catalog.get-template" => CatalogCall::GetTemplate(
+                        needed(input.app_id, "appId")?,
+                        needed(input.version, "version")?,
+                    ),
+                    "catalog.publish" => {
+                        CatalogCall::Publish(json_text(&input.template.ok_or_else(|| {
+                            InvokeError::InvalidInput {
+                                field: "input.template".into(),
+                                message: "catalog.publish needs `template`".into(),
+                            }
+                        })?))
+                    }
+                    _ => CatalogCall::Remove(needed(input.app_id, "appId")?, input.version),
+                };
+                let market = super::catalog::MarketRef {
+                    id: input.market.id,
+                    url: input.market.url,
+                    domain: input.market.domain,
+                    access_key: input.market.access_key,
+                };
+                Invocation::Catalog(market, call)
             }
             "router.validate" | "router.render" | "router.evaluate" => {
                 let input: RuleInput = parse(input)?;
@@ -473,35 +532,40 @@ impl Invocation {
                     Err(e) => json!({"error": authorize_error(&e)}),
                 })
             }
-            (Invocation::CatalogSearch(query, page, page_size), WorldPre::Marketplace(p)) => {
+            (Invocation::Catalog(market, call), WorldPre::Marketplace(p)) => {
+                store.data_mut().narrow_outbound(market.outbound());
                 let i = p.instantiate_async(&mut *store).await?;
-                let result = i
-                    .wharf_plugin_catalog()
-                    .call_search(&mut *store, &query, page, page_size)
-                    .await?;
-                Ok(match result {
-                    Ok(page) => json!({
-                        "total": page.total,
-                        "items": page.items.into_iter().map(|a| json!({
-                            "id": a.id, "name": a.name, "latestVersion": a.latest_version,
-                            "description": a.description,
-                        })).collect::<Vec<_>>(),
-                    }),
-                    Err(e) => catalog_error(e),
-                })
-            }
-            (Invocation::CatalogFetch(app_id, version), WorldPre::Marketplace(p)) => {
-                let i = p.instantiate_async(&mut *store).await?;
-                let result = i
-                    .wharf_plugin_catalog()
-                    .call_fetch(&mut *store, &app_id, version.as_deref())
-                    .await?;
-                Ok(match result {
-                    Ok(t) => {
-                        json!({"id": t.id, "version": t.version, "template": json_or_text(t.template_json)})
-                    }
-                    Err(e) => catalog_error(e),
-                })
+                let catalog = i.wharf_plugin_catalog();
+                let m = market.wit();
+                let answer = match call {
+                    CatalogCall::ListApps(q) => catalog
+                        .call_list_apps(&mut *store, &m, &q)
+                        .await?
+                        .map(|p| json!(super::catalog::app_page(p))),
+                    CatalogCall::ListVersions(app) => catalog
+                        .call_list_versions(&mut *store, &m, &app)
+                        .await?
+                        .map(|v| {
+                            json!(
+                                v.into_iter()
+                                    .map(super::catalog::version)
+                                    .collect::<Vec<_>>()
+                            )
+                        }),
+                    CatalogCall::GetTemplate(app, version) => catalog
+                        .call_get_template(&mut *store, &m, &app, &version)
+                        .await?
+                        .map(|t| json!(super::catalog::template(t))),
+                    CatalogCall::Publish(text) => catalog
+                        .call_publish(&mut *store, &m, &text)
+                        .await?
+                        .map(|t| json!(super::catalog::template(t))),
+                    CatalogCall::Remove(app, version) => catalog
+                        .call_remove(&mut *store, &m, &app, version.as_deref())
+                        .await?
+                        .map(|n| json!({"removed": n})),
+                };
+                Ok(answer.unwrap_or_else(|e| json!({"error": super::catalog::fault(e)})))
             }
             (Invocation::RouterValidate(rule), WorldPre::GrayRouter(p)) => {
                 let i = p.instantiate_async(&mut *store).await?;
@@ -592,17 +656,6 @@ pub fn authorize_error(e: &authorizer::exports::wharf::plugin::authorize::Author
         E::Unavailable(m) => ("unavailable", m),
     };
     json!({"kind": kind, "message": message})
-}
-
-fn catalog_error(e: marketplace::exports::wharf::plugin::catalog::CatalogError) -> Value {
-    use marketplace::exports::wharf::plugin::catalog::CatalogError as E;
-    let (kind, message) = match e {
-        E::NotFound(m) => ("not-found", m),
-        E::AccessDenied(m) => ("access-denied", m),
-        E::Upstream(m) => ("upstream", m),
-        E::InvalidRequest(m) => ("invalid-request", m),
-    };
-    json!({"error": {"kind": kind, "message": message}})
 }
 
 fn policy_error(e: artifact_policy::exports::wharf::plugin::policy::PolicyError) -> Value {
