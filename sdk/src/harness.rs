@@ -59,6 +59,8 @@ struct State {
     config: Option<Value>,
     logs: Vec<LogLine>,
     stubs: HashMap<String, Response>,
+    /// URLs whose requests fail without a response (transport errors, refusals).
+    http_failures: HashMap<String, HttpError>,
     requests: Vec<Request>,
     denied: Vec<String>,
     cluster: ClusterState,
@@ -132,6 +134,16 @@ impl Host {
             .borrow_mut()
             .stubs
             .insert(url.to_string(), response);
+        self
+    }
+
+    /// Makes requests to exactly `url` fail with `error` and no response, e.g.
+    /// `HttpError::Transport("connection refused".into())` for a store that is down.
+    pub fn fail_http(self, url: &str, error: HttpError) -> Self {
+        self.state
+            .borrow_mut()
+            .http_failures
+            .insert(url.to_string(), error);
         self
     }
 
@@ -321,6 +333,9 @@ pub(crate) fn log(level: Level, message: &str) {
 pub(crate) fn http_send(request: &Request) -> Result<Response, HttpError> {
     with_state("http", |s| {
         s.requests.push(request.clone());
+        if let Some(error) = s.http_failures.get(&request.url) {
+            return Err(error.clone());
+        }
         match s.stubs.get(&request.url) {
             // A HEAD response has no body, whatever the stub says.
             Some(stub) if request.method == Method::Head => Ok(Response {
@@ -677,9 +692,16 @@ mod tests {
 
     #[test]
     fn http_stubs_and_denials() {
-        let host = Host::new().stub_http("http://svc/ok", 204, "");
+        let host = Host::new().stub_http("http://svc/ok", 204, "").fail_http(
+            "http://svc/down",
+            HttpError::Transport("connection refused".into()),
+        );
         host.run(|| {
             assert_eq!(crate::http::get("http://svc/ok").map(|r| r.status), Ok(204));
+            assert_eq!(
+                crate::http::get("http://svc/down"),
+                Err(HttpError::Transport("connection refused".into()))
+            );
             assert_eq!(
                 crate::http::get("http://other/"),
                 Err(HttpError::Denied("HTTP request denied".into()))
@@ -690,7 +712,7 @@ mod tests {
             ));
         });
         assert_eq!(host.denied_urls(), vec!["http://other/".to_string()]);
-        assert_eq!(host.http_requests().len(), 2);
+        assert_eq!(host.http_requests().len(), 3);
     }
 
     #[test]

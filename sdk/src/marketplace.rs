@@ -1,7 +1,9 @@
 //! The `marketplace` world: a catalog of installable application templates.
 //!
 //! Implement [`Meta`] and [`Marketplace`] on one type and call
-//! [`export_marketplace!`](crate::export_marketplace) with it. [`Violation`] is the same
+//! [`export_marketplace!`](crate::export_marketplace) with it. Every call names the
+//! [`Market`] connection it serves; templates cross normalized ([`Template`] and its
+//! [`Component`]s), so the host never reads a store's own format. [`Violation`] is the same
 //! type as [`step::Violation`](crate::step::Violation).
 
 /// Bindings for the world's own export. `meta`, the other half of the world, is generated
@@ -14,6 +16,7 @@ pub mod bindings {
         inline: "package wharf:sdk-marketplace; world marketplace-exports { export wharf:plugin/catalog@0.1.0; }",
         world: "wharf:sdk-marketplace/marketplace-exports",
         with: {
+            // One `Violation` type for every world, generated in `step`.
             "wharf:plugin/types@0.1.0": crate::step::bindings::wharf::plugin::types,
         },
         additional_derives: [PartialEq, Eq],
@@ -28,8 +31,15 @@ pub use crate::meta::{Meta, PluginInfo};
 pub use crate::step::Violation;
 pub use bindings::exports::wharf::plugin::catalog::{
     AppPage, AppQuery, AppSummary, CatalogError, Component, EnvVar, Guest as Marketplace, Market,
-    Port, Resources, Template, VersionSummary, Volume,
+    Port, Resources, Template, Volume, VersionSummary,
 };
+
+impl CatalogError {
+    /// `InvalidTemplate` with a single violation at `field` (a JSON path).
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        CatalogError::InvalidTemplate(vec![Violation::new(field, message)])
+    }
+}
 
 /// Exports `$ty` (which implements [`Meta`] and [`Marketplace`]) as the marketplace world.
 #[macro_export]

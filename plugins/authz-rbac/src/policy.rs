@@ -17,7 +17,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     },
     BuiltinRole {
         name: "project-owner",
-        description: "Runs a project: its apps, environments, pipelines, deployments, configuration and members, and grants permissions within it.",
+        description: "Runs a project: its apps, environments, pipelines, deployments, configuration, market installs and members, and grants permissions within it.",
         actions: &[
             "project.*",
             "app.*",
@@ -28,12 +28,15 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "deploy-config.*",
             "config.*",
             "member.*",
+            "market.install",
+            "market.upgrade",
+            "market.uninstall",
             "*.manage-permissions",
         ],
     },
     BuiltinRole {
         name: "maintainer",
-        description: "Manages apps, environments, pipelines, deployments and configuration; reads the project and its members.",
+        description: "Manages apps, environments, pipelines, deployments, configuration and market installs; reads the project and its members.",
         actions: &[
             "project.read",
             "app.*",
@@ -43,6 +46,9 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "deploy.*",
             "deploy-config.*",
             "config.*",
+            "market.install",
+            "market.upgrade",
+            "market.uninstall",
             "member.read",
         ],
     },
@@ -101,6 +107,11 @@ pub const SELF_SERVICE: &[&str] = &[
     // one is checked by the host as reading it.
     "gray.validate",
     "gray.evaluate",
+    // Browsing a market (its apps, versions and templates) changes nothing and returns no
+    // secret: the access key never leaves the host. Creating, changing, deleting and
+    // publishing to markets stay with the system administrator.
+    "market.list",
+    "market.read",
 ];
 
 /// Resource names a custom role's action pattern may name (`*` is always allowed).
@@ -520,5 +531,33 @@ mod tests {
         assert!(is_self_service("permission.grant"));
         assert!(!is_self_service("user.list"));
         assert!(!is_self_service("permission.revoke"));
+        assert!(is_self_service("market.list"));
+        assert!(is_self_service("market.read"));
+        for admin_only in [
+            "market.create",
+            "market.update",
+            "market.delete",
+            "market.publish",
+            "market.install",
+        ] {
+            assert!(!is_self_service(admin_only), "{admin_only}");
+        }
+    }
+
+    #[test]
+    fn project_owners_and_maintainers_install_from_markets_and_developers_do_not() {
+        let holds = |role: &str, action: &str| {
+            builtin(role).is_some_and(|r| r.actions.iter().any(|p| covers(p, action)))
+        };
+        for role in ["project-owner", "maintainer"] {
+            for action in ["market.install", "market.upgrade", "market.uninstall"] {
+                assert!(holds(role, action), "{role} should hold {action}");
+            }
+            for action in ["market.create", "market.publish", "market.delete"] {
+                assert!(!holds(role, action), "{role} should not hold {action}");
+            }
+        }
+        assert!(!holds("developer", "market.install"));
+        assert!(!holds("viewer", "market.install"));
     }
 }

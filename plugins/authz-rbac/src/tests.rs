@@ -184,6 +184,8 @@ fn self_service_is_allowed_to_anyone_without_kv() {
         "permission.read",
         "permission.grant",
         "authz.check",
+        "market.list",
+        "market.read",
     ] {
         assert!(allowed(&host, &nobody, action, "system"), "{action}");
     }
@@ -955,4 +957,21 @@ fn bindings_made_before_holders_records_are_derived_from_the_index() {
     assert_eq!(delete("1")["deleted"], json!(true));
     assert_eq!(delete("2")["deleted"], json!(false));
     assert_eq!(ids(&host, json!({})), ["2"]);
+}
+
+#[test]
+fn maintainers_install_market_apps_in_their_project_only() {
+    let host = Host::new();
+    bind(&host, "user:mia", "maintainer", "project:shop");
+    bind(&host, "user:dave", "developer", "project:shop");
+    let mia = Subject::user("mia", &[]);
+    let dave = Subject::user("dave", &[]);
+    for action in ["market.install", "market.upgrade", "market.uninstall"] {
+        assert!(allowed(&host, &mia, action, "project:shop"), "{action}");
+        assert!(!allowed(&host, &mia, action, "project:bank"), "{action}");
+        assert!(!allowed(&host, &dave, action, "project:shop"), "{action}");
+    }
+    // Market administration is for the system administrator.
+    assert!(!allowed(&host, &mia, "market.create", "system"));
+    assert!(!allowed(&host, &mia, "market.publish", "system"));
 }
