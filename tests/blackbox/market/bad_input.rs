@@ -229,8 +229,12 @@ async fn an_incomplete_template_is_refused_naming_the_missing_field() {
         ),
         ("/apps", "apps"),
     ] {
-        s.store
-            .publish(&ram::without(ram::shop("1.0", "1.0"), pointer));
+        // `share_image` stands in for a missing `image`: both go for the image case.
+        let mut broken = ram::shop("1.0", "1.0");
+        if pointer.ends_with("/image") {
+            broken = ram::without(broken, &pointer.replace("/image", "/share_image"));
+        }
+        s.store.publish(&ram::without(broken, pointer));
         let reply = s.install("hub", "shop-suite", "1.0").await;
         assert_refused(&reply, &[422], field);
         let named = reply.body["field"].as_str().unwrap_or_default().to_owned();

@@ -53,7 +53,10 @@ async fn a_team_publishes_to_a_local_catalog_and_installs_from_it() {
     let broken = server
         .post(
             "/api/v1/markets/team/apps",
-            ram::without(team_shop("1.2", "1.2"), "/apps/1/image"),
+            ram::without(
+                ram::without(team_shop("1.2", "1.2"), "/apps/1/share_image"),
+                "/apps/1/image",
+            ),
         )
         .await;
     assert_refused(&broken, &[422], "apps[1].image");
