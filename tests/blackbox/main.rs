@@ -16,6 +16,7 @@ mod hardening;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod market;
 mod plugin_cluster;
 mod projects;
 mod rollouts;

@@ -10,6 +10,8 @@ mod deploy_config;
 mod deployment;
 mod env;
 mod gray;
+mod market;
+mod market_progress;
 mod plugin;
 mod project;
 mod user;
@@ -221,6 +223,14 @@ enum Command {
     Gray {
         #[command(subcommand)]
         command: gray::GrayCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// App markets: connect stores and local catalogs, browse their apps, install,
+    /// upgrade, roll back and uninstall multi-component apps.
+    Market {
+        #[command(subcommand)]
+        command: market::MarketCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -438,6 +448,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Change { command, remote } => change::run_change(command, &remote).await,
         Command::Service { command, remote } => change::run_service(command, &remote).await,
         Command::Gray { command, remote } => gray::run(command, &remote).await,
+        Command::Market { command, remote } => market::run(command, &remote).await,
         Command::Deployment { command, remote } => deployment::run(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,
