@@ -48,6 +48,8 @@ pub struct ApiError {
     field: Option<String>,
     change_order_id: Option<String>,
     violations: Option<Vec<crate::domain::gray::rules::Violation>>,
+    /// `id@version` of a plugin that took part, for the audit record.
+    plugin: Option<String>,
 }
 
 impl ApiError {
@@ -59,7 +61,14 @@ impl ApiError {
             field: None,
             change_order_id: None,
             violations: None,
+            plugin: None,
         }
+    }
+
+    /// Names the plugin (`id@version`) that took part, for the audit record.
+    pub fn plugin(mut self, plugin: Option<String>) -> Self {
+        self.plugin = plugin;
+        self
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -164,6 +173,14 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         response.extensions_mut().insert(ProblemCode(self.code));
+        if let Some(plugin) = self.plugin {
+            response
+                .extensions_mut()
+                .insert(super::guard::AuditDetail {
+                    plugin: Some(plugin),
+                    ..Default::default()
+                });
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

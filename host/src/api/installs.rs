@@ -17,6 +17,7 @@ use super::clusters::audited;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Page, Paging};
 use super::guard::{AuditDetail, require};
+use super::markets::serving;
 use crate::auth::Caller;
 use crate::domain::market::upgrade::{self, UpgradeDiff};
 use crate::domain::market::{Install, InstallRequest};
@@ -97,11 +98,18 @@ async fn create(
     ApiJson(body): ApiJson<InstallRequest>,
 ) -> Result<(StatusCode, Extension<AuditDetail>, axum::Json<Install>), ApiError> {
     authorize_install(&state, &caller, &code, &body.env, body.deploy).await?;
+    let plugin = state
+        .market
+        .connections
+        .get(&body.market)
+        .ok()
+        .and_then(|m| serving(&state, &m.plugin));
     let (install, created) = state
         .market
         .installs
         .create(&code, &body, None, &caller.username)
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
     if created && install.deploy {
         state.market.driver.start(&install.project, &install.id);
     }
@@ -110,7 +118,8 @@ async fn create(
     } else {
         StatusCode::OK
     };
-    let detail = audited(target(&install), None::<&()>, created.then_some(&install));
+    let mut detail = audited(target(&install), None::<&()>, created.then_some(&install));
+    detail.0.plugin = plugin;
     Ok((status, detail, axum::Json(install)))
 }
 
@@ -163,10 +172,13 @@ async fn upgrade_install(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let install = state.market.installs.get(&code, &id)?;
+    let plugin = serving(&state, &install.plugin);
     if body.dry_run {
-        let (_, _, diff) =
-            upgrade::preview(&state.market.installs, &install, &body.version).await?;
-        let detail = audited(target(&install), None::<&()>, Some(&diff));
+        let (_, _, diff) = upgrade::preview(&state.market.installs, &install, &body.version)
+            .await
+            .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
+        let mut detail = audited(target(&install), None::<&()>, Some(&diff));
+        detail.0.plugin = plugin;
         return Ok((StatusCode::OK, detail, axum::Json(diff)).into_response());
     }
     require(&state, &caller, "deploy.create", &install.scope()).await?;
@@ -177,8 +189,10 @@ async fn upgrade_install(
         &body.version,
         &caller.username,
     )
-    .await?;
-    let detail = audited(target(&after), Some(&install), Some(&after));
+    .await
+    .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
+    let mut detail = audited(target(&after), Some(&install), Some(&after));
+    detail.0.plugin = plugin;
     Ok((StatusCode::ACCEPTED, detail, axum::Json(after)).into_response())
 }
 

@@ -20,6 +20,7 @@ use super::error::{ApiError, Problem};
 use super::extract::ApiJson;
 use super::guard::{AuditDetail, require};
 use super::installs::authorize_install;
+use super::markets::serving;
 use crate::auth::Caller;
 use crate::domain::market::seed::{self, MarketInstall, SeedInstallBody};
 use crate::domain::market::{InstallRequest, NewMarket, connections, installation_id};
@@ -138,11 +139,13 @@ async fn install(
         env: region.clone(),
         deploy,
     };
+    let plugin = serving(&state, &market.plugin);
     let (install, created) = state
         .market
         .installs
         .create(&team, &request, access_key, &caller.username)
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
     if created && install.deploy {
         state.market.driver.start(&install.project, &install.id);
     }
@@ -174,7 +177,7 @@ async fn install(
                 .map(|a| a.description)
         },
     );
-    let detail = audited(
+    let mut detail = audited(
         Some(format!("{}/install:{}", install.scope(), install.id)),
         None::<&()>,
         Some(&serde_json::json!({
@@ -185,5 +188,6 @@ async fn install(
             "version": install.version,
         })),
     );
+    detail.0.plugin = plugin;
     Ok((detail, axum::Json(view)))
 }

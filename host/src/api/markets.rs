@@ -57,20 +57,36 @@ fn target(market: &Market) -> Option<String> {
     Some(format!("market:{}", market.id))
 }
 
-/// A plugin's answer, its fault named after the market.
+/// `id@version` of the plugin serving `plugin_id` now, for audit records.
+pub(super) fn serving(state: &AppState, plugin_id: &str) -> Option<String> {
+    state
+        .runtime
+        .active(plugin_id)
+        .map(|p| format!("{}@{}", p.id(), p.version()))
+}
+
+/// A plugin's answer, its fault named after the market and the plugin named for the audit.
 fn answered<T>(
+    state: &AppState,
     market: &Market,
     answer: crate::runtime::catalog::CatalogResult<T>,
 ) -> Result<T, ApiError> {
+    let plugin = || serving(state, &market.plugin);
     answer
-        .map_err(|e| MarketError::from_call(&market.name, e))?
+        .map_err(|e| ApiError::from(MarketError::from_call(&market.name, e)).plugin(plugin()))?
         .map_err(|fault: CatalogFault| {
-            MarketError::Catalog {
+            ApiError::from(MarketError::Catalog {
                 market: market.name.clone(),
                 fault,
-            }
-            .into()
+            })
+            .plugin(plugin())
         })
+}
+
+/// An audit detail naming the market's plugin.
+fn with_plugin(state: &AppState, market: &Market, mut detail: Extension<AuditDetail>) -> Extension<AuditDetail> {
+    detail.0.plugin = serving(state, &market.plugin);
+    detail
 }
 
 #[utoipa::path(get, path = "/api/v1/markets", tag = "markets", security(("bearer" = [])),
@@ -159,6 +175,7 @@ async fn apps(
     let reference = state.market.connections.reference(&market)?;
     let search = query(&parts, "query").unwrap_or_default();
     let page = answered(
+        &state,
         &market,
         state
             .runtime
@@ -192,6 +209,7 @@ async fn publish(
     let market = state.market.connections.get(&market)?;
     let reference = state.market.connections.reference(&market)?;
     let template = answered(
+        &state,
         &market,
         state
             .runtime
@@ -203,6 +221,7 @@ async fn publish(
         None::<&()>,
         Some(&serde_json::json!({"appId": template.app_id, "version": template.version})),
     );
+    let detail = with_plugin(&state, &market, detail);
     Ok((StatusCode::CREATED, detail, axum::Json(template)))
 }
 
@@ -215,6 +234,7 @@ async fn remove(
     let market = state.market.connections.get(market)?;
     let reference = state.market.connections.reference(&market)?;
     let removed = answered(
+        state,
         &market,
         state
             .runtime
@@ -226,7 +246,7 @@ async fn remove(
         Some(&serde_json::json!({"appId": app, "version": version})),
         Some(&serde_json::json!({"removed": removed})),
     );
-    Ok((detail, axum::Json(Removed { removed })))
+    Ok((with_plugin(state, &market, detail), axum::Json(Removed { removed })))
 }
 
 /// Removes an app and every version of it from a local catalog.
@@ -250,6 +270,7 @@ async fn versions(
     let market = state.market.connections.get(&market)?;
     let reference = state.market.connections.reference(&market)?;
     let items = answered(
+        &state,
         &market,
         state
             .runtime
@@ -271,13 +292,13 @@ async fn template(
 ) -> Result<axum::Json<Template>, ApiError> {
     let market = state.market.connections.get(&market)?;
     let reference = state.market.connections.reference(&market)?;
-    Ok(axum::Json(
-        state
-            .market
-            .installs
-            .template(&market, &reference, &app, &version)
-            .await?,
-    ))
+    let template = state
+        .market
+        .installs
+        .template(&market, &reference, &app, &version)
+        .await
+        .map_err(|e| ApiError::from(e).plugin(serving(&state, &market.plugin)))?;
+    Ok(axum::Json(template))
 }
 
 #[utoipa::path(delete, path = "/api/v1/markets/{market}/apps/{app}/versions/{version}", tag = "markets", security(("bearer" = [])),

@@ -276,8 +276,8 @@ impl Connections {
         validate_name(&new.name)?;
         let market_type = new.market_type.unwrap_or_else(|| DEFAULT_TYPE.to_owned());
         let plugin = self.plugin_for("type", &market_type)?;
-        let local = plugin == "market-local";
-        if !(local && new.url.is_empty()) {
+        // A remote store needs its address; other catalogs may live without one.
+        if !new.url.is_empty() || market_type == DEFAULT_TYPE {
             validate_url("url", &new.url)?;
         }
         let domain = new.domain.unwrap_or_else(|| {

@@ -12,6 +12,7 @@ use super::MarketError;
 use super::installs::{self, ComponentState, Install, InstallState, Installs};
 use crate::domain::apps::Apps;
 use crate::domain::changes::ChangeState;
+use crate::domain::config_items::{NewConfigItem, NewEntry};
 use crate::domain::deployments::{self, DeploymentStatus};
 use crate::domain::rollout::{DeployError, DeployRequest, Deployer, Requester};
 use crate::domain::spec::ServiceSpec;
@@ -243,7 +244,72 @@ impl Driver {
         Ok(())
     }
 
+    /// Writes a component's config files into its config item (created in the binding
+    /// its deployment uses, or the environment's first), so the deploy can mount them.
+    async fn write_files(&self, install: &Install, index: usize) -> Result<(), String> {
+        let component = &install.components[index];
+        let files = installs::config_files(&component.plan);
+        if files.is_empty() {
+            return Ok(());
+        }
+        let items = self.installs.config_items();
+        let name = installs::files_item(&component.plan);
+        let entries: Vec<NewEntry> = files
+            .iter()
+            .map(|(key, _, content)| NewEntry {
+                name: key.clone(),
+                value: content.clone(),
+            })
+            .collect();
+        let actor = Self::requester(install, "config files").username;
+        if items.get(&install.project, &install.env, &name).is_ok() {
+            items
+                .update(&install.project, &install.env, &name, entries, &actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        let binding = match deployments::get(self.installs.store(), &install.project, &component.plan.app, &install.env)
+            .map_err(|e| e.to_string())?
+            .filter(|d| d.status != DeploymentStatus::Deleted)
+        {
+            Some(d) => (d.cluster, d.namespace),
+            None => {
+                let env = self
+                    .installs
+                    .environments()
+                    .get(&install.project, &install.env)
+                    .map_err(|e| e.to_string())?;
+                let first = env
+                    .bindings
+                    .first()
+                    .ok_or_else(|| format!("environment `{}` has no binding", install.env))?;
+                (first.cluster.clone(), first.namespace.clone())
+            }
+        };
+        items
+            .create(
+                &install.project,
+                &install.env,
+                NewConfigItem {
+                    name,
+                    cluster: Some(binding.0),
+                    namespace: Some(binding.1),
+                    items: entries,
+                },
+                &actor,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     async fn open_deploy(&self, install: &Install, index: usize) -> Result<Step, MarketError> {
+        if let Err(why) = self.write_files(install, index).await {
+            self.set(install, index, ComponentState::Failed, None, &format!("its config files cannot be written: {why}"))
+                .await?;
+            return Ok(Step::Progressed);
+        }
         let component = &install.components[index];
         let request =
             DeployRequest::from_json(installs::deploy_spec(&component.plan)).map_err(|e| {
@@ -455,6 +521,16 @@ impl Driver {
                     });
                 }
             }
+        }
+        let files = installs::files_item(&component.plan);
+        let items = self.installs.config_items();
+        if items.get(&install.project, &install.env, &files).is_ok()
+            && let Err(e) = items.delete(&install.project, &install.env, &files).await
+        {
+            return Err(MarketError::Component {
+                component: component.plan.key.clone(),
+                message: format!("its config item `{files}` cannot be deleted: {e}"),
+            });
         }
         match self.apps.delete(&install.project, &app).await {
             Ok(_) | Err(crate::domain::apps::AppError::NotFound { .. }) => {}

@@ -178,8 +178,49 @@ fn invalid(field: &str, message: impl Into<String>) -> MarketError {
     }
 }
 
+/// The config item holding a component's config files, mounted at their paths.
+pub fn files_item(component: &PlannedComponent) -> String {
+    format!("{}-files", component.workload)
+}
+
+/// The key of a config-file volume in [`files_item`].
+pub fn file_key(volume_name: &str) -> String {
+    let key: String = volume_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '-' })
+        .take(253)
+        .collect();
+    if key.is_empty() { "file".to_owned() } else { key }
+}
+
+/// A component's config-file volumes: key, mount path, content.
+pub fn config_files(component: &PlannedComponent) -> Vec<(String, String, String)> {
+    component
+        .volumes
+        .iter()
+        .filter(|v| v.kind == "config-file")
+        .filter_map(|v| {
+            v.content
+                .as_ref()
+                .map(|content| (file_key(&v.name), v.path.clone(), content.clone()))
+        })
+        .collect()
+}
+
 /// The deploy spec a component is deployed with (its deploy config applied).
 pub fn deploy_spec(component: &PlannedComponent) -> Value {
+    let files = config_files(component);
+    let mut spec = deploy_spec_without_files(component);
+    if !files.is_empty() {
+        spec["configMgtList"] = json!([{
+            "mountSource": files_item(component),
+            "mountConfigList": files.iter().map(|(key, path, _)| json!({"name": key, "mountPath": path})).collect::<Vec<_>>(),
+        }]);
+    }
+    spec
+}
+
+fn deploy_spec_without_files(component: &PlannedComponent) -> Value {
     json!({
         "image": component.image,
         "replicas": component.replicas,
@@ -222,7 +263,7 @@ fn checked_config_parts(component: &PlannedComponent) -> Result<DeploySpec, Mark
     if let Some(command) = &component.command {
         spec["startCommand"] = json!({ "command": command });
     }
-    if let Some(ports) = deploy_spec(component).get("ports") {
+    if let Some(ports) = deploy_spec_without_files(component).get("ports") {
         spec["ports"] = ports.clone();
     }
     let fail = |message: String| MarketError::Component {
@@ -277,6 +318,14 @@ impl Installs {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    pub fn config_items(&self) -> crate::domain::config_items::ConfigItems {
+        crate::domain::config_items::ConfigItems::new(self.envs.clone())
+    }
+
+    pub fn environments(&self) -> &Environments {
+        &self.envs
     }
 
     pub fn get(&self, project: &str, id: &str) -> Result<Install, MarketError> {
@@ -412,8 +461,8 @@ impl Installs {
             )?;
             let install =
                 self.draft(project, &group, request, &market, &template, planned, actor)?;
-            match self.write_new(&install).await? {
-                Written::Done => return Ok((install, true)),
+            match self.write_new(install).await? {
+                Written::Done(install) => return Ok((*install, true)),
                 Written::Claimed => {
                     if let Some(other) =
                         self.existing(project, &group, &market.id, &request.app_id)?
@@ -540,8 +589,7 @@ impl Installs {
 
     /// The creating batch: the sequence number, every app with its deploy config, the
     /// project's count of apps, the record and its claim.
-    async fn write_new(&self, install: &Install) -> Result<Written, MarketError> {
-        let mut install = install.clone();
+    async fn write_new(&self, mut install: Install) -> Result<Written, MarketError> {
         let sequence_read = self.store.get_raw(&sequence_key())?;
         let number = match &sequence_read {
             Some(bytes) => serde_json::from_slice::<u64>(bytes).unwrap_or(0) + 1,
@@ -578,7 +626,7 @@ impl Installs {
         match self.store.apply(&batch)? {
             Ok(()) => {
                 self.store.commit().await?;
-                Ok(Written::Done)
+                Ok(Written::Done(Box::new(install)))
             }
             Err(conflict) if conflict.key == claim.as_bytes() => Ok(Written::Claimed),
             Err(conflict) if projects::is_record(&install.project, &conflict.key) => Err(invalid(
@@ -722,7 +770,8 @@ impl Installs {
 }
 
 enum Written {
-    Done,
+    /// Stored as returned (sequence number and record ids filled in).
+    Done(Box<Install>),
     /// Another request claimed this template in this group first.
     Claimed,
     /// Something read changed (a name, a count); plan again.
