@@ -12,6 +12,10 @@ use super::fake_store::{FakeStore, OtherHost};
 use super::ram::{self, MYSQL, MYSQL_KEY, WEB, WEB_KEY};
 use super::*;
 
+/// market-static serves its app from inside the plugin; its connection still names a URL
+/// (the host requires one for every type but `local`) that nothing is sent to.
+const STATIC_URL: &str = "https://static-market.invalid";
+
 fn team_shop(version: &str, tag: &str) -> Value {
     ram::template(
         "team-shop",
@@ -175,14 +179,20 @@ async fn a_marketplace_plugin_installed_at_run_time_serves_a_new_market_without_
     let package = fixture("market-static");
     let id = package.id();
     let early = server
-        .post("/api/v1/markets", json!({"name": "static", "type": id}))
+        .post(
+            "/api/v1/markets",
+            json!({"name": "static", "type": id, "url": STATIC_URL}),
+        )
         .await;
     early.assert_field(422, "type");
 
     server.allow_unsigned().await;
     server.install_enabled(&package).await;
     let reply = server
-        .post("/api/v1/markets", json!({"name": "static", "type": id}))
+        .post(
+            "/api/v1/markets",
+            json!({"name": "static", "type": id, "url": STATIC_URL}),
+        )
         .await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     assert_eq!(reply.body["plugin"], id.as_str());

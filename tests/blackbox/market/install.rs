@@ -502,6 +502,27 @@ async fn the_seed_route_installs_and_deploys_both_components_dependency_first() 
         .map(|p| p.port)
         .collect();
     assert!(ports.contains(&3306), "{host}: {ports:?}");
+    let workloads: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), NAMESPACE);
+    let web_workload = component(&install, WEB_KEY)["workload"]
+        .as_str()
+        .unwrap_or(&web_app)
+        .to_owned();
+    let mounts: Vec<String> = workloads
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/name={web_workload}")))
+        .await
+        .expect("deployments")
+        .items
+        .iter()
+        .filter_map(|d| d.spec.as_ref()?.template.spec.as_ref())
+        .flat_map(|pod| pod.containers.iter())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .map(|m| m.mount_path.clone())
+        .collect();
+    assert!(
+        mounts.iter().any(|m| m == "/etc/nginx/conf.d/default.conf"),
+        "the web config-file volume is mounted: {mounts:?}"
+    );
     let maps: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
     let all = maps
         .list(&ListParams::default())
@@ -541,13 +562,17 @@ async fn preview_of(server: &Server, install: &Value) -> Value {
     reply.body
 }
 
+/// Whether Deployments of workload `name` (Wharf names each revision `<name>-v<N>` and
+/// labels it `app.kubernetes.io/name=<name>`) exist in the namespace.
 async fn workload_exists(server: &Server, name: &str) -> bool {
     let client = Kubectl::for_server(server).await.kube_client().await;
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), NAMESPACE);
-    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client, NAMESPACE);
-    deployments.get_opt(name).await.ok().flatten().is_some()
-        || sets.get_opt(name).await.ok().flatten().is_some()
+        Api::namespaced(client, NAMESPACE);
+    let selector = ListParams::default().labels(&format!("app.kubernetes.io/name={name}"));
+    deployments
+        .list(&selector)
+        .await
+        .is_ok_and(|list| !list.items.is_empty())
 }
 
 fn timestamp(value: &Value) -> time::OffsetDateTime {
