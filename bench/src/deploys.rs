@@ -27,7 +27,7 @@ const NAMESPACE: &str = "bench-load";
 const SETUP_CONCURRENCY: usize = 16;
 const SAMPLES: usize = 400;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     token: String,
@@ -42,7 +42,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    async fn start(data: &std::path::Path, nodes: usize) -> anyhow::Result<Server> {
+    pub(crate) async fn start(data: &std::path::Path, nodes: usize) -> anyhow::Result<Server> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .args([
@@ -113,7 +113,12 @@ impl Server {
         bail!("wharf serve did not become ready")
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut request = self
             .http

@@ -9,6 +9,8 @@
 //! REST: 1,000 apps deployed once, then 100 concurrent batched rollouts; GET latencies, RSS)
 //! `cargo run --release -p wharf-bench -- gray` (gray-rule evaluation through the
 //! gray-router plugin vs the same rules natively)
+//! `cargo run --release -p wharf-bench -- market` (a 10-component template installed with
+//! deploy from a local catalog: time to all running, split into plugin and host)
 //!
 //! (`wharf-bench wharf …` runs the `wharf` CLI itself; the cold-start figure uses it so
 //! the benchmark needs no separately built binary.)
@@ -17,13 +19,14 @@ mod authz;
 mod cluster;
 mod deploys;
 mod gray;
+mod market;
 mod plugins;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("wharf") => std::process::exit(wharf_host::cli::main_from(args.into_iter().skip(1))),
-        Some(which @ ("plugins" | "authz" | "cluster" | "deploys" | "gray")) => {
+        Some(which @ ("plugins" | "authz" | "cluster" | "deploys" | "gray" | "market")) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -32,6 +35,7 @@ fn main() {
             let outcome = match which {
                 "plugins" => runtime.block_on(plugins::run()),
                 "gray" => runtime.block_on(gray::run()),
+                "market" => runtime.block_on(market::run()),
                 "deploys" => {
                     let number = |i: usize, default: usize| match args
                         .get(i)
@@ -66,7 +70,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: wharf-bench plugins|authz|gray|cluster [DEPLOYMENTS]|deploys [APPS] [CONCURRENT]"
+                "usage: wharf-bench plugins|authz|gray|market|cluster [DEPLOYMENTS]|deploys [APPS] [CONCURRENT]"
             );
             std::process::exit(2);
         }

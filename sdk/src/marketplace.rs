@@ -31,7 +31,7 @@ pub use crate::meta::{Meta, PluginInfo};
 pub use crate::step::Violation;
 pub use bindings::exports::wharf::plugin::catalog::{
     AppPage, AppQuery, AppSummary, CatalogError, Component, EnvVar, Guest as Marketplace, Market,
-    Port, Resources, Template, Volume, VersionSummary,
+    Port, Resources, Template, VersionSummary, Volume,
 };
 
 impl CatalogError {

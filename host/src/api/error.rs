@@ -174,12 +174,10 @@ impl IntoResponse for ApiError {
         );
         response.extensions_mut().insert(ProblemCode(self.code));
         if let Some(plugin) = self.plugin {
-            response
-                .extensions_mut()
-                .insert(super::guard::AuditDetail {
-                    plugin: Some(plugin),
-                    ..Default::default()
-                });
+            response.extensions_mut().insert(super::guard::AuditDetail {
+                plugin: Some(plugin),
+                ..Default::default()
+            });
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response

@@ -20,7 +20,7 @@ use super::guard::{AuditDetail, require};
 use super::markets::serving;
 use crate::auth::Caller;
 use crate::domain::market::upgrade::{self, UpgradeDiff};
-use crate::domain::market::{Install, InstallRequest};
+use crate::domain::market::{Install, InstallRequest, InstallState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,6 +42,20 @@ pub struct UpgradeRequest {
 
 fn target(install: &Install) -> Option<String> {
     Some(format!("{}/install:{}", install.scope(), install.id))
+}
+
+/// What an upgrade or rollback may do besides redeploying: create the apps of added
+/// components and delete those of removed ones.
+async fn authorize_change(
+    state: &AppState,
+    caller: &Caller,
+    install: &Install,
+) -> Result<(), ApiError> {
+    let project = format!("project:{}", install.project);
+    require(state, caller, "deploy.create", &install.scope()).await?;
+    require(state, caller, "deploy.delete", &install.scope()).await?;
+    require(state, caller, "app.create", &project).await?;
+    require(state, caller, "app.delete", &project).await
 }
 
 /// The checks an install into `env` of `code` needs beyond the route's own.
@@ -110,7 +124,7 @@ async fn create(
         .create(&code, &body, None, &caller.username)
         .await
         .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
-    if created && install.deploy {
+    if install.state == InstallState::Deploying {
         state.market.driver.start(&install.project, &install.id);
     }
     let status = if created {
@@ -118,7 +132,11 @@ async fn create(
     } else {
         StatusCode::OK
     };
-    let mut detail = audited(target(&install), None::<&()>, created.then_some(&install));
+    let mut detail = audited(
+        target(&install),
+        None::<&()>,
+        created.then(|| install.audit_view()).as_ref(),
+    );
     detail.0.plugin = plugin;
     Ok((status, detail, axum::Json(install)))
 }
@@ -154,7 +172,11 @@ async fn uninstall(
         &caller.username,
     )
     .await?;
-    let detail = audited(target(&install), Some(&install), Some(&after));
+    let detail = audited(
+        target(&install),
+        Some(&install.audit_view()),
+        Some(&after.audit_view()),
+    );
     Ok((StatusCode::ACCEPTED, detail, axum::Json(after)))
 }
 
@@ -181,7 +203,7 @@ async fn upgrade_install(
         detail.0.plugin = plugin;
         return Ok((StatusCode::OK, detail, axum::Json(diff)).into_response());
     }
-    require(&state, &caller, "deploy.create", &install.scope()).await?;
+    authorize_change(&state, &caller, &install).await?;
     let after = upgrade::upgrade(
         &state.market.installs,
         &state.market.driver,
@@ -191,7 +213,11 @@ async fn upgrade_install(
     )
     .await
     .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
-    let mut detail = audited(target(&after), Some(&install), Some(&after));
+    let mut detail = audited(
+        target(&after),
+        Some(&install.audit_view()),
+        Some(&after.audit_view()),
+    );
     detail.0.plugin = plugin;
     Ok((StatusCode::ACCEPTED, detail, axum::Json(after)).into_response())
 }
@@ -206,7 +232,7 @@ async fn rollback(
     Path((code, id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Extension<AuditDetail>, axum::Json<Install>), ApiError> {
     let install = state.market.installs.get(&code, &id)?;
-    require(&state, &caller, "deploy.create", &install.scope()).await?;
+    authorize_change(&state, &caller, &install).await?;
     let after = upgrade::rollback(
         &state.market.installs,
         &state.market.driver,
@@ -214,6 +240,10 @@ async fn rollback(
         &caller.username,
     )
     .await?;
-    let detail = audited(target(&after), Some(&install), Some(&after));
+    let detail = audited(
+        target(&after),
+        Some(&install.audit_view()),
+        Some(&after.audit_view()),
+    );
     Ok((StatusCode::ACCEPTED, detail, axum::Json(after)))
 }

@@ -140,13 +140,22 @@ async fn install(
         deploy,
     };
     let plugin = serving(&state, &market.plugin);
-    let (install, created) = state
+    let outcome = state
         .market
         .installs
         .create(&team, &request, access_key, &caller.username)
-        .await
-        .map_err(|e| ApiError::from(e).plugin(plugin.clone()))?;
-    if created && install.deploy {
+        .await;
+    let (install, created) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            // A store added for this call goes with it: a failed install creates nothing.
+            if let Some(added) = &added {
+                let _ = market_conns.delete(&added.id, &[]).await;
+            }
+            return Err(ApiError::from(e).plugin(plugin));
+        }
+    };
+    if install.state == crate::domain::market::InstallState::Deploying {
         state.market.driver.start(&install.project, &install.id);
     }
     let group = state.market.installs.group_record(&team, &install.group)?;

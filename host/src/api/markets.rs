@@ -84,7 +84,11 @@ fn answered<T>(
 }
 
 /// An audit detail naming the market's plugin.
-fn with_plugin(state: &AppState, market: &Market, mut detail: Extension<AuditDetail>) -> Extension<AuditDetail> {
+fn with_plugin(
+    state: &AppState,
+    market: &Market,
+    mut detail: Extension<AuditDetail>,
+) -> Extension<AuditDetail> {
     detail.0.plugin = serving(state, &market.plugin);
     detail
 }
@@ -246,7 +250,10 @@ async fn remove(
         Some(&serde_json::json!({"appId": app, "version": version})),
         Some(&serde_json::json!({"removed": removed})),
     );
-    Ok((with_plugin(state, &market, detail), axum::Json(Removed { removed })))
+    Ok((
+        with_plugin(state, &market, detail),
+        axum::Json(Removed { removed }),
+    ))
 }
 
 /// Removes an app and every version of it from a local catalog.

@@ -121,8 +121,7 @@ pub async fn follow_install(
         // The install's own state says when the engine is done with every component (an
         // upgrade may not yet have touched a component that still runs the old version).
         let settled = matches!(install["state"].as_str(), None | Some("Running"));
-        if settled && !components.is_empty() && components.iter().all(|c| c["state"] == "Running")
-        {
+        if settled && !components.is_empty() && components.iter().all(|c| c["state"] == "Running") {
             return Ok(Outcome::Running(install));
         }
         if Instant::now() >= deadline {

@@ -360,6 +360,24 @@ impl Connections {
                 after.market.name = name.clone();
             }
             if let Some(url) = &update.url {
+                let origin = |u: &str| {
+                    url::Url::parse(u).ok().map(|p| {
+                        (
+                            p.scheme().to_owned(),
+                            p.host_str().map(str::to_ascii_lowercase),
+                            p.port_or_known_default(),
+                        )
+                    })
+                };
+                if stored.sealed_key.is_some()
+                    && update.access_key.is_none()
+                    && origin(url) != origin(&before.url)
+                {
+                    return Err(invalid(
+                        "accessKey",
+                        "the URL moves to another host: give the access key for it (or null for none), so the old key is not sent there",
+                    ));
+                }
                 after.market.url = url.clone();
             }
             if let Some(domain) = &update.domain {

@@ -18,7 +18,7 @@ use crate::domain::rollout::{DeployError, DeployRequest, Deployer, Requester};
 use crate::domain::spec::ServiceSpec;
 
 /// The actor of the driver's own notes; change orders are requested as the user who
-/// asked for the install, upgrade or uninstall.
+/// asked for the install, upgrade or uninstall (`Install::requested_by`).
 const SYSTEM_ACTOR: &str = "wharf";
 
 /// How often a driver looks at the change orders it follows.
@@ -80,6 +80,16 @@ impl Driver {
             if let Ok(mut running) = driver.running.lock() {
                 running.remove(&token);
             }
+            // A start() that came while this driver was finishing found it running and
+            // did nothing; look once more so that work is not left waiting for a restart.
+            if let Ok(install) = driver.installs.get(&project, &id)
+                && matches!(
+                    install.state,
+                    InstallState::Deploying | InstallState::Uninstalling
+                )
+            {
+                driver.start(&project, &id);
+            }
         });
     }
 
@@ -124,13 +134,11 @@ impl Driver {
 
     fn requester(install: &Install, what: &str) -> Requester {
         Requester {
-            username: install
-                .events
-                .iter()
-                .rev()
-                .find(|e| e.actor != SYSTEM_ACTOR)
-                .map(|e| e.actor.clone())
-                .unwrap_or_else(|| install.created_by.clone()),
+            username: if install.requested_by.is_empty() {
+                install.created_by.clone()
+            } else {
+                install.requested_by.clone()
+            },
             description: Some(format!(
                 "market install {} ({} {}): {what}",
                 install.id, install.app_id, install.version
@@ -153,42 +161,51 @@ impl Driver {
             .components
             .iter()
             .any(|c| c.state == ComponentState::Failed);
-        let mut waiting = false;
+        // Every component whose turn it is moves in the same pass: independent ones
+        // deploy side by side, dependents once what they depend on runs.
+        let mut progressed = false;
+        let mut busy = false;
         for (index, component) in install.components.iter().enumerate() {
-            match component.state {
+            let step = match component.state {
                 ComponentState::Running | ComponentState::Failed => continue,
                 ComponentState::Deploying => {
-                    return self.follow(install, index).await;
+                    busy = true;
+                    self.follow(install, index).await?
                 }
+                // A failure stops what has not started; what runs is followed to its end.
                 ComponentState::Created | ComponentState::Waiting if failed => continue,
                 ComponentState::Created | ComponentState::Waiting => {
+                    busy = true;
                     let ready = component.plan.depends_on.iter().all(|dep| {
                         install
                             .components
                             .iter()
                             .any(|c| &c.plan.key == dep && c.state == ComponentState::Running)
                     });
-                    if !ready {
-                        if component.state == ComponentState::Created {
-                            self.set(
-                                install,
-                                index,
-                                ComponentState::Waiting,
-                                None,
-                                "waiting for its dependencies",
-                            )
-                            .await?;
-                            return Ok(Step::Progressed);
-                        }
-                        waiting = true;
-                        continue;
+                    if ready {
+                        self.open_deploy(install, index).await?
+                    } else if component.state == ComponentState::Created {
+                        self.set(
+                            install,
+                            index,
+                            ComponentState::Waiting,
+                            None,
+                            "waiting for its dependencies",
+                        )
+                        .await?;
+                        Step::Progressed
+                    } else {
+                        Step::Wait
                     }
-                    return self.open_deploy(install, index).await;
                 }
                 ComponentState::Removing => unreachable!("handled above"),
-            }
+            };
+            progressed |= matches!(step, Step::Progressed);
         }
-        if waiting && !failed {
+        if progressed {
+            return Ok(Step::Progressed);
+        }
+        if busy {
             return Ok(Step::Wait);
         }
         let done = if failed {
@@ -232,9 +249,6 @@ impl Driver {
                         c.change_order = change.clone();
                     }
                     c.message = message.to_owned();
-                    if state == ComponentState::Failed {
-                        i.state = InstallState::Failed;
-                    }
                 }
                 let note = format!("{key}: {message}");
                 i.note(SYSTEM_ACTOR, note);
@@ -263,15 +277,26 @@ impl Driver {
             .collect();
         let actor = Self::requester(install, "config files").username;
         if items.get(&install.project, &install.env, &name).is_ok() {
+            if !component.files_owned {
+                return Err(format!(
+                    "config item `{name}` exists in environment `{}` and was not made by this install",
+                    install.env
+                ));
+            }
             items
                 .update(&install.project, &install.env, &name, entries, &actor)
                 .await
                 .map_err(|e| e.to_string())?;
             return Ok(());
         }
-        let binding = match deployments::get(self.installs.store(), &install.project, &component.plan.app, &install.env)
-            .map_err(|e| e.to_string())?
-            .filter(|d| d.status != DeploymentStatus::Deleted)
+        let binding = match deployments::get(
+            self.installs.store(),
+            &install.project,
+            &component.plan.app,
+            &install.env,
+        )
+        .map_err(|e| e.to_string())?
+        .filter(|d| d.status != DeploymentStatus::Deleted)
         {
             Some(d) => (d.cluster, d.namespace),
             None => {
@@ -301,13 +326,29 @@ impl Driver {
             )
             .await
             .map_err(|e| e.to_string())?;
+        let key = component.plan.key.clone();
+        self.installs
+            .update(&install.project, &install.id, |i| {
+                if let Some(c) = i.components.iter_mut().find(|c| c.plan.key == key) {
+                    c.files_owned = true;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 
     async fn open_deploy(&self, install: &Install, index: usize) -> Result<Step, MarketError> {
         if let Err(why) = self.write_files(install, index).await {
-            self.set(install, index, ComponentState::Failed, None, &format!("its config files cannot be written: {why}"))
-                .await?;
+            self.set(
+                install,
+                index,
+                ComponentState::Failed,
+                None,
+                &format!("its config files cannot be written: {why}"),
+            )
+            .await?;
             return Ok(Step::Progressed);
         }
         let component = &install.components[index];
@@ -524,7 +565,8 @@ impl Driver {
         }
         let files = installs::files_item(&component.plan);
         let items = self.installs.config_items();
-        if items.get(&install.project, &install.env, &files).is_ok()
+        if component.files_owned
+            && items.get(&install.project, &install.env, &files).is_ok()
             && let Err(e) = items.delete(&install.project, &install.env, &files).await
         {
             return Err(MarketError::Component {

@@ -65,6 +65,9 @@ pub struct InstalledComponent {
     /// The change order deploying (or removing) it.
     pub change_order: Option<String>,
     pub message: String,
+    /// Whether the install created the component's config-file item (and so removes it).
+    #[serde(default)]
+    pub files_owned: bool,
 }
 
 /// The version an upgrade replaced, kept for rollback.
@@ -119,6 +122,10 @@ pub struct Install {
     #[schema(value_type = String)]
     pub updated_at: OffsetDateTime,
     pub created_by: String,
+    /// Who asked for what the install is doing now (install, upgrade, rollback,
+    /// uninstall): its change orders are requested as them.
+    #[serde(default)]
+    pub requested_by: String,
 }
 
 impl Install {
@@ -134,6 +141,24 @@ impl Install {
             let extra = self.events.len() - MAX_EVENTS;
             self.events.drain(..extra);
         }
+    }
+
+    /// What the audit log keeps of an install: no variable values (generated passwords
+    /// among them).
+    pub fn audit_view(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "project": self.project,
+            "group": self.group,
+            "env": self.env,
+            "market": self.market,
+            "appId": self.app_id,
+            "version": self.version,
+            "state": self.state,
+            "components": self.components.iter().map(|c| json!({
+                "key": c.plan.key, "app": c.plan.app, "image": c.plan.image, "state": c.state,
+            })).collect::<Vec<_>>(),
+        })
     }
 
     pub fn scope(&self) -> String {
@@ -187,10 +212,20 @@ pub fn files_item(component: &PlannedComponent) -> String {
 pub fn file_key(volume_name: &str) -> String {
     let key: String = volume_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(253)
         .collect();
-    if key.is_empty() { "file".to_owned() } else { key }
+    if key.is_empty() {
+        "file".to_owned()
+    } else {
+        key
+    }
 }
 
 /// A component's config-file volumes: key, mount path, content.
@@ -314,10 +349,6 @@ impl Installs {
 
     pub fn connections(&self) -> &Connections {
         &self.connections
-    }
-
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
     }
 
     pub fn config_items(&self) -> crate::domain::config_items::ConfigItems {
@@ -444,7 +475,7 @@ impl Installs {
         }
         let group = self.group_id(project, &request.group)?;
         if let Some(install) = self.existing(project, &group, &market.id, &request.app_id)? {
-            return self.same_or_conflict(install, &request.version);
+            return self.same_or_conflict(install, request, actor).await;
         }
         let mut reference = self.connections.reference(&market)?;
         if key_override.is_some() {
@@ -467,7 +498,7 @@ impl Installs {
                     if let Some(other) =
                         self.existing(project, &group, &market.id, &request.app_id)?
                     {
-                        return self.same_or_conflict(other, &request.version);
+                        return self.same_or_conflict(other, request, actor).await;
                     }
                 }
                 Written::Raced if attempt < 5 => {}
@@ -481,19 +512,48 @@ impl Installs {
         unreachable!("the loop returns")
     }
 
-    fn same_or_conflict(
+    /// The install already claiming the template in the group, as the answer to asking
+    /// for it again: the same version into the same environment, deployed if now asked.
+    async fn same_or_conflict(
         &self,
         install: Install,
-        version: &str,
+        request: &InstallRequest,
+        actor: &str,
     ) -> Result<(Install, bool), MarketError> {
-        if install.version == version {
-            Ok((install, false))
-        } else {
-            Err(MarketError::Conflict(format!(
+        let conflict = |why: String| Err(MarketError::Conflict(why));
+        if install.state == InstallState::Uninstalling {
+            return conflict(format!(
+                "install {} of `{}` in this group is being uninstalled; try again once it is gone",
+                install.id, install.app_id
+            ));
+        }
+        if install.env != request.env {
+            return conflict(format!(
+                "app `{}` is installed in this group into environment `{}` (install {}); one group holds one install of an app",
+                install.app_id, install.env, install.id
+            ));
+        }
+        if install.version != request.version {
+            return conflict(format!(
                 "app `{}` is installed in this group at version {} (install {}); upgrade it instead",
                 install.app_id, install.version, install.id
-            )))
+            ));
         }
+        if request.deploy && install.state == InstallState::Installed {
+            let deployed = self
+                .update(&install.project, &install.id, |i| {
+                    if i.state == InstallState::Installed {
+                        i.state = InstallState::Deploying;
+                        i.deploy = true;
+                        i.requested_by = actor.to_owned();
+                        i.note(actor, "deploy every component");
+                    }
+                    Ok(())
+                })
+                .await?;
+            return Ok((deployed, false));
+        }
+        Ok((install, false))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -519,6 +579,7 @@ impl Installs {
                     state: ComponentState::Created,
                     change_order: None,
                     message: String::new(),
+                    files_owned: false,
                 })
             })
             .collect::<Result<Vec<_>, MarketError>>()?;
@@ -547,6 +608,7 @@ impl Installs {
             created_at: now,
             updated_at: now,
             created_by: actor.to_owned(),
+            requested_by: actor.to_owned(),
         };
         install.note(
             actor,

@@ -33,7 +33,7 @@ pub struct PlannedComponent {
     pub app: String,
     /// Name of its Kubernetes objects (the app name, lowercase).
     pub workload: String,
-    /// Its Service over the inner ports, when it has any.
+    /// Its Service over its ports, when it has any.
     pub service: Option<String>,
     pub image: String,
     pub command: Option<String>,
@@ -381,6 +381,46 @@ pub fn changed_fields(a: &PlannedComponent, b: &PlannedComponent) -> Vec<(String
         );
     }
     push("dependsOn", a.depends_on.join(","), b.depends_on.join(","));
+    push("gpu", a.gpu.to_string(), b.gpu.to_string());
+    push("stateful", a.stateful.to_string(), b.stateful.to_string());
+    push(
+        "extendMethod",
+        a.extend_method.clone(),
+        b.extend_method.clone(),
+    );
+    push(
+        "service",
+        a.service.clone().unwrap_or_default(),
+        b.service.clone().unwrap_or_default(),
+    );
+    let volumes = |c: &PlannedComponent| {
+        c.volumes
+            .iter()
+            .map(|v| (v.name.clone(), serde_json::to_string(v).unwrap_or_default()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (va, vb) = (volumes(a), volumes(b));
+    for name in va
+        .keys()
+        .chain(vb.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        push(
+            &format!("volumes.{name}"),
+            va.get(name).cloned().unwrap_or_default(),
+            vb.get(name).cloned().unwrap_or_default(),
+        );
+    }
+    let exports = |c: &PlannedComponent| {
+        c.connection
+            .iter()
+            .map(|e| format!("{}={}", e.name, e.value))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    push("connectionInfo", exports(a), exports(b));
+    push("name", a.name.clone(), b.name.clone());
+    push("category", a.category.clone(), b.category.clone());
     out
 }
 

@@ -131,11 +131,11 @@ pub async fn preview(
         .await?;
     let current = plans(install);
     let store = installs.store().clone();
-    let ours: Vec<String> = current.iter().map(|c| c.app.clone()).collect();
     let project = install.project.clone();
+    // Kept components keep their apps; a new one needs a name nobody has, ours included.
     let next = plan::plan(
         &template,
-        &|name| Ok(!ours.iter().any(|a| a == name) && apps::name_taken(&store, &project, name)?),
+        &|name| Ok(apps::name_taken(&store, &project, name)?),
         &current,
     )?;
     let diff = diff(&install.version, &template.version, &current, &next);
@@ -183,6 +183,7 @@ async fn apply(
                     state: ComponentState::Created,
                     change_order: None,
                     message: format!("added by the {verb} to {version}"),
+                    files_owned: false,
                 };
                 installs.add_component(&install, &mut added).await?;
                 added
@@ -216,6 +217,7 @@ async fn apply(
             i.components = components.clone();
             i.previous = Some(previous.clone());
             i.note(actor, format!("{verb} {} → {version}", i.version));
+            i.requested_by = actor.to_owned();
             i.version = version.clone();
             i.template_updated_at = template_updated_at.clone();
             i.deploy = true;
@@ -293,6 +295,7 @@ pub async fn uninstall(
         .update(&install.project, &install.id, |i| {
             if i.state != InstallState::Uninstalling {
                 i.state = InstallState::Uninstalling;
+                i.requested_by = actor.to_owned();
                 i.note(actor, "uninstall");
             }
             Ok(())
