@@ -2,7 +2,8 @@
 //! each one's Service after its pods), and removals (uninstall, or components an upgrade
 //! dropped), in reverse order. Every step is stored on the install record (compare-and-
 //! swap) before the next one is taken, so a restarted host resumes where the record says
-//! it stood; a change order already opened is followed, never opened twice.
+//! it stood. A change order opened just before a crash, and not yet recorded, is adopted
+//! when still in flight (`change-in-flight`); one that already ended is opened again.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
