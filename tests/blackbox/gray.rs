@@ -875,6 +875,28 @@ async fn a_user_tries_a_rule_releases_it_in_two_steps_curls_the_canary_promotes_
     until_state(&server, &id, "paused_between_batches").await;
 
     let http = reqwest::Client::new();
+    // The routing follows the canary's readiness; the embedded cluster's endpoints settle
+    // a moment after the change order pauses.
+    let alice = Probe {
+        path: "/",
+        query: Vec::new(),
+        headers: vec![("x-user", "alice")],
+    };
+    let routed = wharf_tests::eventually(|| {
+        let (alice, http, gateway) = (&alice, &http, &gateway);
+        async move {
+            alice
+                .through_gateway(http, gateway, "cart.shop-dev.svc")
+                .await
+                .0
+                == 2
+        }
+    })
+    .await;
+    assert!(
+        routed,
+        "alice reaches the canary once its routing is in place"
+    );
     for (user, cookie) in probes {
         let probe = Probe {
             path: "/",
@@ -906,10 +928,26 @@ async fn a_user_tries_a_rule_releases_it_in_two_steps_curls_the_canary_promotes_
         query: Vec::new(),
         headers: Vec::new(),
     };
-    let (revision, _) = plain
-        .through_gateway(&http, &gateway, "cart.shop-dev.svc")
-        .await;
-    assert_eq!(revision, 2, "after promotion everyone gets the new version");
+    // The old revision's endpoints leave the Service as its pods go, which the embedded
+    // cluster's controllers finish shortly after the change order does.
+    let promoted = wharf_tests::eventually(|| {
+        let (plain, http, gateway) = (&plain, &http, &gateway);
+        async move {
+            plain
+                .through_gateway(http, gateway, "cart.shop-dev.svc")
+                .await
+                .0
+                == 2
+        }
+    })
+    .await;
+    assert!(promoted, "after promotion everyone gets the new version");
+    for _ in 0..5 {
+        let (revision, _) = plain
+            .through_gateway(&http, &gateway, "cart.shop-dev.svc")
+            .await;
+        assert_eq!(revision, 2, "after promotion the new version keeps serving");
+    }
 
     server.allow_unsigned().await;
     let id = server
