@@ -155,6 +155,39 @@ impl Server {
     }
 }
 
+/// Creates project `project` with a TEST environment `env` bound to `namespace` of the
+/// embedded cluster.
+pub(crate) async fn project_with_env(
+    server: &Server,
+    project: &str,
+    env: &str,
+    env_name: &str,
+    namespace: &str,
+) -> anyhow::Result<()> {
+    server
+        .call(
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"code": project, "name": "Benchmark"})),
+        )
+        .await?;
+    server
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{project}/environments"),
+            Some(json!({"envCode": env, "envName": env_name, "envType": "TEST"})),
+        )
+        .await?;
+    server
+        .call(
+            "POST",
+            &format!("/api/v1/projects/{project}/environments/{env}/bindings"),
+            Some(json!({"cluster": "embedded", "namespace": namespace, "createNamespace": true})),
+        )
+        .await?;
+    Ok(())
+}
+
 fn app_name(i: usize) -> String {
     format!("app{i:05}")
 }
@@ -283,27 +316,7 @@ pub async fn run(apps: usize, concurrent: usize) -> anyhow::Result<()> {
     let server = Arc::new(Server::start(&dir.0, nodes).await?);
     let rss_start = server.memory_kib("VmRSS:");
 
-    server
-        .call(
-            "POST",
-            "/api/v1/projects",
-            Some(json!({"code": PROJECT, "name": "Benchmark"})),
-        )
-        .await?;
-    server
-        .call(
-            "POST",
-            &format!("/api/v1/projects/{PROJECT}/environments"),
-            Some(json!({"envCode": ENV, "envName": "Load test", "envType": "TEST"})),
-        )
-        .await?;
-    server
-        .call(
-            "POST",
-            &format!("/api/v1/projects/{PROJECT}/environments/{ENV}/bindings"),
-            Some(json!({"cluster": "embedded", "namespace": NAMESPACE, "createNamespace": true})),
-        )
-        .await?;
+    project_with_env(&server, PROJECT, ENV, "Load test", NAMESPACE).await?;
 
     let started = Instant::now();
     fan_out(apps, SETUP_CONCURRENCY, |i| {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::deploys::Server;
+use crate::deploys::{Server, project_with_env};
 use crate::plugins::TempDir;
 
 const PROJECT: &str = "bench";
@@ -78,27 +78,7 @@ fn ms(d: Duration) -> f64 {
 pub async fn run() -> anyhow::Result<()> {
     let dir = TempDir::new("market")?;
     let server = Server::start(&dir.0, 3).await?;
-    server
-        .call(
-            "POST",
-            "/api/v1/projects",
-            Some(json!({"code": PROJECT, "name": "Benchmark"})),
-        )
-        .await?;
-    server
-        .call(
-            "POST",
-            &format!("/api/v1/projects/{PROJECT}/environments"),
-            Some(json!({"envCode": ENV, "envName": "Market", "envType": "TEST"})),
-        )
-        .await?;
-    server
-        .call(
-            "POST",
-            &format!("/api/v1/projects/{PROJECT}/environments/{ENV}/bindings"),
-            Some(json!({"cluster": "embedded", "namespace": NAMESPACE, "createNamespace": true})),
-        )
-        .await?;
+    project_with_env(&server, PROJECT, ENV, "Market", NAMESPACE).await?;
     let group = server
         .call(
             "POST",

@@ -131,7 +131,7 @@ pub struct AppCopy {
 }
 
 /// A present field (even `null`) as `Some`, so `null` can mean "clear".
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

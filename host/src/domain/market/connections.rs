@@ -79,13 +79,9 @@ pub struct MarketUpdate {
     pub name: Option<String>,
     pub url: Option<String>,
     pub domain: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::domain::apps::present")]
     #[schema(value_type = Option<String>)]
     pub access_key: Option<Option<String>>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> MarketError {
