@@ -281,6 +281,9 @@ pub fn run_context() -> RunContext {
         run_id: "test-run".to_string(),
         step_id: "test-step".to_string(),
         attempt: 1,
+        started_by: "test-user".to_string(),
+        variables: Vec::new(),
+        previous: Vec::new(),
         state: None,
     }
 }

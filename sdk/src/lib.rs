@@ -68,8 +68,11 @@
 //!     fn describe() -> Descriptor {
 //!         Descriptor {
 //!             kind: "hello".into(),
+//!             version: "0.1.0".into(),
 //!             description: "Greets someone".into(),
 //!             params_schema: r#"{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}"#.into(),
+//!             outputs: vec![],
+//!             can_compensate: false,
 //!         }
 //!     }
 //!

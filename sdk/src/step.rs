@@ -30,9 +30,46 @@ pub mod bindings {
 
 pub use crate::meta::{Meta, PluginInfo};
 pub use bindings::exports::wharf::plugin::step::{
-    Descriptor, Guest as Step, Outcome, PendingInfo, RunContext, StepError,
+    Descriptor, Failure, Outcome, OutputSpec, PendingInfo, RunContext, StepError, StepOutputs,
+    Variable,
 };
 pub use bindings::wharf::plugin::types::Violation;
+
+/// A pipeline step type. `cancel` and `compensate` have defaults for steps with nothing to
+/// stop or undo; a step that overrides `compensate` says so in `Descriptor::can_compensate`.
+pub trait Step {
+    fn describe() -> Descriptor;
+    fn run(context: RunContext, params_json: String) -> Result<Outcome, StepError>;
+    fn cancel(_context: RunContext, _params_json: String) -> Result<(), StepError> {
+        Ok(())
+    }
+    fn compensate(
+        _context: RunContext,
+        _params_json: String,
+        _outputs_json: String,
+    ) -> Result<Outcome, StepError> {
+        Ok(Outcome::Done("{}".to_string()))
+    }
+}
+
+impl<T: Step> bindings::exports::wharf::plugin::step::Guest for T {
+    fn describe() -> Descriptor {
+        T::describe()
+    }
+    fn run(context: RunContext, params_json: String) -> Result<Outcome, StepError> {
+        T::run(context, params_json)
+    }
+    fn cancel(context: RunContext, params_json: String) -> Result<(), StepError> {
+        T::cancel(context, params_json)
+    }
+    fn compensate(
+        context: RunContext,
+        params_json: String,
+        outputs_json: String,
+    ) -> Result<Outcome, StepError> {
+        T::compensate(context, params_json, outputs_json)
+    }
+}
 
 impl Violation {
     /// A complaint about `field` (a path such as `rules[0].weight`).
@@ -48,6 +85,54 @@ impl Outcome {
     /// `Done` with `outputs` (a JSON object) as its text.
     pub fn done_json(outputs: &Value) -> Self {
         Outcome::Done(outputs.to_string())
+    }
+
+    /// `Failed` for a reason trying again will not change.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Outcome::Failed(Failure {
+            reason: reason.into(),
+            retryable: false,
+        })
+    }
+
+    /// `Failed` for a reason that may pass (the host retries up to the step's `retries`).
+    pub fn failed_retryable(reason: impl Into<String>) -> Self {
+        Outcome::Failed(Failure {
+            reason: reason.into(),
+            retryable: true,
+        })
+    }
+
+    /// `Pending`: call again after `recheck_after_ms` with `state`.
+    pub fn pending(
+        state: impl Into<String>,
+        recheck_after_ms: u32,
+        message: impl Into<String>,
+    ) -> Self {
+        Outcome::Pending(PendingInfo {
+            state: state.into(),
+            recheck_after_ms,
+            progress: None,
+            message: message.into(),
+        })
+    }
+}
+
+impl RunContext {
+    /// The outputs of the earlier step `step_id`, parsed, if it finished.
+    pub fn outputs_of(&self, step_id: &str) -> Option<Value> {
+        self.previous
+            .iter()
+            .find(|p| p.step_id == step_id)
+            .and_then(|p| serde_json::from_str(&p.outputs).ok())
+    }
+
+    /// The run variable `name`, if set.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.variables
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.value.as_str())
     }
 }
 

@@ -44,8 +44,11 @@ impl Step for Hello {
     fn describe() -> Descriptor {
         Descriptor {
             kind: "hello".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             description: DESCRIPTION.to_string(),
             params_schema: PARAMS_SCHEMA.to_string(),
+            outputs: Vec::new(),
+            can_compensate: false,
         }
     }
 

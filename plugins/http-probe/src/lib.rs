@@ -44,8 +44,11 @@ impl Step for HttpProbe {
     fn describe() -> Descriptor {
         Descriptor {
             kind: "http-probe".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             description: DESCRIPTION.to_string(),
             params_schema: PARAMS_SCHEMA.to_string(),
+            outputs: Vec::new(),
+            can_compensate: false,
         }
     }
 
@@ -55,7 +58,7 @@ impl Step for HttpProbe {
             Ok(response) => response,
             Err(HttpError::Denied(why)) => {
                 wharf_sdk::warn!("GET {} refused by the host: {why}", params.url);
-                return Ok(Outcome::Failed(format!(
+                return Ok(Outcome::failed(format!(
                     "request denied: {} ({why}); an admin must add it to the plugin's http allow-list",
                     params.url
                 )));
@@ -66,7 +69,7 @@ impl Step for HttpProbe {
             }
             Err(HttpError::Transport(why)) => {
                 wharf_sdk::warn!("GET {} failed: {why}", params.url);
-                return Ok(Outcome::Failed(format!(
+                return Ok(Outcome::failed(format!(
                     "request to {} failed: {why}",
                     params.url
                 )));
@@ -79,7 +82,7 @@ impl Step for HttpProbe {
                 &json!({ "status": response.status, "bytes": response.body.len() }),
             ))
         } else {
-            Ok(Outcome::Failed(format!(
+            Ok(Outcome::failed(format!(
                 "expected {}, got {}",
                 params.expect_status, response.status
             )))
@@ -182,7 +185,7 @@ mod tests {
         let outcome = run(&host, json!({ "url": "http://svc/ready" }));
         assert_eq!(
             outcome,
-            Ok(Outcome::Failed("expected 200, got 503".to_string()))
+            Ok(Outcome::failed("expected 200, got 503".to_string()))
         );
         let outcome = run(
             &host,
@@ -199,7 +202,7 @@ mod tests {
         let host = Host::new();
         let outcome = run(&host, json!({ "url": "http://10.0.0.1:8080/" }));
         match outcome {
-            Ok(Outcome::Failed(message)) => {
+            Ok(Outcome::failed(message)) => {
                 assert!(
                     message.starts_with("request denied: http://10.0.0.1:8080/"),
                     "{message}"
