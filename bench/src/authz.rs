@@ -129,6 +129,15 @@ pub async fn run() -> anyhow::Result<()> {
         AuditLog::new(store.clone()),
         wharf_host::domain::gray::providers::Providers::new(runtime.clone()),
     );
+    let pipelines = wharf_host::domain::pipelines::engine(
+        &store,
+        &runtime,
+        &identity,
+        &AuditLog::new(store.clone()),
+        &deployer,
+        &clusters,
+        wharf_host::domain::pipelines::engine::DEFAULT_MAX_RUN_OUTPUT_BYTES,
+    );
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -143,6 +152,7 @@ pub async fn run() -> anyhow::Result<()> {
             clusters.clone(),
             deployer,
         ),
+        pipelines,
         kube_endpoint: None,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),

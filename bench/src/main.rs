@@ -11,6 +11,8 @@
 //! gray-router plugin vs the same rules natively)
 //! `cargo run --release -p wharf-bench -- market` (a 10-component template installed with
 //! deploy from a local catalog: time to all running, split into plugin and host)
+//! `cargo run --release -p wharf-bench -- pipelines [CONCURRENT]` (concurrent runs of a
+//! 5-step pipeline: runs/s, step scheduling latency, plugin vs native step cost, RSS)
 //!
 //! (`wharf-bench wharf …` runs the `wharf` CLI itself; the cold-start figure uses it so
 //! the benchmark needs no separately built binary.)
@@ -20,13 +22,16 @@ mod cluster;
 mod deploys;
 mod gray;
 mod market;
+mod pipelines;
 mod plugins;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("wharf") => std::process::exit(wharf_host::cli::main_from(args.into_iter().skip(1))),
-        Some(which @ ("plugins" | "authz" | "cluster" | "deploys" | "gray" | "market")) => {
+        Some(
+            which @ ("plugins" | "authz" | "cluster" | "deploys" | "gray" | "market" | "pipelines"),
+        ) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -36,6 +41,18 @@ fn main() {
                 "plugins" => runtime.block_on(plugins::run()),
                 "gray" => runtime.block_on(gray::run()),
                 "market" => runtime.block_on(market::run()),
+                "pipelines" => {
+                    let concurrent = match args.get(2).map(|a| a.to_str().map(str::parse::<usize>))
+                    {
+                        None => 100,
+                        Some(Some(Ok(n))) if n > 0 => n,
+                        _ => {
+                            eprintln!("usage: wharf-bench pipelines [CONCURRENT]");
+                            std::process::exit(2);
+                        }
+                    };
+                    runtime.block_on(pipelines::run(concurrent))
+                }
                 "deploys" => {
                     let number = |i: usize, default: usize| match args
                         .get(i)

@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub kube_pod_start: Duration,
     /// Simulated nodes in the embedded cluster.
     pub kube_nodes: usize,
+    /// Bytes of outputs one pipeline run's steps may hold together.
+    pub pipeline_max_run_output_bytes: usize,
 }
 
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -151,6 +153,15 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         clusters.clone(),
         deployer.clone(),
     );
+    let pipelines = crate::domain::pipelines::engine(
+        &store,
+        &runtime,
+        &identity,
+        &audit,
+        &deployer,
+        &clusters,
+        options.pipeline_max_run_output_bytes,
+    );
     let state = AppState {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -160,6 +171,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         clusters,
         deployer: deployer.clone(),
         market: market.clone(),
+        pipelines: pipelines.clone(),
         kube_endpoint,
         metrics,
         ready: ready.clone(),
@@ -199,6 +211,11 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let installs = market.driver.resume()?;
     if installs > 0 {
         tracing::info!(installs, "market installs in flight resumed");
+    }
+    // After the plugins too: every step is a plugin call.
+    let runs = pipelines.resume()?;
+    if runs > 0 {
+        tracing::info!(runs, "pipeline runs in flight resumed");
     }
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "ready");

@@ -476,3 +476,29 @@ impl From<crate::domain::market::MarketError> for ApiError {
         }
     }
 }
+
+impl From<crate::domain::pipelines::PipelineError> for ApiError {
+    fn from(e: crate::domain::pipelines::PipelineError) -> Self {
+        use crate::domain::pipelines::PipelineError as E;
+        let detail = e.to_string();
+        match e {
+            E::Invalid { field, message } => ApiError::invalid(field, message),
+            E::NotFound(_) => ApiError::not_found("pipeline-not-found", detail),
+            E::VersionNotFound { .. } => ApiError::not_found("pipeline-version-not-found", detail),
+            E::RunNotFound(_) => ApiError::not_found("run-not-found", detail),
+            E::StepNotFound(_) => ApiError::not_found("step-not-found", detail),
+            E::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "pipeline-name-taken", detail).field("name")
+            }
+            E::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "run-conflict", detail),
+            E::SelfApproval(_) => ApiError::new(StatusCode::FORBIDDEN, "self-approval", detail),
+            E::StepNotWaiting(_) => ApiError::new(StatusCode::CONFLICT, "step-not-waiting", detail),
+            E::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pipeline-unavailable",
+                detail,
+            ),
+            E::Store(e) => e.into(),
+        }
+    }
+}

@@ -422,6 +422,15 @@ mod tests {
             audit.clone(),
             providers,
         );
+        let pipelines = crate::domain::pipelines::engine(
+            &store,
+            &runtime,
+            &identity,
+            &audit,
+            &deployer,
+            &clusters,
+            crate::domain::pipelines::engine::DEFAULT_MAX_RUN_OUTPUT_BYTES,
+        );
         let state = AppState {
             store: store.clone(),
             runtime: runtime.clone(),
@@ -429,6 +438,7 @@ mod tests {
             audit: audit.clone(),
             projects: projects.clone(),
             clusters: clusters.clone(),
+            pipelines,
             market: crate::domain::market::MarketHost::new(
                 store,
                 runtime,

@@ -28,6 +28,9 @@ mod kubeconfig;
 mod market_openapi;
 mod markets;
 mod namespaces;
+mod pipeline_compat;
+mod pipeline_runs;
+mod pipelines;
 mod plugins;
 mod projects;
 pub mod routes;
@@ -77,6 +80,8 @@ pub struct AppState {
     pub deployer: crate::domain::rollout::Deployer,
     /// Market connections, installs and their driver.
     pub market: crate::domain::market::MarketHost,
+    /// Pipelines and the engine that runs them.
+    pub pipelines: crate::domain::pipelines::Engine,
     /// Where kubectl reaches the embedded cluster (none when a real cluster is configured).
     pub kube_endpoint: Option<crate::cluster::LoopbackEndpoint>,
     pub metrics: PrometheusHandle,
@@ -144,6 +149,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(markets::routes())
         .merge(installs::routes())
         .merge(market_openapi::routes())
+        .merge(pipelines::routes())
+        .merge(pipeline_runs::routes())
+        .merge(pipeline_compat::routes())
         .merge(workloads::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())

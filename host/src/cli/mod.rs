@@ -326,6 +326,9 @@ struct ServeArgs {
     /// Simulated nodes in the embedded cluster (110 pods and 8 CPUs each).
     #[arg(long, env = "WHARF_KUBE_NODES", default_value_t = 3)]
     kube_nodes: usize,
+    /// Mebibytes of outputs one pipeline run's steps may hold together.
+    #[arg(long, env = "WHARF_PIPELINE_MAX_RUN_OUTPUT_MIB", default_value_t = 64)]
+    pipeline_max_run_output_mib: usize,
 }
 
 /// A listen address, or `off` for none.
@@ -384,6 +387,9 @@ impl ServeArgs {
             },
             kube_pod_start: Duration::from_millis(self.kube_pod_start_ms),
             kube_nodes: self.kube_nodes.clamp(1, 1000),
+            pipeline_max_run_output_bytes: self.pipeline_max_run_output_mib.clamp(1, 4096)
+                * 1024
+                * 1024,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod environments;
 pub mod gray;
 pub mod market;
+pub mod pipelines;
 pub mod projects;
 pub mod render;
 pub mod rollout;

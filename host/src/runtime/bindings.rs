@@ -7,7 +7,9 @@ pub mod host {
         path: "../wit/host",
         world: "imports",
         // Cluster calls await kube-rs; to the guest they still block.
-        imports: { "wharf:host/cluster": async },
+        imports: { "wharf:host/cluster": async, "wharf:host/platform": async },
+        // A step's host calls are journaled as JSON so a replay can answer them again.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 

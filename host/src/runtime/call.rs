@@ -56,6 +56,17 @@ pub enum CallError {
     Host { id: String, reason: String },
 }
 
+/// What one call cost, for callers that account for it (pipeline steps).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metering {
+    /// `id@version` of the plugin that ran.
+    pub plugin: String,
+    pub fuel: u64,
+    pub peak_memory_bytes: u64,
+    pub duration_us: u64,
+}
+
 /// Grace beyond the deadline for the epoch trap to land before the timeout fires.
 const TIMEOUT_GRACE: Duration = Duration::from_millis(20);
 
@@ -92,7 +103,25 @@ impl Runtime {
         R: Send,
         F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
     {
+        self.call_metered(lane, plugin, f).await.0
+    }
+
+    /// [`Self::call_in`], also answering what the call cost.
+    pub(super) async fn call_metered<R, F>(
+        &self,
+        lane: Lane,
+        plugin: &Arc<ActivePlugin>,
+        f: F,
+    ) -> (Result<R, CallError>, Metering)
+    where
+        R: Send,
+        F: for<'a> FnOnce(&'a mut Store<PluginState>, &'a WorldPre) -> CallFuture<'a, R> + Send,
+    {
         let ctx = plugin.context.clone();
+        let mut metering = Metering {
+            plugin: format!("{}@{}", ctx.id, ctx.version),
+            ..Metering::default()
+        };
         let started = Instant::now();
         let timeout = Duration::from_millis(ctx.limits.timeout_ms);
         let deadline = started + timeout;
@@ -103,32 +132,37 @@ impl Runtime {
         let _slot = match tokio::time::timeout_at(deadline.into(), slots.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => {
-                return Err(CallError::Host {
+                let error = CallError::Host {
                     id: ctx.id.clone(),
                     reason: "runtime is shutting down".into(),
-                });
+                };
+                return (Err(error), metering);
             }
             Err(_waited_too_long) => {
                 ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("wharf_plugin_calls_total", "plugin" => ctx.id.clone(), "outcome" => "no-slot")
                     .increment(1);
-                return Err(CallError::Host {
+                let error = CallError::Host {
                     id: ctx.id.clone(),
                     reason: format!(
                         "every call slot stayed busy for its whole deadline of {} ms",
                         ctx.limits.timeout_ms
                     ),
-                });
+                };
+                return (Err(error), metering);
             }
         };
 
         let mut store = Store::new(&self.inner.engine, PluginState::new(ctx.clone()));
         store.limiter(|state| &mut state.limiter);
         let fuel_budget = ctx.limits.fuel.unwrap_or(u64::MAX);
-        store.set_fuel(fuel_budget).map_err(|e| CallError::Host {
-            id: ctx.id.clone(),
-            reason: e.to_string(),
-        })?;
+        if let Err(e) = store.set_fuel(fuel_budget) {
+            let error = CallError::Host {
+                id: ctx.id.clone(),
+                reason: e.to_string(),
+            };
+            return (Err(error), metering);
+        }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -149,7 +183,10 @@ impl Runtime {
         stats.calls.fetch_add(1, Ordering::Relaxed);
         stats.record_latency(elapsed);
         stats.record_memory(store.data().limiter.peak as u64);
+        metering.peak_memory_bytes = store.data().limiter.peak as u64;
+        metering.duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         if let Ok(left) = store.get_fuel() {
+            metering.fuel = fuel_budget - left;
             stats
                 .fuel_used
                 .fetch_add(fuel_budget - left, Ordering::Relaxed);
@@ -215,7 +252,7 @@ impl Runtime {
                 }
             }
         }
-        result
+        (result, metering)
     }
 }
 

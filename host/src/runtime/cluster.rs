@@ -25,12 +25,13 @@ use std::sync::{Arc, RwLock};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, TypeMeta,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::audit::{Actor, AuditLog, Entry, Outcome};
 
 use super::bindings::HostError;
 use super::bindings::host::wharf::host::cluster::{ClusterError, Host};
+use super::journal::{Journal, journaled};
 use super::log::LogRing;
 use super::manifest::ClusterGrant;
 use super::state::CallBudget;
@@ -252,6 +253,7 @@ pub struct ClusterView<'a> {
     pub ring: &'a LogRing,
     pub stats: &'a PluginStats,
     pub budget: &'a mut CallBudget,
+    pub journal: Option<&'a Journal>,
 }
 
 /// A checked `(kind, namespace)` pair: the object type to call and where.
@@ -482,8 +484,8 @@ fn string_field<'v>(object: &'v Value, path: &[&str]) -> Result<&'v str, Cluster
         .ok_or_else(|| ClusterError::Invalid(format!("{}: must be a string", path.join("."))))
 }
 
-impl Host for ClusterView<'_> {
-    async fn get(
+impl ClusterView<'_> {
+    async fn get_now(
         &mut self,
         api_version: String,
         kind: String,
@@ -501,7 +503,7 @@ impl Host for ClusterView<'_> {
         }
     }
 
-    async fn list(
+    async fn list_now(
         &mut self,
         api_version: String,
         kind: String,
@@ -551,7 +553,7 @@ impl Host for ClusterView<'_> {
         Ok(objects)
     }
 
-    async fn apply(
+    async fn apply_now(
         &mut self,
         object_json: String,
         field_manager: Option<String>,
@@ -588,7 +590,7 @@ impl Host for ClusterView<'_> {
             .await
     }
 
-    async fn delete(
+    async fn delete_now(
         &mut self,
         api_version: String,
         kind: String,
@@ -607,6 +609,79 @@ impl Host for ClusterView<'_> {
         };
         self.audited("delete", &target.describe(Some(&name)), result)
             .await
+    }
+}
+
+fn diverged<T>(why: String) -> Result<T, ClusterError> {
+    Err(ClusterError::Unavailable(format!("replay diverged: {why}")))
+}
+
+impl Host for ClusterView<'_> {
+    async fn get(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+    ) -> Result<Option<String>, ClusterError> {
+        let args = json!([&api_version, &kind, &namespace, &name]);
+        journaled!(
+            self.journal,
+            "cluster.get",
+            args,
+            diverged,
+            self.get_now(api_version, kind, namespace, name).await
+        )
+    }
+
+    async fn list(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: String,
+        label_selector: Option<String>,
+    ) -> Result<Vec<String>, ClusterError> {
+        let args = json!([&api_version, &kind, &namespace, &label_selector]);
+        journaled!(
+            self.journal,
+            "cluster.list",
+            args,
+            diverged,
+            self.list_now(api_version, kind, namespace, label_selector)
+                .await
+        )
+    }
+
+    async fn apply(
+        &mut self,
+        object_json: String,
+        field_manager: Option<String>,
+    ) -> Result<String, ClusterError> {
+        let args = json!([&object_json, &field_manager]);
+        journaled!(
+            self.journal,
+            "cluster.apply",
+            args,
+            diverged,
+            self.apply_now(object_json, field_manager).await
+        )
+    }
+
+    async fn delete(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+    ) -> Result<bool, ClusterError> {
+        let args = json!([&api_version, &kind, &namespace, &name]);
+        journaled!(
+            self.journal,
+            "cluster.delete",
+            args,
+            diverged,
+            self.delete_now(api_version, kind, namespace, name).await
+        )
     }
 }
 
@@ -653,6 +728,7 @@ mod tests {
 
         fn view(&mut self) -> ClusterView<'_> {
             ClusterView {
+                journal: None,
                 access: &self.access,
                 id: "probe",
                 version: "1.0.0",

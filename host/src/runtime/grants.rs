@@ -11,7 +11,7 @@ use wasmtime::component::{Component, Linker};
 
 use super::bindings::host::wharf::host as wit;
 use super::manifest::Grants;
-use super::state::{ClusterData, ConfigData, KvData, LogData, PluginState};
+use super::state::{ClusterData, ConfigData, KvData, LogData, PlatformData, PluginState};
 
 /// What an import needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,7 @@ enum Requirement {
     Kv,
     Config,
     Cluster,
+    Platform,
     Http,
     /// Never linked.
     Refused(&'static str),
@@ -36,6 +37,7 @@ fn requirement(import: &str) -> Requirement {
         "wharf:host/kv" => Requirement::Kv,
         "wharf:host/config" => Requirement::Config,
         "wharf:host/cluster" => Requirement::Cluster,
+        "wharf:host/platform" => Requirement::Platform,
         "wasi:http/outgoing-handler" | "wasi:http/types" => Requirement::Http,
         i if i.starts_with("wasi:sockets/") => {
             Requirement::Refused("plugins reach the network only through wasi:http")
@@ -77,6 +79,7 @@ pub fn check_imports(
             Requirement::Kv => grants.kv.is_some(),
             Requirement::Config => grants.config.is_some(),
             Requirement::Cluster => grants.cluster.is_some(),
+            Requirement::Platform => grants.platform.is_some(),
             Requirement::Http => grants.http.is_some(),
             Requirement::Refused(why) => {
                 return Err(UngrantedImport {
@@ -123,6 +126,12 @@ pub fn linker_for(engine: &Engine, grants: &Grants) -> wasmtime::Result<Linker<P
             PluginState::cluster_view,
         )?;
     }
+    if grants.platform.is_some() {
+        wit::platform::add_to_linker::<PluginState, PlatformData>(
+            &mut linker,
+            PluginState::platform_view,
+        )?;
+    }
     if grants.http.is_some() {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     }
@@ -137,6 +146,7 @@ pub fn everything() -> Grants {
         config: Some(Default::default()),
         http: Some(Default::default()),
         cluster: Some(Default::default()),
+        platform: Some(Default::default()),
     }
 }
 

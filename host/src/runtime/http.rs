@@ -9,8 +9,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http_body_util::BodyExt;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::journal::Journal;
 
 /// Completion of the connection task, as wasi-http expects it.
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -156,6 +162,77 @@ pub struct OutboundHooks {
     pub ring: Arc<LogRing>,
     pub stats: Arc<PluginStats>,
     pub version: String,
+    /// A pipeline step's journal: responses are recorded, or answered from a recording.
+    pub journal: Option<Journal>,
+}
+
+/// Largest response body a journaled request keeps; a bigger one fails the request.
+const MAX_JOURNALED_BODY: usize = 8 * 1024 * 1024;
+
+/// A response as the journal keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RecordedResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Base64.
+    body: String,
+}
+
+impl RecordedResponse {
+    fn into_response(self) -> Result<http::Response<WasiBody>, HttpError> {
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(&self.body)
+            .map_err(|_| internal("recorded response body unreadable"))?;
+        let mut builder = http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(
+                Full::new(Bytes::from(body))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .map_err(|e| internal(&e.to_string()))
+    }
+}
+
+fn internal(why: &str) -> HttpError {
+    HttpError::InternalError(Some(why.to_owned()))
+}
+
+/// Sends `request`, reads the whole response and records it in `journal`.
+async fn send_recorded(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    journal: Journal,
+    args: serde_json::Value,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let (response, io) = match wasmtime_wasi_http::default_send_request(request, options).await {
+        Ok(sent) => sent,
+        Err(error) => {
+            journal.note("http.send", args, &Err::<RecordedResponse, ()>(()));
+            return Err(error);
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_JOURNALED_BODY);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|e| internal(&format!("reading the response for the journal: {e}")))?
+        .to_bytes();
+    let recorded = RecordedResponse {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body: base64::engine::general_purpose::STANDARD.encode(&bytes),
+    };
+    journal.note("http.send", args, &Ok::<_, ()>(&recorded));
+    Ok((recorded.into_response()?, Box::new(io) as IoFuture))
 }
 
 impl WasiHttpHooks for OutboundHooks {
@@ -168,6 +245,22 @@ impl WasiHttpHooks for OutboundHooks {
     {
         drop(fut);
         let uri = request.uri().clone();
+        let journaled_args = json!([request.method().as_str(), uri.to_string()]);
+        if let Some(journal) = &self.journal
+            && let Some(answer) =
+                journal.answer::<Result<RecordedResponse, ()>>("http.send", &journaled_args)
+        {
+            return Box::new(async move {
+                match answer {
+                    Ok(Ok(recorded)) => Ok((
+                        recorded.into_response()?,
+                        Box::new(async { Ok(()) }) as IoFuture,
+                    )),
+                    Ok(Err(())) => Err(HttpError::ConnectionRefused),
+                    Err(why) => Err(internal(&format!("replay diverged: {why}"))),
+                }
+            });
+        }
         let refusal = if !self.allow.permits(&uri) {
             Some("not on the plugin's allow-list")
         } else if self.narrowed.as_ref().is_some_and(|n| !n.permits(&uri)) {
@@ -183,6 +276,9 @@ impl WasiHttpHooks for OutboundHooks {
                 format!("outbound request to {uri} denied: {why}"),
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        if let Some(journal) = self.journal.clone() {
+            return Box::new(send_recorded(request, options, journal, journaled_args));
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

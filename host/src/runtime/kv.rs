@@ -16,12 +16,14 @@
 //! created on the condition that nobody created it meanwhile.
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::store::{Batch, Store, StoreError};
 
 use super::bindings::HostError;
 use super::bindings::host::wharf::host::kv::{Host, KeyPage};
+use super::journal::{Journal, journaled};
 use super::state::CallBudget;
 
 pub const MAX_KEY_BYTES: usize = 512;
@@ -263,6 +265,7 @@ fn unavailable(e: StoreError) -> HostError {
 pub struct KvView<'a> {
     pub namespace: &'a KvNamespace,
     pub budget: &'a mut CallBudget,
+    pub journal: Option<&'a Journal>,
 }
 
 impl KvView<'_> {
@@ -271,14 +274,14 @@ impl KvView<'_> {
     }
 }
 
-impl Host for KvView<'_> {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
+impl KvView<'_> {
+    fn get_now(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
         self.charge()?;
         let key = self.namespace.full_key(&key)?;
         self.namespace.store.get_raw(&key).map_err(unavailable)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
+    fn set_now(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
         self.charge()?;
         self.namespace.check_granted()?;
         check_value(&value)?;
@@ -288,7 +291,7 @@ impl Host for KvView<'_> {
         Ok(())
     }
 
-    fn delete(&mut self, key: String) -> Result<bool, HostError> {
+    fn delete_now(&mut self, key: String) -> Result<bool, HostError> {
         self.charge()?;
         let existed = self
             .namespace
@@ -299,7 +302,7 @@ impl Host for KvView<'_> {
         Ok(existed)
     }
 
-    fn list_prefix(
+    fn list_prefix_now(
         &mut self,
         prefix: String,
         cursor: Option<String>,
@@ -341,7 +344,7 @@ impl Host for KvView<'_> {
         Ok(KeyPage { keys, next_cursor })
     }
 
-    fn compare_and_swap(
+    fn compare_and_swap_now(
         &mut self,
         key: String,
         expected: Option<Vec<u8>>,
@@ -362,6 +365,72 @@ impl Host for KvView<'_> {
             .is_some();
         self.budget.wrote_kv |= swapped;
         Ok(swapped)
+    }
+}
+
+fn diverged<T>(why: String) -> Result<T, HostError> {
+    Err(HostError::Unavailable(format!("replay diverged: {why}")))
+}
+
+impl Host for KvView<'_> {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
+        journaled!(
+            self.journal,
+            "kv.get",
+            json!([&key]),
+            diverged,
+            self.get_now(key)
+        )
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
+        journaled!(
+            self.journal,
+            "kv.set",
+            json!([&key, &value]),
+            diverged,
+            self.set_now(key, value)
+        )
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, HostError> {
+        journaled!(
+            self.journal,
+            "kv.delete",
+            json!([&key]),
+            diverged,
+            self.delete_now(key)
+        )
+    }
+
+    fn list_prefix(
+        &mut self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<KeyPage, HostError> {
+        journaled!(
+            self.journal,
+            "kv.list-prefix",
+            json!([&prefix, &cursor, limit]),
+            diverged,
+            self.list_prefix_now(prefix, cursor, limit)
+        )
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        replacement: Option<Vec<u8>>,
+    ) -> Result<bool, HostError> {
+        journaled!(
+            self.journal,
+            "kv.compare-and-swap",
+            json!([&key, &expected, &replacement]),
+            diverged,
+            self.compare_and_swap_now(key, expected, replacement)
+        )
     }
 }
 
@@ -390,6 +459,7 @@ mod tests {
         let (a, b) = (namespace("alpha", &store), namespace("beta", &store));
         let mut budget = CallBudget::new(0, 100);
         let mut view_a = KvView {
+            journal: None,
             namespace: &a,
             budget: &mut budget,
         };
@@ -409,6 +479,7 @@ mod tests {
         ));
         let mut budget = CallBudget::new(0, 100);
         let mut view_b = KvView {
+            journal: None,
             namespace: &b,
             budget: &mut budget,
         };
@@ -422,6 +493,7 @@ mod tests {
         let ns = namespace("gamma", &store);
         let mut budget = CallBudget::new(0, 100);
         let mut kv = KvView {
+            journal: None,
             namespace: &ns,
             budget: &mut budget,
         };
@@ -462,6 +534,7 @@ mod tests {
         let ns = KvNamespace::new(store.clone(), "epsilon", quota);
         let mut budget = CallBudget::new(0, 100);
         let mut kv = KvView {
+            journal: None,
             namespace: &ns,
             budget: &mut budget,
         };
@@ -509,6 +582,7 @@ mod tests {
                 scope.spawn(move || {
                     let mut budget = CallBudget::new(0, 1000);
                     let mut kv = KvView {
+                        journal: None,
                         namespace: ns,
                         budget: &mut budget,
                     };
@@ -531,6 +605,7 @@ mod tests {
         let ns = KvNamespace::refused(store.clone(), "eta");
         let mut budget = CallBudget::new(0, 100);
         let mut kv = KvView {
+            journal: None,
             namespace: &ns,
             budget: &mut budget,
         };
@@ -555,6 +630,7 @@ mod tests {
         let ns = namespace("delta", &store);
         let mut budget = CallBudget::new(0, 3);
         let mut kv = KvView {
+            journal: None,
             namespace: &ns,
             budget: &mut budget,
         };

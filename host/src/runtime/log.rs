@@ -81,6 +81,10 @@ pub struct LogView<'a> {
     pub ring: &'a LogRing,
     pub version: &'a str,
     pub budget: &'a mut CallBudget,
+    /// A pipeline step's own copy of its lines.
+    pub capture: Option<&'a Mutex<Vec<LogLine>>>,
+    /// A replay's lines were logged when the step really ran; they are not logged again.
+    pub replaying: bool,
 }
 
 impl Host for LogView<'_> {
@@ -98,13 +102,23 @@ impl Host for LogView<'_> {
             message.truncate(cut);
             message.push('…');
         }
+        if self.replaying {
+            return;
+        }
         tracing::debug!(target: "wharf::plugin", level = level_name(level), %message);
-        self.ring.push(LogLine {
+        let line = LogLine {
             time: OffsetDateTime::now_utc(),
             level: level_name(level),
             version: self.version.to_owned(),
             message,
-        });
+        };
+        if let Some(capture) = self.capture {
+            capture
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line.clone());
+        }
+        self.ring.push(line);
     }
 }
 
@@ -132,6 +146,8 @@ mod tests {
             ring: &ring,
             version: "1.0.0",
             budget: &mut budget,
+            capture: None,
+            replaying: false,
         };
         view.log(Level::Info, "12345".into());
         view.log(Level::Info, "123456".into());

@@ -62,6 +62,9 @@ pub struct Grants {
     pub http: Option<HttpGrant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterGrant>,
+    /// Actions on Wharf itself (pipeline steps), taken as the run's starter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Empty>,
 }
 
 /// A grant without parameters (`log = {}`).

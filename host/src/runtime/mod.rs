@@ -18,15 +18,18 @@ mod config;
 mod engine;
 mod grants;
 mod http;
+pub mod journal;
 mod kv;
 pub mod lifecycle;
 pub mod limits;
 mod log;
 pub mod manifest;
+pub mod platform;
 pub mod registry;
 pub mod router;
 mod state;
 mod stats;
+pub mod step;
 pub mod trust;
 pub mod worlds;
 
@@ -39,7 +42,7 @@ use wasmtime::Engine;
 use crate::audit::AuditLog;
 use crate::store::{Store, StoreError};
 
-pub use call::{CallError, CallFuture};
+pub use call::{CallError, CallFuture, Metering};
 pub use lifecycle::{LifecycleError, PackageUpload};
 pub use limits::{EffectiveLimits, HostLimits};
 pub use log::LogLine;

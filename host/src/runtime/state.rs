@@ -18,9 +18,11 @@ use super::bindings::HostError;
 use super::cluster::{ClusterAccess, ClusterView};
 use super::config::ConfigView;
 use super::http::{AllowList, OutboundHooks};
+use super::journal::Journal;
 use super::kv::{KvNamespace, KvView};
 use super::limits::EffectiveLimits;
-use super::log::{LogRing, LogView};
+use super::log::{LogLine, LogRing, LogView};
+use super::platform::{PlatformHost, PlatformView};
 use super::stats::PluginStats;
 
 /// Bytes of stdout/stderr kept per call.
@@ -118,6 +120,15 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// What a pipeline step invocation adds to a call: who carries out platform actions, the
+/// journal of host calls, and where the step's own log lines go.
+#[derive(Clone, Default)]
+pub struct StepCall {
+    pub platform: Option<Arc<dyn PlatformHost>>,
+    pub journal: Option<Journal>,
+    pub logs: Option<Arc<std::sync::Mutex<Vec<LogLine>>>>,
+}
+
 /// The `T` of every plugin `Store<T>`.
 pub struct PluginState {
     wasi: WasiCtx,
@@ -129,6 +140,8 @@ pub struct PluginState {
     pub limiter: MemoryLimiter,
     pub budget: CallBudget,
     pub plugin: Arc<PluginContext>,
+    step: StepCall,
+    platform_mutations: u32,
 }
 
 impl PluginState {
@@ -150,6 +163,7 @@ impl PluginState {
             hooks: OutboundHooks {
                 allow: plugin.allow.clone(),
                 narrowed: None,
+                journal: None,
                 ring: plugin.ring.clone(),
                 stats: plugin.stats.clone(),
                 version: plugin.version.clone(),
@@ -162,12 +176,20 @@ impl PluginState {
             },
             budget: CallBudget::new(limits.max_log_bytes_per_call, limits.host_calls_per_call),
             plugin,
+            step: StepCall::default(),
+            platform_mutations: 0,
         }
     }
 
     /// Limits this call's outbound HTTP to `allow` on top of the plugin's own grant.
     pub fn narrow_outbound(&mut self, allow: AllowList) {
         self.hooks.narrowed = Some(allow);
+    }
+
+    /// Makes this call a pipeline step invocation.
+    pub fn attach_step(&mut self, step: StepCall) {
+        self.hooks.journal = step.journal.clone();
+        self.step = step;
     }
 
     /// Moves captured stdout/stderr and drop counters into the log ring.
@@ -209,6 +231,8 @@ impl PluginState {
             ring: &self.plugin.ring,
             version: &self.plugin.version,
             budget: &mut self.budget,
+            capture: self.step.logs.as_deref(),
+            replaying: self.step.journal.as_ref().is_some_and(Journal::is_replay),
         }
     }
 
@@ -216,12 +240,14 @@ impl PluginState {
         KvView {
             namespace: &self.plugin.kv,
             budget: &mut self.budget,
+            journal: self.step.journal.as_ref(),
         }
     }
 
     pub(super) fn config_view(&mut self) -> ConfigView<'_> {
         ConfigView {
             settings: &self.plugin.settings,
+            journal: self.step.journal.as_ref(),
         }
     }
 
@@ -234,6 +260,16 @@ impl PluginState {
             ring: &plugin.ring,
             stats: &plugin.stats,
             budget: &mut self.budget,
+            journal: self.step.journal.as_ref(),
+        }
+    }
+
+    pub(super) fn platform_view(&mut self) -> PlatformView<'_> {
+        PlatformView {
+            host: self.step.platform.clone(),
+            journal: self.step.journal.as_ref(),
+            budget: &mut self.budget,
+            mutations: &mut self.platform_mutations,
         }
     }
 }
@@ -273,4 +309,8 @@ impl HasData for ConfigData {
 pub(super) struct ClusterData;
 impl HasData for ClusterData {
     type Data<'a> = ClusterView<'a>;
+}
+pub(super) struct PlatformData;
+impl HasData for PlatformData {
+    type Data<'a> = PlatformView<'a>;
 }

@@ -358,6 +358,9 @@ impl Invocation {
                     run_id: input.context.run_id,
                     step_id: input.context.step_id,
                     attempt: input.context.attempt,
+                    started_by: String::new(),
+                    variables: Vec::new(),
+                    previous: Vec::new(),
                     state: input.context.state,
                 };
                 Invocation::StepRun(ctx, json_text(&input.params))
@@ -476,8 +479,13 @@ impl Invocation {
                 let d = i.wharf_plugin_step().call_describe(&mut *store).await?;
                 Ok(json!({
                     "kind": d.kind,
+                    "version": d.version,
                     "description": d.description,
                     "paramsSchema": json_or_text(d.params_schema),
+                    "outputs": d.outputs.into_iter()
+                        .map(|o| json!({"name": o.name, "description": o.description}))
+                        .collect::<Vec<_>>(),
+                    "canCompensate": d.can_compensate,
                 }))
             }
             (Invocation::StepRun(ctx, params), WorldPre::Step(p)) => {
@@ -493,8 +501,11 @@ impl Invocation {
                     }
                     Ok(Outcome::Pending(p)) => json!({
                         "outcome": "pending", "state": p.state, "recheckAfterMs": p.recheck_after_ms,
+                        "progress": p.progress, "message": p.message,
                     }),
-                    Ok(Outcome::Failed(reason)) => json!({"outcome": "failed", "reason": reason}),
+                    Ok(Outcome::Failed(f)) => {
+                        json!({"outcome": "failed", "reason": f.reason, "retryable": f.retryable})
+                    }
                     Err(StepError::InvalidParams(violations)) => json!({"error": {
                         "kind": "invalid-params",
                         "violations": violations.into_iter()
