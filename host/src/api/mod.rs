@@ -105,6 +105,7 @@ pub struct AppState {
         (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
         (name = "deployments", description = "Deployments of apps, their change orders, batches, approvals and rollbacks"),
         (name = "markets", description = "App stores (marketplace plugins), browsing their templates, and installs of multi-component apps (seed 000)"),
+        (name = "pipelines", description = "Pipelines of an app, their runs (steps are plugins of the step world) and seed 001 §5.6"),
         (name = "gray", description = "Gray-rule dry runs: validation by a traffic provider and evaluation of sample requests"),
         (name = "deploy-configs", description = "Reusable deploy configs of an app per environment: env vars, health checks, resources, start command"),
         (name = "authz", description = "Authorization: checks and policy administration by the authorizer plugin"),
