@@ -2,9 +2,9 @@
 //!
 //! Generated once here and mapped into every world module with `with:`, so `HostError`,
 //! `log::Level` and `kv::KeyPage` are a single type whichever world a plugin implements.
-//! Plugin code goes through the `log`/`kv`/`config`/`cluster`/`platform` helpers instead, which also
-//! serve the native test harness. A core module only imports a host function when it is
-//! called, so a plugin's component imports just the interfaces it uses.
+//! Plugin code goes through the `log`/`kv`/`config`/`cluster`/`platform` helpers instead,
+//! which also serve the native test harness. A core module only imports a host function
+//! when it is called, so a plugin's component imports just the interfaces it uses.
 
 wit_bindgen::generate!({
     path: "../wit/host",

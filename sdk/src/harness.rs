@@ -1,8 +1,8 @@
 //! Native test harness: an in-memory Wharf host for `cargo test` (not built for wasm32).
 //!
-//! On native targets every helper in this crate (`log`, `kv`, `config`, `cluster`, `http`)
-//! is served by the [`Host`] whose [`Host::run`] is active on the current thread, so plugin
-//! code can be unit-tested without a wasm runtime:
+//! On native targets every helper in this crate (`log`, `kv`, `config`, `cluster`,
+//! `platform`, `http`) is served by the [`Host`] whose [`Host::run`] is active on the current
+//! thread, so plugin code can be unit-tested without a wasm runtime:
 //!
 //! ```ignore
 //! use wharf_sdk::harness::{self, Host};
