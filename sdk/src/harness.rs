@@ -279,8 +279,9 @@ impl Host {
             .collect()
     }
 
-    /// Merges `patch` into change order `id` (JSON merge patch), as the deploy engine
-    /// would move it on, e.g. `json!({"state": "succeeded"})`. Panics for an unknown id.
+    /// Merges `patch` into change order `id` (JSON merge patch: objects merge, arrays such
+    /// as `batches` replace whole), as the deploy engine would move it on, e.g.
+    /// `json!({"state": "succeeded"})`. Panics for an unknown id.
     pub fn update_change_order(&self, id: &str, patch: Value) {
         let mut state = self.state.borrow_mut();
         let order = state
