@@ -1,8 +1,8 @@
 //! Native test harness: an in-memory Wharf host for `cargo test` (not built for wasm32).
 //!
-//! On native targets every helper in this crate (`log`, `kv`, `config`, `cluster`, `http`)
-//! is served by the [`Host`] whose [`Host::run`] is active on the current thread, so plugin
-//! code can be unit-tested without a wasm runtime:
+//! On native targets every helper in this crate (`log`, `kv`, `config`, `cluster`,
+//! `platform`, `http`) is served by the [`Host`] whose [`Host::run`] is active on the current
+//! thread, so plugin code can be unit-tested without a wasm runtime:
 //!
 //! ```ignore
 //! use wharf_sdk::harness::{self, Host};
@@ -21,6 +21,14 @@
 //! is access-denied), treats `apply` as a JSON merge onto the stored object and supports
 //! equality label selectors (`a=b`, `a!=b`, `a`, `!a`).
 //!
+//! The fake platform (`wharf:host/platform`) keeps change orders the plugin opens (their
+//! `state` and batches are whatever the test sets with [`Host::update_change_order`]),
+//! decisions the test adds with [`Host::add_decision`], and config items given with
+//! [`Host::platform_config_item`]; it records every call ([`Host::platform_calls`]) and,
+//! like the real host, answers a mutation made again at the same position of a later
+//! [`Host::run`] with its first answer (until [`Host::next_attempt`]), so a test can show
+//! that a step called again after a restart does not act twice.
+//!
 //! Calling a helper outside `Host::run` panics: that is a test bug, not a plugin bug.
 //! The harness has no size or rate caps; test those against the real host.
 
@@ -36,6 +44,7 @@ use crate::cluster::ClusterError;
 use crate::http::{HttpError, Method, Request, Response};
 use crate::log::Level;
 use crate::meta::PluginInfo;
+use crate::platform::{Decision, PlatformError};
 use crate::step::RunContext;
 
 /// One captured log line.
@@ -64,6 +73,51 @@ struct State {
     requests: Vec<Request>,
     denied: Vec<String>,
     cluster: ClusterState,
+    platform: PlatformState,
+}
+
+/// One call a plugin made on the fake platform, with its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlatformCall {
+    Deploy {
+        project: String,
+        app: String,
+        env: String,
+        request: Value,
+    },
+    ChangeOrder(String),
+    RollbackChange(String),
+    AbortChange(String),
+    ConfigItem {
+        project: String,
+        env: String,
+        name: String,
+    },
+    PublishArtifact {
+        project: String,
+        name: String,
+        version: String,
+        bytes: usize,
+    },
+    Decisions,
+}
+
+#[derive(Debug, Default)]
+struct PlatformState {
+    change_orders: BTreeMap<String, Value>,
+    /// Change orders opened so far (deploys and rollbacks): the next id.
+    opened: u64,
+    decisions: Vec<Decision>,
+    config_items: BTreeMap<(String, String, String), Value>,
+    calls: Vec<PlatformCall>,
+    /// When set, every platform call fails with it.
+    error: Option<PlatformError>,
+    /// The attempt the next mutations belong to ([`Host::next_attempt`] moves on).
+    attempt: u32,
+    /// Mutations made in the current `Host::run`: the position of the next one.
+    mutations: u32,
+    /// First successful answer of each mutation by (attempt, position, operation).
+    answers: BTreeMap<(u32, u32, &'static str), String>,
 }
 
 /// Key of an object in the in-memory cluster: `(apiVersion, kind, namespace, name)`.
@@ -184,9 +238,91 @@ impl Host {
         self
     }
 
+    /// Gives the fake platform config item `name` of `env` in `project` with `entries`
+    /// (a JSON object).
+    pub fn platform_config_item(
+        self,
+        project: &str,
+        env: &str,
+        name: &str,
+        entries: Value,
+    ) -> Self {
+        let key = (project.to_string(), env.to_string(), name.to_string());
+        self.state
+            .borrow_mut()
+            .platform
+            .config_items
+            .insert(key, entries);
+        self
+    }
+
+    /// Makes every platform call fail with `error` (e.g. `PlatformError::Denied`).
+    pub fn fail_platform(self, error: PlatformError) -> Self {
+        self.state.borrow_mut().platform.error = Some(error);
+        self
+    }
+
+    /// The change order `id` as the fake platform holds it.
+    pub fn change_order(&self, id: &str) -> Option<Value> {
+        self.state.borrow().platform.change_orders.get(id).cloned()
+    }
+
+    /// Ids of every change order opened so far, oldest first (ids are zero-padded
+    /// counters, so key order is opening order).
+    pub fn change_order_ids(&self) -> Vec<String> {
+        self.state
+            .borrow()
+            .platform
+            .change_orders
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Merges `patch` into change order `id` (JSON merge patch: objects merge, arrays such
+    /// as `batches` replace whole), as the deploy engine would move it on, e.g.
+    /// `json!({"state": "succeeded"})`. Panics for an unknown id.
+    pub fn update_change_order(&self, id: &str, patch: Value) {
+        let mut state = self.state.borrow_mut();
+        let order = state
+            .platform
+            .change_orders
+            .get_mut(id)
+            .unwrap_or_else(|| panic!("update_change_order: no change order `{id}`"));
+        cluster::merge(order, &patch);
+    }
+
+    /// Adds a user's decision on the step being run, as `POST …/decisions` would.
+    pub fn add_decision(&self, username: &str, approve: bool, comment: &str) {
+        let mut state = self.state.borrow_mut();
+        let seconds = state.platform.decisions.len();
+        state.platform.decisions.push(Decision {
+            username: username.to_string(),
+            approve,
+            comment: comment.to_string(),
+            at: format!(
+                "2026-01-01T00:{:02}:{:02}Z",
+                seconds / 60 % 60,
+                seconds % 60
+            ),
+        });
+    }
+
+    /// Every platform call the plugin made, in order.
+    pub fn platform_calls(&self) -> Vec<PlatformCall> {
+        self.state.borrow().platform.calls.clone()
+    }
+
+    /// Starts a new attempt: mutations act again instead of answering as before.
+    pub fn next_attempt(&self) {
+        self.state.borrow_mut().platform.attempt += 1;
+    }
+
     /// Runs `f` with this host serving the SDK helpers on the current thread and returns
     /// its result. State persists across runs, so a second run sees the first run's kv.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        // Each run is one invocation: mutations count their position from the start.
+        self.state.borrow_mut().platform.mutations = 0;
         struct Restore(Option<Rc<RefCell<State>>>);
         impl Drop for Restore {
             fn drop(&mut self) {
@@ -540,7 +676,7 @@ pub(crate) mod cluster {
     }
 
     /// JSON merge patch (RFC 7386): objects merge, `null` removes, anything else replaces.
-    fn merge(target: &mut Value, patch: &Value) {
+    pub(super) fn merge(target: &mut Value, patch: &Value) {
         let Value::Object(patch) = patch else {
             *target = patch.clone();
             return;
@@ -611,6 +747,225 @@ pub(crate) mod cluster {
                 Ok(requirement)
             })
             .collect()
+    }
+}
+
+/// Mirrors `wharf:host/platform` over the fake change orders, decisions and config items.
+pub(crate) mod platform {
+    use serde_json::{Value, json};
+
+    use super::{PlatformCall, PlatformState, with_state};
+    use crate::platform::{Decision, PlatformError};
+
+    /// States in which a change order no longer moves (the host's `ChangeState::is_terminal`).
+    const TERMINAL: &[&str] = &["rejected", "succeeded", "failed", "aborted", "rolled_back"];
+
+    fn state_of(order: &Value) -> &str {
+        order["state"].as_str().unwrap_or("")
+    }
+
+    /// Records `call`, then answers with `f` unless the test made every call fail.
+    fn with_platform<R>(
+        call: PlatformCall,
+        f: impl FnOnce(&mut PlatformState) -> Result<R, PlatformError>,
+    ) -> Result<R, PlatformError> {
+        with_state("platform", |s| {
+            let p = &mut s.platform;
+            p.calls.push(call);
+            if let Some(error) = &p.error {
+                return Err(error.clone());
+            }
+            f(p)
+        })
+    }
+
+    /// A mutation: the same position in a later run of the same attempt gets the first
+    /// successful answer back, as the real host's idempotency does. Refusals are not kept:
+    /// a step that met a conflict may try again and succeed.
+    fn mutation(
+        call: PlatformCall,
+        operation: &'static str,
+        f: impl FnOnce(&mut PlatformState) -> Result<String, PlatformError>,
+    ) -> Result<String, PlatformError> {
+        with_platform(call, |p| {
+            let key = (p.attempt, p.mutations, operation);
+            p.mutations += 1;
+            if let Some(answer) = p.answers.get(&key) {
+                return Ok(answer.clone());
+            }
+            let answer = f(p);
+            if let Ok(first) = &answer {
+                p.answers.insert(key, first.clone());
+            }
+            answer
+        })
+    }
+
+    fn open(p: &mut PlatformState, order: Value) -> String {
+        p.opened += 1;
+        let id = format!("{:032x}", p.opened);
+        let mut order = order;
+        order["id"] = Value::String(id.clone());
+        p.change_orders.insert(id, order.clone());
+        order.to_string()
+    }
+
+    fn existing<'a>(p: &'a mut PlatformState, id: &str) -> Result<&'a mut Value, PlatformError> {
+        p.change_orders
+            .get_mut(id)
+            .ok_or_else(|| PlatformError::NotFound(format!("change order `{id}` does not exist")))
+    }
+
+    /// Batches as the deploy engine plans them: the request's `batchList`, or one batch.
+    fn batches(request: &Value, replicas: u64) -> Vec<Value> {
+        let sizes: Vec<u64> = match request["deploymentStrategy"]["batchList"].as_array() {
+            Some(list) if !list.is_empty() => list
+                .iter()
+                .map(|b| b["instNum"].as_u64().unwrap_or(0))
+                .collect(),
+            _ => vec![replicas],
+        };
+        let mut target = 0;
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                target += size;
+                json!({ "seq": i + 1, "instNum": size, "targetReplicas": target, "ready": 0, "state": "pending" })
+            })
+            .collect()
+    }
+
+    pub(crate) fn deploy(
+        project: &str,
+        app: &str,
+        env: &str,
+        request_json: &str,
+    ) -> Result<String, PlatformError> {
+        let request: Value = serde_json::from_str(request_json)
+            .map_err(|e| PlatformError::Invalid(format!("request: not valid JSON: {e}")))?;
+        let call = PlatformCall::Deploy {
+            project: project.to_string(),
+            app: app.to_string(),
+            env: env.to_string(),
+            request: request.clone(),
+        };
+        mutation(call, "deploy", |p| {
+            if !request["image"].is_string() {
+                return Err(PlatformError::Invalid("image: must be a string".into()));
+            }
+            let replicas = request["replicas"].as_u64().unwrap_or(1);
+            Ok(open(
+                p,
+                json!({
+                    "kind": "DEPLOY", "state": "running",
+                    "project": project, "app": app, "env": env,
+                    "targetReplicas": replicas,
+                    "batches": batches(&request, replicas),
+                    "spec": request,
+                    "rollbackOf": null, "rolledBackBy": null, "error": null,
+                }),
+            ))
+        })
+    }
+
+    pub(crate) fn change_order(id: &str) -> Result<String, PlatformError> {
+        with_platform(PlatformCall::ChangeOrder(id.to_string()), |p| {
+            Ok(existing(p, id)?.to_string())
+        })
+    }
+
+    pub(crate) fn rollback_change(id: &str) -> Result<String, PlatformError> {
+        mutation(
+            PlatformCall::RollbackChange(id.to_string()),
+            "rollback-change",
+            |p| {
+                let order = existing(p, id)?;
+                let state = state_of(order).to_string();
+                if !TERMINAL.contains(&state.as_str()) {
+                    return Err(PlatformError::Conflict(format!(
+                        "change order `{id}` is still {state}"
+                    )));
+                }
+                if let Some(by) = order["rolledBackBy"].as_str() {
+                    return Err(PlatformError::Conflict(format!(
+                        "change order `{id}` was already rolled back by `{by}`"
+                    )));
+                }
+                let rollback = json!({
+                    "kind": "ROLLBACK", "state": "running",
+                    "project": order["project"], "app": order["app"], "env": order["env"],
+                    "targetReplicas": order["targetReplicas"],
+                    "batches": [],
+                    "rollbackOf": id, "rolledBackBy": null, "error": null,
+                });
+                let stored = open(p, rollback);
+                let rollback_id = format!("{:032x}", p.opened);
+                if let Some(order) = p.change_orders.get_mut(id) {
+                    order["rolledBackBy"] = Value::String(rollback_id);
+                }
+                Ok(stored)
+            },
+        )
+    }
+
+    pub(crate) fn abort_change(id: &str) -> Result<String, PlatformError> {
+        mutation(
+            PlatformCall::AbortChange(id.to_string()),
+            "abort-change",
+            |p| {
+                let order = existing(p, id)?;
+                let state = state_of(order).to_string();
+                if TERMINAL.contains(&state.as_str()) {
+                    return Err(PlatformError::Conflict(format!(
+                        "change order `{id}` already ended: {state}"
+                    )));
+                }
+                order["state"] = Value::String("aborted".into());
+                Ok(order.to_string())
+            },
+        )
+    }
+
+    pub(crate) fn config_item(
+        project: &str,
+        env: &str,
+        name: &str,
+    ) -> Result<Option<String>, PlatformError> {
+        let call = PlatformCall::ConfigItem {
+            project: project.to_string(),
+            env: env.to_string(),
+            name: name.to_string(),
+        };
+        with_platform(call, |p| {
+            let key = (project.to_string(), env.to_string(), name.to_string());
+            Ok(p.config_items.get(&key).map(Value::to_string))
+        })
+    }
+
+    pub(crate) fn publish_artifact(
+        project: &str,
+        name: &str,
+        version: &str,
+        content: &[u8],
+    ) -> Result<String, PlatformError> {
+        let call = PlatformCall::PublishArtifact {
+            project: project.to_string(),
+            name: name.to_string(),
+            version: version.to_string(),
+            bytes: content.len(),
+        };
+        // Like the real host until Wharf has an artifact store.
+        mutation(call, "publish-artifact", |_| {
+            Err(PlatformError::Unavailable(
+                "publishing artifacts needs the artifact store, which this host does not have yet"
+                    .into(),
+            ))
+        })
+    }
+
+    pub(crate) fn decisions() -> Result<Vec<Decision>, PlatformError> {
+        with_platform(PlatformCall::Decisions, |p| Ok(p.decisions.clone()))
     }
 }
 
@@ -792,6 +1147,99 @@ mod tests {
             .fail_cluster(ClusterError::Unavailable("down".into()));
         let down = failing.run(|| crate::cluster::delete("v1", "ConfigMap", "a", "b"));
         assert_eq!(down, Err(ClusterError::Unavailable("down".into())));
+    }
+
+    #[test]
+    fn platform_deploys_once_per_attempt_and_position() {
+        let request = json!({ "image": "cart:1", "replicas": 3,
+            "deploymentStrategy": { "batchList": [{"batchSeq": 1, "instNum": 2}, {"batchSeq": 2, "instNum": 1}] } });
+        let host = Host::new();
+        let deploy = || crate::platform::deploy("shop", "cart", "prod", &request);
+        let first = host.run(deploy).expect("deploy");
+        let again = host.run(deploy).expect("deploy again");
+        assert_eq!(
+            first, again,
+            "the same call of the same attempt answers as before"
+        );
+        assert_eq!(first["state"], "running");
+        assert_eq!(first["batches"][1]["targetReplicas"], 3);
+        host.next_attempt();
+        let retried = host.run(deploy).expect("deploy in a new attempt");
+        assert_ne!(retried["id"], first["id"]);
+        assert_eq!(host.change_order_ids().len(), 2);
+        host.next_attempt();
+        let refused = host.run(|| crate::platform::deploy("shop", "cart", "prod", &json!({})));
+        assert!(matches!(refused, Err(PlatformError::Invalid(m)) if m.contains("image")));
+        assert_eq!(host.platform_calls().len(), 4);
+        assert_eq!(
+            host.platform_calls()[0],
+            PlatformCall::Deploy {
+                project: "shop".into(),
+                app: "cart".into(),
+                env: "prod".into(),
+                request: request.clone(),
+            }
+        );
+    }
+
+    #[test]
+    fn platform_change_orders_follow_the_test() {
+        let host = Host::new();
+        let id = host
+            .run(|| crate::platform::deploy("shop", "cart", "prod", &json!({ "image": "cart:1" })))
+            .expect("deploy")["id"]
+            .as_str()
+            .map(str::to_string)
+            .expect("an id");
+        let early = host.run(|| crate::platform::rollback_change(&id));
+        assert!(matches!(early, Err(PlatformError::Conflict(m)) if m.contains("running")));
+        host.update_change_order(&id, json!({ "state": "succeeded" }));
+        let read = host
+            .run(|| crate::platform::change_order(&id))
+            .expect("read");
+        assert_eq!(read["state"], "succeeded");
+        let rollback = host
+            .run(|| crate::platform::rollback_change(&id))
+            .expect("a refused mutation may be tried again");
+        assert_eq!(rollback["rollbackOf"], id.as_str());
+        assert_eq!(
+            host.change_order(&id).expect("kept")["rolledBackBy"],
+            rollback["id"]
+        );
+        let rollback_id = rollback["id"].as_str().unwrap_or_default().to_string();
+        let aborted = host
+            .run(|| crate::platform::abort_change(&rollback_id))
+            .expect("abort");
+        assert_eq!(aborted["state"], "aborted");
+        let missing = host.run(|| crate::platform::change_order("nope"));
+        assert!(matches!(missing, Err(PlatformError::NotFound(m)) if m.contains("nope")));
+    }
+
+    #[test]
+    fn platform_decisions_config_items_and_failures() {
+        let host =
+            Host::new().platform_config_item("shop", "prod", "settings", json!({ "a": "1" }));
+        host.add_decision("bob", true, "ok");
+        host.run(|| {
+            let decisions = crate::platform::decisions().expect("decisions");
+            assert_eq!(decisions.len(), 1);
+            assert_eq!(
+                (decisions[0].username.as_str(), decisions[0].approve),
+                ("bob", true)
+            );
+            let item = crate::platform::config_item("shop", "prod", "settings").expect("item");
+            assert_eq!(item.and_then(|m| m.get("a").cloned()), Some(json!("1")));
+            assert_eq!(
+                crate::platform::config_item("shop", "dev", "settings"),
+                Ok(None)
+            );
+            let published = crate::platform::publish_artifact("shop", "cart", "1.0", b"x");
+            assert!(matches!(published, Err(PlatformError::Unavailable(_))));
+        });
+        let denied = Host::new().fail_platform(PlatformError::Denied("deploy.create".into()));
+        let refused = denied.run(crate::platform::decisions);
+        assert_eq!(refused, Err(PlatformError::Denied("deploy.create".into())));
+        assert_eq!(denied.platform_calls(), vec![PlatformCall::Decisions]);
     }
 
     #[test]

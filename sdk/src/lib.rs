@@ -8,7 +8,9 @@
 //!   names, plus an `export_*!` macro at the crate root ([`export_step!`] …);
 //! - helpers for the host interfaces: [`log`] (and the [`trace!`] … [`error!`] macros),
 //!   [`kv`], [`config`], [`cluster`] (Kubernetes objects within the granted kinds and
-//!   namespaces), and [`http`] (outbound HTTP through `wasi:http`);
+//!   namespaces), [`platform`] (actions on Wharf itself for pipeline steps — deploys
+//!   through change orders, config items, artifacts, user decisions — authorized as the
+//!   run's starter), and [`http`] (outbound HTTP through `wasi:http`);
 //! - [`harness`], an in-memory host so plugin code runs under plain `cargo test`.
 //!
 //! A component imports only the host interfaces its code actually calls, and the admin only
@@ -143,6 +145,7 @@ pub mod kv;
 pub mod log;
 pub mod marketplace;
 pub mod meta;
+pub mod platform;
 pub mod step;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -338,7 +338,7 @@ fn binding_create(subject: &Subject, input: &str) -> Result<Value, AuthorizeErro
         let refusal = manage_permissions_refusal(&holdings, &scope).or_else(|| {
             // Never grant more than you hold: each of the role's patterns must be covered
             // by something the caller holds at that scope.
-            let held: Vec<&str> = holdings.at(&scope).collect();
+            let held: Vec<&str> = holdings.grantable_at(&scope).collect();
             role.actions
                 .iter()
                 .find(|p| !held.iter().any(|h| policy::covers(h, p)))
@@ -454,7 +454,12 @@ fn who_can(subject: &Subject, input: &str) -> Result<Value, AuthorizeError> {
     let isolated = store::user_defined_scopes()?;
     let mut subjects = BTreeSet::new();
     for grant in store::grants(None)? {
-        if policy::reaches(&grant.scope, &resource, &isolated)
+        let cuts: &[String] = if policy::isolation_applies(&action) {
+            &isolated
+        } else {
+            &[]
+        };
+        if policy::reaches(&grant.scope, &resource, cuts)
             && roles
                 .actions(&grant.role)?
                 .iter()

@@ -68,6 +68,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "app.view-monitor",
             "env.read",
             "pipeline.read",
+            "pipeline.list",
             "pipeline.run",
             "config.read",
             "deploy-config.read",
@@ -89,6 +90,35 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         name: "viewer",
         description: "Reads and lists everything in its scope, and marks apps as favourites.",
         actions: &["*.read", "*.list", "app.favourite"],
+    },
+    // Seed 001 §5.12 pipeline members (view, run, edit, manage), meant to be bound at a
+    // pipeline scope (`project:<code>/pipeline:<id>`); each holds what the previous does.
+    BuiltinRole {
+        name: "pipeline-viewer",
+        description: "Sees a pipeline, its runs, logs and outputs.",
+        actions: &["pipeline.read", "pipeline.list"],
+    },
+    BuiltinRole {
+        name: "pipeline-runner",
+        description: "Sees a pipeline and starts, aborts and retries its runs.",
+        actions: &["pipeline.read", "pipeline.list", "pipeline.run"],
+    },
+    BuiltinRole {
+        name: "pipeline-editor",
+        description: "Runs a pipeline, changes its definition, rolls its runs back and replays their steps.",
+        actions: &[
+            "pipeline.read",
+            "pipeline.list",
+            "pipeline.run",
+            "pipeline.update",
+            "pipeline.rollback",
+            "pipeline.replay",
+        ],
+    },
+    BuiltinRole {
+        name: "pipeline-manager",
+        description: "Everything on a pipeline: also approves its steps, deletes it and manages its members.",
+        actions: &["pipeline.*"],
     },
 ];
 
@@ -214,6 +244,14 @@ pub fn scope_covers(scope: &str, resource: &str) -> bool {
         || resource
             .strip_prefix(scope)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether USER_DEFINED pipeline scopes cut `action` off from bindings above them. Not for
+/// administering permissions (`*.manage-permissions`): a project's administrators must
+/// still be able to give a USER_DEFINED pipeline its members, or set it back to DEFAULT;
+/// reaching the pipeline's other actions then takes a binding at the pipeline, like anyone.
+pub fn isolation_applies(action: &str) -> bool {
+    !covers("*.manage-permissions", action)
 }
 
 /// Whether a binding at `scope` reaches `resource`: it covers it, and no USER_DEFINED
@@ -542,6 +580,72 @@ mod tests {
         ] {
             assert!(!is_self_service(admin_only), "{admin_only}");
         }
+    }
+
+    fn holds(role: &str, action: &str) -> bool {
+        builtin(role).is_some_and(|r| r.actions.iter().any(|p| covers(p, action)))
+    }
+
+    #[test]
+    fn pipeline_member_roles_nest() {
+        let levels: [(&str, &[&str]); 4] = [
+            ("pipeline-viewer", &["pipeline.read", "pipeline.list"]),
+            ("pipeline-runner", &["pipeline.run"]),
+            (
+                "pipeline-editor",
+                &["pipeline.update", "pipeline.rollback", "pipeline.replay"],
+            ),
+            (
+                "pipeline-manager",
+                &[
+                    "pipeline.approve",
+                    "pipeline.create",
+                    "pipeline.delete",
+                    "pipeline.manage-permissions",
+                ],
+            ),
+        ];
+        for (level, (role, _)) in levels.iter().enumerate() {
+            for (other, (_, actions)) in levels.iter().enumerate() {
+                for action in *actions {
+                    assert_eq!(
+                        holds(role, action),
+                        other <= level,
+                        "{role} holding {action}"
+                    );
+                }
+            }
+            assert!(!holds(role, "app.deploy"), "{role} stays within pipelines");
+        }
+    }
+
+    #[test]
+    fn maintainers_and_owners_approve_pipeline_steps_and_developers_do_not() {
+        for role in ["project-owner", "maintainer", "system-admin"] {
+            assert!(holds(role, "pipeline.approve"), "{role}");
+        }
+        for role in ["developer", "viewer", "pipeline-editor"] {
+            assert!(!holds(role, "pipeline.approve"), "{role}");
+        }
+        for action in ["pipeline.read", "pipeline.list", "pipeline.run"] {
+            assert!(holds("developer", action), "developer: {action}");
+        }
+        assert!(!holds("developer", "pipeline.update"));
+    }
+
+    #[test]
+    fn isolation_spares_permission_administration_only() {
+        let cut = ["project:shop/pipeline:7".to_string()];
+        assert!(isolation_applies("pipeline.run"));
+        assert!(isolation_applies("pipeline.approve"));
+        assert!(!isolation_applies("pipeline.manage-permissions"));
+        assert!(!reaches("project:shop", "project:shop/pipeline:7", &cut));
+        assert!(reaches(
+            "project:shop/pipeline:7",
+            "project:shop/pipeline:7",
+            &cut
+        ));
+        assert!(reaches("project:shop", "project:shop/pipeline:8", &cut));
     }
 
     #[test]

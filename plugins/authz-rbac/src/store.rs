@@ -455,7 +455,8 @@ impl Holdings {
         Holdings::load(&principals, roles)
     }
 
-    /// Patterns held by bindings whose scope covers `resource`.
+    /// Patterns held by bindings that reach `resource` (USER_DEFINED pipelines cut off
+    /// bindings above them).
     pub fn at<'a>(&'a self, resource: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.held
             .iter()
@@ -463,7 +464,25 @@ impl Holdings {
             .flat_map(|(_, actions)| actions.iter().map(String::as_str))
     }
 
+    /// Patterns held by bindings whose scope covers `scope`, whatever its mode: what the
+    /// caller may grant there once it may administer its permissions (see
+    /// [`policy::isolation_applies`]).
+    pub fn grantable_at<'a>(&'a self, scope: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.held
+            .iter()
+            .filter(move |(held_at, _)| policy::scope_covers(held_at, scope))
+            .flat_map(|(_, actions)| actions.iter().map(String::as_str))
+    }
+
     pub fn allows(&self, action: &str, resource: &str) -> bool {
-        self.at(resource).any(|p| policy::covers(p, action))
+        let isolated: &[String] = if policy::isolation_applies(action) {
+            &self.isolated
+        } else {
+            &[]
+        };
+        self.held
+            .iter()
+            .filter(|(scope, _)| policy::reaches(scope, resource, isolated))
+            .any(|(_, actions)| actions.iter().any(|p| policy::covers(p, action)))
     }
 }

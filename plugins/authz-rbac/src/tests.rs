@@ -63,7 +63,11 @@ fn builtin_roles_come_from_code() {
             "project-owner",
             "maintainer",
             "developer",
-            "viewer"
+            "viewer",
+            "pipeline-viewer",
+            "pipeline-runner",
+            "pipeline-editor",
+            "pipeline-manager"
         ]
     );
     assert_eq!(roles["items"][0]["actions"], json!(["*"]));
@@ -713,6 +717,102 @@ fn a_user_defined_pipeline_ignores_project_bindings() {
         json!({ "scope": "project:shop", "mode": "DEFAULT" }),
     );
     assert!(matches!(bad, Err(AuthorizeError::InvalidRequest(_))));
+}
+
+#[test]
+fn user_defined_pipeline_members_get_exactly_their_role() {
+    let host = Host::new();
+    let pipeline = "project:shop/pipeline:6f1c2b7e-0d4a-4b8e-9c1f-2a3b4c5d6e7f";
+    bind(&host, "user:dev", "developer", "project:shop");
+    bind(&host, "user:lead", "maintainer", "project:shop");
+    bind(&host, "user:owner", "project-owner", "project:shop");
+    let owner = Subject::user("owner", &[]);
+    let set = |mode: &str| json!({ "scope": pipeline, "mode": mode });
+    manage(&host, &owner, "pipeline.set-mode", set("USER_DEFINED")).expect("owner sets the mode");
+
+    let dev = Subject::user("dev", &[]);
+    for action in ["pipeline.read", "pipeline.run", "pipeline.approve"] {
+        assert!(
+            !allowed(&host, &dev, action, pipeline),
+            "project developer: {action}"
+        );
+    }
+    assert!(
+        !allowed(&host, &owner, "pipeline.run", pipeline),
+        "the project's roles do not reach in, the owner's neither"
+    );
+    // The project's administrators still administer it: give it members, or set it back.
+    assert!(allowed(
+        &host,
+        &owner,
+        "pipeline.manage-permissions",
+        pipeline
+    ));
+    let grant = json!({ "subject": "user:dev", "role": "pipeline-runner", "scope": pipeline });
+    manage(&host, &owner, "binding.create", grant).expect("owner adds a member");
+    let grant = json!({ "subject": "group:qa", "role": "pipeline-viewer", "scope": pipeline });
+    manage(&host, &Subject::user("lead", &[]), "binding.create", grant)
+        .expect("a maintainer (pipeline.*) adds a member too");
+    let grant = json!({ "subject": "user:x", "role": "pipeline-manager", "scope": pipeline });
+    assert!(
+        matches!(
+            manage(&host, &dev, "binding.create", grant),
+            Err(AuthorizeError::Forbidden(_))
+        ),
+        "a runner does not manage members"
+    );
+
+    assert!(allowed(&host, &dev, "pipeline.run", pipeline));
+    assert!(allowed(&host, &dev, "pipeline.read", pipeline));
+    assert!(!allowed(&host, &dev, "pipeline.update", pipeline));
+    assert!(!allowed(&host, &dev, "pipeline.approve", pipeline));
+    let qa = Subject::user("tess", &["qa"]);
+    assert!(allowed(&host, &qa, "pipeline.read", pipeline));
+    assert!(!allowed(&host, &qa, "pipeline.run", pipeline));
+    let who = json!({ "action": "pipeline.run", "resource": pipeline });
+    let runners = manage(&host, &owner, "query.who-can", who).expect("who-can");
+    assert_eq!(runners["subjects"], json!(["user:dev"]));
+
+    manage(&host, &owner, "pipeline.set-mode", set("DEFAULT")).expect("and back");
+    assert!(allowed(&host, &owner, "pipeline.run", pipeline));
+    assert!(allowed(&host, &dev, "pipeline.run", pipeline));
+    assert!(!allowed(&host, &dev, "pipeline.approve", pipeline));
+}
+
+#[test]
+fn pipeline_approval_follows_project_roles_in_default_mode() {
+    let host = Host::new();
+    let pipeline = "project:shop/pipeline:release";
+    bind(&host, "user:dev", "developer", "project:shop");
+    bind(&host, "user:lead", "maintainer", "project:shop");
+    bind(&host, "user:owner", "project-owner", "project:shop");
+    bind(&host, "user:mgr", "pipeline-manager", pipeline);
+    for (user, may) in [
+        ("dev", false),
+        ("lead", true),
+        ("owner", true),
+        ("mgr", true),
+    ] {
+        assert_eq!(
+            allowed(
+                &host,
+                &Subject::user(user, &[]),
+                "pipeline.approve",
+                pipeline
+            ),
+            may,
+            "{user}"
+        );
+    }
+    assert!(
+        !allowed(
+            &host,
+            &Subject::user("mgr", &[]),
+            "pipeline.approve",
+            "project:shop/pipeline:other"
+        ),
+        "a pipeline binding covers that pipeline only"
+    );
 }
 
 fn ids(host: &Host, input: Value) -> Vec<String> {
