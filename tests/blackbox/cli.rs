@@ -35,7 +35,7 @@ async fn login_prints_a_token_that_the_plugin_commands_accept() {
         .expect("wharf plugin list");
     let table = stdout(&list);
     assert!(
-        table.contains("hello") && table.contains("http-probe") && table.contains("enabled"),
+        table.contains("hello") && table.contains("http-check") && table.contains("enabled"),
         "{table}"
     );
 }
@@ -143,7 +143,7 @@ async fn the_cli_adds_outbound_hosts_when_enabling() {
     let enabled = stdout(&server.cli(&[
         "plugin",
         "enable",
-        "http-probe",
+        "http-check",
         "--allow-http",
         "https://api.example.com:443",
         "--json",
@@ -152,7 +152,7 @@ async fn the_cli_adds_outbound_hosts_when_enabling() {
     let refused = server.cli(&[
         "plugin",
         "enable",
-        "http-probe",
+        "http-check",
         "--allow-http",
         "ftp://nope",
     ]);

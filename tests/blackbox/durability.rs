@@ -24,7 +24,7 @@ async fn acknowledged_plugin_changes_survive_kill_9() {
         .await;
     assert_eq!(upgraded.status, 200);
     let disabled = server
-        .post("/api/v1/plugins/http-probe/disable", json!({}))
+        .post("/api/v1/plugins/http-check/disable", json!({}))
         .await;
     assert_eq!(disabled.status, 200);
 
@@ -50,7 +50,7 @@ async fn acknowledged_plugin_changes_survive_kill_9() {
         "0.2.0"
     );
     assert_eq!(
-        server.get("/api/v1/plugins/http-probe").await.body["status"],
+        server.get("/api/v1/plugins/http-check").await.body["status"],
         "disabled"
     );
     let settings = server.get("/api/v1/plugin-trust/settings").await;
@@ -61,11 +61,11 @@ async fn acknowledged_plugin_changes_survive_kill_9() {
 async fn an_uninstalled_bundled_plugin_stays_uninstalled_after_restart() {
     let mut server = Server::start().await;
     assert_eq!(
-        server.delete("/api/v1/plugins/http-probe").await.status,
+        server.delete("/api/v1/plugins/http-check").await.status,
         204
     );
     server.kill_and_restart().await;
-    assert_eq!(server.get("/api/v1/plugins/http-probe").await.status, 404);
+    assert_eq!(server.get("/api/v1/plugins/http-check").await.status, 404);
     assert_eq!(server.get("/api/v1/plugins/hello").await.status, 200);
 }
 

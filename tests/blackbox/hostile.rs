@@ -228,17 +228,17 @@ async fn outbound_http_is_denied_unless_allow_listed() {
     let grant =
         json!({"grants": {"log": {}, "http": {"allow": [format!("http://127.0.0.1:{port}")]}}});
     let enabled = server
-        .post("/api/v1/plugins/http-probe/enable", grant)
+        .post("/api/v1/plugins/http-check/enable", grant)
         .await;
     assert_eq!(enabled.status, 200, "{:?}", enabled.body);
     let probe = server
-        .invoke("http-probe", "step.run", json!({"params": {"url": url}}))
+        .invoke("http-check", "step.run", json!({"params": {"url": url}}))
         .await;
     assert_eq!(probe.body["output"]["outcome"], "done", "{:?}", probe.body);
     assert_eq!(probe.body["output"]["outputs"]["status"], 200);
     let elsewhere = server
         .invoke(
-            "http-probe",
+            "http-check",
             "step.run",
             json!({"params": {"url": "http://127.0.0.1:9/"}}),
         )
@@ -251,7 +251,7 @@ async fn outbound_http_is_denied_unless_allow_listed() {
 
     let bad_grant = server
         .post(
-            "/api/v1/plugins/http-probe/enable",
+            "/api/v1/plugins/http-check/enable",
             json!({"grants": {"http": {"allow": ["ftp://x"]}}}),
         )
         .await;

@@ -354,7 +354,7 @@ async fn a_version_cannot_be_reuploaded_with_different_bytes() {
     conflict.assert_problem(409, "version-conflict");
     let other_id = server
         .post(
-            "/api/v1/plugins/http-probe/upgrade",
+            "/api/v1/plugins/http-check/upgrade",
             fixture("hello-v2").body(),
         )
         .await;

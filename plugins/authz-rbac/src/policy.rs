@@ -142,6 +142,9 @@ pub const SELF_SERVICE: &[&str] = &[
     // publishing to markets stay with the system administrator.
     "market.list",
     "market.read",
+    // Seed 001's pipeline routes name a pipeline or run by id only; the host finds it and
+    // then asks for the real action (`pipeline.run`, `pipeline.read`, …) on the pipeline.
+    "pipeline.find",
 ];
 
 /// Resource names a custom role's action pattern may name (`*` is always allowed).

@@ -20,6 +20,7 @@ const SELF_SERVICE: &[&str] = &[
     "permission.read",
     "permission.grant",
     "authz.check",
+    "pipeline.find",
 ];
 
 /// Verbs that only observe.
