@@ -17,6 +17,7 @@ mod hostile;
 mod identity;
 mod lifecycle;
 mod market;
+mod pipelines;
 mod plugin_cluster;
 mod projects;
 mod rollouts;

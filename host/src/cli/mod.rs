@@ -12,6 +12,8 @@ mod env;
 mod gray;
 mod market;
 mod market_progress;
+mod pipeline;
+mod pipeline_watch;
 mod plugin;
 mod project;
 mod user;
@@ -231,6 +233,14 @@ enum Command {
     Market {
         #[command(subcommand)]
         command: market::MarketCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Pipelines of an app: define, run, watch live, retry, abort, roll back, approve,
+    /// replay a step, read logs, outputs and each step's metering.
+    Pipeline {
+        #[command(subcommand)]
+        command: pipeline::PipelineCommand,
         #[command(flatten)]
         remote: Remote,
     },
@@ -455,6 +465,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Service { command, remote } => change::run_service(command, &remote).await,
         Command::Gray { command, remote } => gray::run(command, &remote).await,
         Command::Market { command, remote } => market::run(command, &remote).await,
+        Command::Pipeline { command, remote } => pipeline::run(command, &remote).await,
         Command::Deployment { command, remote } => deployment::run(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,
