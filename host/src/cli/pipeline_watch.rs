@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
 use super::client::{Client, ClientError};
+use super::cluster::encode;
 use super::market::text;
 
 /// The largest line (and event) accepted from the stream. A `run` event carries every
@@ -315,9 +316,14 @@ pub async fn follow(
     json: bool,
     hint_prefix: String,
 ) -> anyhow::Result<Value> {
+    let logs_path = match &show {
+        Show::Logs { step: Some(step) } => format!("{run_path}/logs?step={}", encode(step)),
+        _ => format!("{run_path}/logs"),
+    };
     let mut display = Display::new(show, json, hint_prefix);
     let events_path = format!("{run_path}/events");
     let mut attempts = 0;
+    let mut first = true;
     let last = loop {
         let mut response = match client.open_stream(&events_path).await {
             Ok(response) => response,
@@ -328,6 +334,14 @@ pub async fn follow(
             }
             Err(other) => return Err(other.into()),
         };
+        // What was logged before the stream opened comes first (the stream may repeat
+        // it; each line is printed once).
+        if std::mem::take(&mut first) {
+            let logs: Value = client.get(&logs_path).await?;
+            for line in logs["items"].as_array().into_iter().flatten() {
+                display.log(line);
+            }
+        }
         // The run may have ended before the stream opened: read it once with the stream
         // open, so its end is seen whether or not the stream repeats it.
         let current: Value = client.get(run_path).await?;

@@ -106,7 +106,10 @@ async fn a_user_defines_runs_watches_and_rolls_back_the_three_stage_pipeline_fro
     assert!(rolled.contains("deploy/deploy: Compensated"), "{rolled}");
     crate::market::until_no_pods(&server, "cart").await;
     let status = cli_ok(&server, &["pipeline", "status", "shop", "cart", &id, "1"]);
-    assert_eq!(status.matches("Compensated").count(), 3, "{status}");
+    assert!(
+        status.matches("Compensated").count() >= 3 && !status.contains("CompensationFailed"),
+        "{status}"
+    );
 
     // The audit log names each step's plugin with its version, and its metering.
     let records = audit(&server, "action=pipeline").await;

@@ -50,12 +50,8 @@ async fn variables_run_facts_and_earlier_outputs_are_substituted_into_later_para
 
     // Variables are checked when the run starts: present when required, of their type,
     // declared.
-    let refused = |variables| {
-        server.post(
-            &runs_path(&id),
-            json!({"branch": "main", "variables": variables}),
-        )
-    };
+    let runs = runs_path(&id);
+    let refused = |variables| server.post(&runs, json!({"branch": "main", "variables": variables}));
     assert_variable_refused(&refused(json!({})).await, "count");
     assert_variable_refused(&refused(json!({"count": "many"})).await, "count");
     assert_variable_refused(&refused(json!({"count": 3, "nope": "x"})).await, "nope");

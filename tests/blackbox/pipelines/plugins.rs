@@ -134,11 +134,11 @@ async fn a_replayed_step_decides_the_same_unless_it_is_nondeterministic() {
         step_of(&done, "dice")["outputs"]["nonce"].is_string(),
         "{done:#}"
     );
+    let steps = format!("{}/steps", run_path(&id, &run));
+    let server_ref = &server;
     let replay = |step: &'static str| {
-        server.post(
-            &format!("{}/steps/{step}/replay", run_path(&id, &run)),
-            json!({}),
-        )
+        let path = format!("{steps}/{step}/replay");
+        async move { server_ref.post(&path, json!({})).await }
     };
     let calls = |replay: &Value| {
         replay["invocations"]

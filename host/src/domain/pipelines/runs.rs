@@ -209,7 +209,8 @@ pub struct Run {
     #[schema(value_type = Object)]
     pub variables: serde_json::Map<String, Value>,
     pub started_by: String,
-    #[serde(skip_serializing)]
+    /// Kept with the run: platform actions and self-approval checks need the user's id.
+    #[serde(default)]
     pub starter: Option<Starter>,
     pub status: RunStatus,
     pub status_cd: u8,
