@@ -230,9 +230,7 @@ async fn run_path(client: &Client, target: &RunRef) -> anyhow::Result<(String, S
     let mut page = 1;
     loop {
         let runs: Value = client
-            .get(&format!(
-                "{pipeline}/runs?page={page}&pageSize={PAGE_SIZE}"
-            ))
+            .get(&format!("{pipeline}/runs?page={page}&pageSize={PAGE_SIZE}"))
             .await?;
         let items = runs["items"].as_array().cloned().unwrap_or_default();
         if let Some(run) = items.iter().find(|r| r["number"] == number) {
@@ -258,8 +256,8 @@ fn read_definition(file: &Path) -> anyhow::Result<Value> {
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
         (content, file.display().to_string())
     };
-    let definition: Value = serde_json::from_str(&content)
-        .map_err(|e| anyhow::anyhow!("{origin} is not JSON: {e}"))?;
+    let definition: Value =
+        serde_json::from_str(&content).map_err(|e| anyhow::anyhow!("{origin} is not JSON: {e}"))?;
     if !definition.is_object() {
         anyhow::bail!("{origin} must hold a JSON object (a pipeline definition)");
     }
@@ -474,9 +472,7 @@ pub async fn run(command: PipelineCommand, remote: &Remote) -> anyhow::Result<()
         }
         PipelineCommand::Rollback { target, watch } => {
             let (path, id) = run_path(&client, &target).await?;
-            let run = client
-                .post(&format!("{path}/rollback"), &json!({}))
-                .await?;
+            let run = client.post(&format!("{path}/rollback"), &json!({})).await?;
             if !(watch && remote.json) {
                 announce_run(remote, "rolling back:", &run);
             }
@@ -496,10 +492,7 @@ pub async fn run(command: PipelineCommand, remote: &Remote) -> anyhow::Result<()
                 body["comment"] = comment.into();
             }
             let run = client
-                .post(
-                    &format!("{path}/steps/{}/decisions", encode(&step)),
-                    &body,
-                )
+                .post(&format!("{path}/steps/{}/decisions", encode(&step)), &body)
                 .await?;
             let verb = if reject { "rejected" } else { "approved" };
             announce_run(remote, &format!("{verb} step {step};"), &run);
@@ -559,7 +552,10 @@ pub async fn run(command: PipelineCommand, remote: &Remote) -> anyhow::Result<()
 }
 
 fn hint_prefix(target: &PipelineRef, run: &str) -> String {
-    format!("{} {} {} {run}", target.project, target.app, target.pipeline)
+    format!(
+        "{} {} {} {run}",
+        target.project, target.app, target.pipeline
+    )
 }
 
 /// Follows a run to its end; fails unless it succeeded or was rolled back.
@@ -594,7 +590,14 @@ async fn watch_to_end(
                         Some("Failed" | "Aborted" | "CompensationFailed")
                     )
                 })
-                .map(|s| format!("{} {}: {}", text(&s["id"]), text(&s["status"]), text(&s["message"])))
+                .map(|s| {
+                    format!(
+                        "{} {}: {}",
+                        text(&s["id"]),
+                        text(&s["status"]),
+                        text(&s["message"])
+                    )
+                })
                 .collect();
             anyhow::bail!(
                 "run #{} ended {}{}{}",
@@ -781,9 +784,7 @@ fn print_status(run: &Value) {
     let steps = run["steps"].as_array().cloned().unwrap_or_default();
     for step in &steps {
         let (plugin, fuel, peak, ms) = metering(step);
-        let ran = !step["executions"]
-            .as_array()
-            .is_none_or(Vec::is_empty);
+        let ran = !step["executions"].as_array().is_none_or(Vec::is_empty);
         table.add_row([
             text(&step["stage"]),
             text(&step["id"]),
@@ -810,9 +811,10 @@ fn print_replay(step: &str, replay: &Value) {
         "step {step} attempt {} replayed against {} recorded host calls: {}",
         text(&replay["attempt"]),
         // A count, or the recorded calls themselves.
-        replay["invocations"]
-            .as_array()
-            .map_or_else(|| text(&replay["invocations"]), |calls| calls.len().to_string()),
+        replay["invocations"].as_array().map_or_else(
+            || text(&replay["invocations"]),
+            |calls| calls.len().to_string()
+        ),
         if replay["same"] == true {
             "same outcome"
         } else {

@@ -242,7 +242,9 @@ impl Display {
         // A step of the bundled `approval` type waits on people: say how they decide.
         if status == "Waiting"
             && step["type"] == "approval"
-            && self.hinted.insert(format!("{id}#{}", text(&step["attempt"])))
+            && self
+                .hinted
+                .insert(format!("{id}#{}", text(&step["attempt"])))
         {
             self.print(format!(
                 "{label} waits for a decision: {message} (another user runs `wharf pipeline approve {} {id}`)",
@@ -462,7 +464,13 @@ mod tests {
 
     #[test]
     fn terminal_states_are_the_ones_nothing_follows() {
-        for status in ["Succeeded", "Failed", "Aborted", "RolledBack", "RollbackFailed"] {
+        for status in [
+            "Succeeded",
+            "Failed",
+            "Aborted",
+            "RolledBack",
+            "RollbackFailed",
+        ] {
             assert!(is_terminal(status), "{status}");
         }
         for status in ["Queued", "Running", "Waiting", "RollingBack"] {

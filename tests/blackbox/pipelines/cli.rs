@@ -46,7 +46,9 @@ async fn a_user_defines_runs_watches_and_rolls_back_the_three_stage_pipeline_fro
 
     let created: Value = serde_json::from_str(&cli_ok(
         &server,
-        &["pipeline", "create", "shop", "cart", "--file", file, "--json"],
+        &[
+            "pipeline", "create", "shop", "cart", "--file", file, "--json",
+        ],
     ))
     .expect("create --json prints the pipeline");
     let id = created["id"].as_str().expect("id").to_owned();
@@ -61,8 +63,8 @@ async fn a_user_defines_runs_watches_and_rolls_back_the_three_stage_pipeline_fro
     let watched = cli_ok(
         &server,
         &[
-            "pipeline", "run", "shop", "cart", "ship", "--branch", "main", "--var",
-            "tag=1.25", "--watch",
+            "pipeline", "run", "shop", "cart", "ship", "--branch", "main", "--var", "tag=1.25",
+            "--watch",
         ],
     );
     for line in [
@@ -82,12 +84,21 @@ async fn a_user_defines_runs_watches_and_rolls_back_the_three_stage_pipeline_fro
     // Every step with its plugin and metering.
     let status = cli_ok(&server, &["pipeline", "status", "shop", "cart", &id, "1"]);
     for needle in [
-        "STAGE", "FUEL", "PEAK MEMORY", "k8s-job@", "image-deploy@", "http-check@", "MiB",
+        "STAGE",
+        "FUEL",
+        "PEAK MEMORY",
+        "k8s-job@",
+        "image-deploy@",
+        "http-check@",
+        "MiB",
     ] {
         assert!(status.contains(needle), "{needle} missing from:\n{status}");
     }
     let runs = cli_ok(&server, &["pipeline", "runs", "shop", "cart", &id]);
-    assert!(runs.contains("Succeeded") && runs.contains("admin"), "{runs}");
+    assert!(
+        runs.contains("Succeeded") && runs.contains("admin"),
+        "{runs}"
+    );
     let outputs: Value = serde_json::from_str(&cli_ok(
         &server,
         &["pipeline", "outputs", "shop", "cart", &id, "1", "build"],
@@ -161,7 +172,9 @@ async fn a_failing_run_makes_watch_exit_non_zero_and_a_refused_definition_names_
     );
     let created = cli_with_stdin(
         &server,
-        &["pipeline", "create", "shop", "cart", "--file", "-", "--json"],
+        &[
+            "pipeline", "create", "shop", "cart", "--file", "-", "--json",
+        ],
         &failing.to_string(),
     );
     assert!(created.status.success(), "{}", text(&created.stderr));

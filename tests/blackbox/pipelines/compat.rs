@@ -87,7 +87,10 @@ async fn the_seed_routes_run_read_list_pause_retry_and_delete_pipelines() {
     ] {
         assert_eq!(done[field], value, "{field}: {done:#}");
     }
-    assert!(done["startTime"].is_string() && done["endTime"].is_string(), "{done:#}");
+    assert!(
+        done["startTime"].is_string() && done["endTime"].is_string(),
+        "{done:#}"
+    );
     assert!(done["statusCdName"].is_string(), "{done:#}");
     let stages = done["stageList"].as_array().expect("stageList");
     assert_eq!(stages.len(), 2, "{done:#}");
@@ -105,7 +108,10 @@ async fn the_seed_routes_run_read_list_pause_retry_and_delete_pipelines() {
             (Some(name), Some(category), Some(13), Some(record.as_str())),
             "{stage}"
         );
-        assert!(stage["sort"].is_number() && stage["statusCdName"].is_string(), "{stage}");
+        assert!(
+            stage["sort"].is_number() && stage["statusCdName"].is_string(),
+            "{stage}"
+        );
     }
     assert!(stages[0]["sort"].as_i64() < stages[1]["sort"].as_i64());
     // The same run through Wharf's own routes, with the seed's variable.
@@ -119,7 +125,11 @@ async fn the_seed_routes_run_read_list_pause_retry_and_delete_pipelines() {
             .await,
     );
     assert_eq!(
-        (page["pageNum"].as_i64(), page["pageSize"].as_i64(), page["total"].as_i64()),
+        (
+            page["pageNum"].as_i64(),
+            page["pageSize"].as_i64(),
+            page["total"].as_i64()
+        ),
         (Some(1), Some(10), Some(1)),
         "{page:#}"
     );
@@ -160,7 +170,14 @@ async fn pause_stops_a_seed_run_retry_continues_it_and_a_deleted_pipeline_no_lon
             .await,
     );
     let record = record.as_str().expect("pipelineRecordId").to_owned();
-    until_step(&server, &pipeline, &record, "pause", &["Running", "Waiting"]).await;
+    until_step(
+        &server,
+        &pipeline,
+        &record,
+        "pause",
+        &["Running", "Waiting"],
+    )
+    .await;
 
     let paused = data(
         &server
@@ -184,7 +201,14 @@ async fn pause_stops_a_seed_run_retry_continues_it_and_a_deleted_pipeline_no_lon
             .await,
     );
     assert_eq!(retried, record.as_str());
-    let again = until_step(&server, &pipeline, &record, "pause", &["Running", "Waiting"]).await;
+    let again = until_step(
+        &server,
+        &pipeline,
+        &record,
+        "pause",
+        &["Running", "Waiting"],
+    )
+    .await;
     assert_eq!(step_of(&again, "pause")["attempt"], 2, "{again:#}");
     data(
         &server

@@ -227,5 +227,9 @@ async fn pipelines_are_listed_by_app_and_project_and_a_deleted_one_is_gone_and_c
     let of_cart = server.get(PIPELINES).await;
     assert_eq!(names(&of_cart.body), ["release-a", "release-b"]);
     // A pipeline of an app that does not exist is not found either.
-    assert_not_found(&server.get("/api/v1/projects/shop/apps/nowhere/pipelines").await);
+    assert_not_found(
+        &server
+            .get("/api/v1/projects/shop/apps/nowhere/pipelines")
+            .await,
+    );
 }

@@ -253,10 +253,7 @@ pub(crate) async fn until_step(
 ) -> Value {
     let what = format!("step {id} in {statuses:?}");
     let run = until_run(server, pipeline, run, &what, |run| {
-        is_terminal(run)
-            || statuses
-                .iter()
-                .any(|s| step_of(run, id)["status"] == *s)
+        is_terminal(run) || statuses.iter().any(|s| step_of(run, id)["status"] == *s)
     })
     .await;
     assert!(
@@ -294,20 +291,30 @@ pub(crate) fn assert_metered(execution: &Value, plugin: &str) {
         named.starts_with(&format!("{plugin}@")) && named.len() > plugin.len() + 1,
         "plugin id@version: {execution}"
     );
-    assert!(execution["fuel"].as_u64().is_some_and(|f| f > 0), "{execution}");
+    assert!(
+        execution["fuel"].as_u64().is_some_and(|f| f > 0),
+        "{execution}"
+    );
     assert!(
         execution["peakMemoryBytes"].as_u64().is_some_and(|m| m > 0),
         "{execution}"
     );
     assert!(execution["durationMs"].as_u64().is_some(), "{execution}");
-    assert!(execution["calls"].as_u64().is_some_and(|c| c > 0), "{execution}");
+    assert!(
+        execution["calls"].as_u64().is_some_and(|c| c > 0),
+        "{execution}"
+    );
 }
 
 /// Asserts a 404 problem (the contract names no code for it).
 #[track_caller]
 pub(crate) fn assert_not_found(reply: &Reply) {
     assert_eq!(reply.status, 404, "{:?}", reply.body);
-    assert_eq!(reply.content_type, "application/problem+json", "{:?}", reply.body);
+    assert_eq!(
+        reply.content_type, "application/problem+json",
+        "{:?}",
+        reply.body
+    );
 }
 
 /// A step's outputs, whole, from `/outputs`.

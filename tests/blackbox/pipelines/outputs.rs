@@ -56,7 +56,11 @@ async fn variables_run_facts_and_earlier_outputs_are_substituted_into_later_para
     assert_variable_refused(&refused(json!({"count": "many"})).await, "count");
     assert_variable_refused(&refused(json!({"count": 3, "nope": "x"})).await, "nope");
     let runs = server.get(&runs_path(&id)).await;
-    assert_eq!(runs.body["total"], 0, "refused runs are not runs: {:?}", runs.body);
+    assert_eq!(
+        runs.body["total"], 0,
+        "refused runs are not runs: {:?}",
+        runs.body
+    );
 
     let reply = server
         .post(

@@ -109,9 +109,14 @@ async fn a_step_deploys_as_the_user_who_started_the_run_never_as_the_plugin() {
     let failed = finished(&server, &id, &run, "Failed").await;
     let deploy = step_of(&failed, "deploy");
     assert_eq!(deploy["status"], "Failed", "{deploy:#}");
-    let message = deploy["message"].as_str().unwrap_or_default().to_lowercase();
+    let message = deploy["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
     assert!(
-        message.contains("denied") || message.contains("not allowed") || message.contains("forbidden"),
+        message.contains("denied")
+            || message.contains("not allowed")
+            || message.contains("forbidden"),
         "{deploy:#}"
     );
     let changes = server

@@ -12,7 +12,11 @@ use super::*;
 fn one_step(name: &str, id: &str, kind: &str, params: Value) -> Value {
     definition(
         name,
-        vec![stage_def("only", "CODE_BUILD", vec![step_def(id, kind, params)])],
+        vec![stage_def(
+            "only",
+            "CODE_BUILD",
+            vec![step_def(id, kind, params)],
+        )],
     )
 }
 

@@ -39,8 +39,8 @@ async fn a_rollback_compensates_the_steps_in_reverse_order_and_undoes_the_deploy
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     let stamp = install_stamp(&server).await;
     // cart already serves nginx:1.24; web was never deployed.
-    let first = crate::rollouts::deploy(&server, json!({"image": "nginx:1.24", "replicas": 1}))
-        .await;
+    let first =
+        crate::rollouts::deploy(&server, json!({"image": "nginx:1.24", "replicas": 1})).await;
     crate::rollouts::until_state(&server, &first, "succeeded").await;
 
     let id = create_id(

@@ -81,16 +81,9 @@ async fn a_three_stage_pipeline_builds_in_a_job_deploys_in_two_batches_and_check
     assert_eq!(build["image"], "nginx:1.25", "{build}");
     let job = build["job"].as_str().expect("the job's name");
     let kubectl = Kubectl::for_server(&server).await;
-    let listed: Value = serde_json::from_str(&kubectl.ok(&[
-        "get",
-        "job",
-        job,
-        "-n",
-        NAMESPACE,
-        "-o",
-        "json",
-    ]))
-    .expect("kubectl prints JSON");
+    let listed: Value =
+        serde_json::from_str(&kubectl.ok(&["get", "job", job, "-n", NAMESPACE, "-o", "json"]))
+            .expect("kubectl prints JSON");
     assert_eq!(listed["status"]["succeeded"], 1, "{listed:#}");
 
     // The deploy was a change order in two batches of one, asked for by the run's starter.
