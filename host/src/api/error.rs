@@ -153,6 +153,11 @@ impl ApiError {
     pub fn detail(&self) -> &str {
         &self.detail
     }
+
+    /// The problem's machine-readable code (`invalid`, `not-found`, …).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
 }
 
 impl IntoResponse for ApiError {

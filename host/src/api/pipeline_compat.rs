@@ -38,12 +38,17 @@ fn ok(data: Value) -> Response {
     axum::Json(json!({"code": "200", "data": data, "msg": ""})).into_response()
 }
 
-/// The seed's envelope for a refusal, with the HTTP status it means.
+/// The seed's envelope for a refusal, with the HTTP status it means; the audit record
+/// gets Wharf's problem code, which the envelope has no field for.
 fn refused(error: ApiError) -> Response {
     let status = error.status();
     let body =
         json!({"code": status.as_u16().to_string(), "data": Value::Null, "msg": error.detail()});
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(super::error::ProblemCode(error.code()));
+    response
 }
 
 fn answer(result: Result<Value, ApiError>) -> Response {

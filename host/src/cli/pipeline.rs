@@ -712,7 +712,7 @@ fn print_pipeline(pipeline: &Value) {
 }
 
 /// Metering of a step summed over its executions: (plugin of the latest, fuel, peak
-/// memory, milliseconds).
+/// memory, microseconds).
 fn metering(step: &Value) -> (String, u64, u64, u64) {
     let executions = step["executions"].as_array().cloned().unwrap_or_default();
     let plugin = executions
@@ -738,7 +738,7 @@ fn metering(step: &Value) -> (String, u64, u64, u64) {
         .filter_map(|e| e["peakMemoryBytes"].as_u64())
         .max()
         .unwrap_or(0);
-    (plugin, sum("fuel"), peak, sum("durationMs"))
+    (plugin, sum("fuel"), peak, sum("durationUs"))
 }
 
 fn mebibytes(bytes: u64) -> String {
@@ -783,7 +783,7 @@ fn print_status(run: &Value) {
     ]);
     let steps = run["steps"].as_array().cloned().unwrap_or_default();
     for step in &steps {
-        let (plugin, fuel, peak, ms) = metering(step);
+        let (plugin, fuel, peak, micros) = metering(step);
         let ran = !step["executions"].as_array().is_none_or(Vec::is_empty);
         table.add_row([
             text(&step["stage"]),
@@ -794,7 +794,11 @@ fn print_status(run: &Value) {
             plugin,
             if ran { fuel.to_string() } else { String::new() },
             mebibytes(peak),
-            if ran { ms.to_string() } else { String::new() },
+            if ran {
+                format!("{:.3}", micros as f64 / 1000.0)
+            } else {
+                String::new()
+            },
         ]);
     }
     println!("{table}");

@@ -31,6 +31,17 @@ pub enum Phase {
     Compensate,
 }
 
+impl Phase {
+    /// The export's name, as stored keys and views spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Run => "run",
+            Phase::Cancel => "cancel",
+            Phase::Compensate => "compensate",
+        }
+    }
+}
+
 /// One invocation's inputs.
 #[derive(Debug, Clone)]
 pub struct StepInvocation {

@@ -299,11 +299,12 @@ pub(crate) fn assert_metered(execution: &Value, plugin: &str) {
         execution["peakMemoryBytes"].as_u64().is_some_and(|m| m > 0),
         "{execution}"
     );
-    assert!(execution["durationMs"].as_u64().is_some(), "{execution}");
+    assert!(execution["durationUs"].as_u64().is_some(), "{execution}");
     assert!(
-        execution["calls"].as_u64().is_some_and(|c| c > 0),
+        execution["call"].as_u64().is_some_and(|c| c > 0),
         "{execution}"
     );
+    assert!(execution["hostCalls"].as_u64().is_some(), "{execution}");
 }
 
 /// Asserts a 404 problem (the contract names no code for it).

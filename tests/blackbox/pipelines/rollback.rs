@@ -86,7 +86,19 @@ async fn a_rollback_compensates_the_steps_in_reverse_order_and_undoes_the_deploy
     for name in ["mark", "cart", "web"] {
         let step = step_of(&rolled, name);
         assert_eq!(step["status"], "Compensated", "{step:#}");
-        assert_eq!(executions(step, "compensate").len(), 1, "{step:#}");
+        // image-deploy's compensation waits for its rollback change order: pending, then done.
+        let compensations = executions(step, "compensate");
+        assert_eq!(
+            compensations.last().map(|e| &e["outcome"]),
+            Some(&json!("done")),
+            "{step:#}"
+        );
+        assert!(
+            compensations[..compensations.len() - 1]
+                .iter()
+                .all(|e| e["outcome"] == "pending"),
+            "{step:#}"
+        );
         assert_eq!(executions(step, "run").len(), 1, "{step:#}");
     }
     for name in ["cart", "web"] {

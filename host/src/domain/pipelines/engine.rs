@@ -457,7 +457,7 @@ impl Engine {
                 let started = step.attempt_started_at.unwrap_or_else(now);
                 let timeout = time::Duration::seconds(i64::from(def.timeout_secs));
                 if now() - started > timeout {
-                    return self.time_out(read, run, index, &def, pipeline).await;
+                    return self.time_out(read, run, index, &def).await;
                 }
                 self.invoke(read, run, index, &def, Phase::Run).await
             }
@@ -483,31 +483,32 @@ impl Engine {
         run: Run,
         index: usize,
         def: &StepDef,
-        _pipeline: &Pipeline,
     ) -> Result<Next, PipelineError> {
         let step_id = run.steps[index].id.clone();
-        self.cancel_step(&run, index, def).await;
+        let cancelled = self.cancel_step(&run, index, def).await;
         let reason = format!("attempt timed out after {} s", def.timeout_secs);
         let (read2, mut fresh) = self.runs().read(&run.id)?;
         if read2 != read {
             return Ok(Next::Again);
         }
         if let Some(i) = fresh.steps.iter().position(|s| s.id == step_id) {
+            if let Some(execution) = cancelled {
+                fresh.steps[i].push_execution(execution);
+            }
             fail_attempt(&mut fresh, i, def, reason, true);
         }
         self.store(&read2, &mut fresh, Batch::new()).await
     }
 
     /// Cancels the step at `index` (best effort: the run ends anyway); the invocation is
-    /// recorded like any other.
-    async fn cancel_step(&self, run: &Run, index: usize, def: &StepDef) {
+    /// journaled like any other, and its execution returned for the caller to keep in the
+    /// step with the transition the cancel belongs to.
+    async fn cancel_step(&self, run: &Run, index: usize, def: &StepDef) -> Option<Execution> {
         let step = &run.steps[index];
         if def.kind == NATIVE_ECHO || step.attempt == 0 {
-            return;
+            return None;
         }
-        let Ok(invocation) = self.invocation_for(run, index, def, Phase::Cancel) else {
-            return;
-        };
+        let invocation = self.invocation_for(run, index, def, Phase::Cancel).ok()?;
         let executed = self
             .execute(run, index, def, Phase::Cancel, invocation.clone())
             .await;
@@ -527,6 +528,7 @@ impl Engine {
         {
             let _ = store.commit().await;
         }
+        Some(execution_of(&record, &metering, 1))
     }
 
     async fn abort_now(
@@ -540,15 +542,19 @@ impl Engine {
             .iter()
             .position(|s| matches!(s.status, StepStatus::Running | StepStatus::Waiting));
         if let Some(index) = active {
-            if let Some(def) = step_def(pipeline, &run.steps[index].id).cloned() {
-                self.cancel_step(&run, index, &def).await;
-            }
+            let cancelled = match step_def(pipeline, &run.steps[index].id).cloned() {
+                Some(def) => self.cancel_step(&run, index, &def).await,
+                None => None,
+            };
             let (read2, fresh) = self.runs().read(&run.id)?;
             if read2 != read {
                 return Ok(Next::Again);
             }
             run = fresh;
             let step = &mut run.steps[index];
+            if let Some(execution) = cancelled {
+                step.push_execution(execution);
+            }
             step.status = StepStatus::Aborted;
             step.finished_at = Some(now());
             step.next_check_at = None;
@@ -861,35 +867,7 @@ impl Engine {
             )?;
             let step = &mut run.steps[index];
             step.calls = call;
-            step.push_execution(Execution {
-                attempt,
-                call,
-                phase: match phase {
-                    Phase::Run => "run",
-                    Phase::Cancel => "cancel",
-                    Phase::Compensate => "compensate",
-                }
-                .into(),
-                plugin: metering.plugin.clone(),
-                fuel: metering.fuel,
-                peak_memory_bytes: metering.peak_memory_bytes,
-                duration_us: metering.duration_us,
-                outcome: match &outcome {
-                    OutcomeView::Done { .. } => "done",
-                    OutcomeView::Pending { .. } => "pending",
-                    OutcomeView::Failed { .. } => "failed",
-                    OutcomeView::Error { .. } => "error",
-                }
-                .into(),
-                message: match &outcome {
-                    OutcomeView::Pending { message, .. } => message.clone(),
-                    OutcomeView::Failed { reason, .. } => reason.clone(),
-                    OutcomeView::Error { message } => message.clone(),
-                    OutcomeView::Done { .. } => String::new(),
-                },
-                host_calls: record.recording.calls.len(),
-                at: now(),
-            });
+            step.push_execution(execution_of(&record, &metering, call));
             match phase {
                 Phase::Compensate => apply_compensation(&mut run, index, &result),
                 _ => {
@@ -989,6 +967,28 @@ impl Engine {
                 None
             }
         }
+    }
+}
+
+/// What a step keeps of one invocation: what ran, what it cost, how it ended.
+fn execution_of(record: &InvocationRecord, metering: &Metering, call: u32) -> Execution {
+    Execution {
+        attempt: record.inputs.attempt,
+        call,
+        phase: record.inputs.phase.name().into(),
+        plugin: metering.plugin.clone(),
+        fuel: metering.fuel,
+        peak_memory_bytes: metering.peak_memory_bytes,
+        duration_us: metering.duration_us,
+        outcome: record.outcome.label().into(),
+        message: match &record.outcome {
+            OutcomeView::Pending { message, .. } => message.clone(),
+            OutcomeView::Failed { reason, .. } => reason.clone(),
+            OutcomeView::Error { message } => message.clone(),
+            OutcomeView::Done { .. } => String::new(),
+        },
+        host_calls: record.recording.calls.len(),
+        at: now(),
     }
 }
 

@@ -77,6 +77,16 @@ impl OutcomeView {
             Err(e) => OutcomeView::Error { message: e.clone() },
         }
     }
+
+    /// The outcome's kind: `done`, `pending`, `failed` or `error`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            OutcomeView::Done { .. } => "done",
+            OutcomeView::Pending { .. } => "pending",
+            OutcomeView::Failed { .. } => "failed",
+            OutcomeView::Error { .. } => "error",
+        }
+    }
 }
 
 /// The inputs of an invocation, as recorded.
@@ -177,14 +187,6 @@ pub struct LogLine {
     pub at: OffsetDateTime,
 }
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Run => "run",
-        Phase::Cancel => "cancel",
-        Phase::Compensate => "compensate",
-    }
-}
-
 fn invocation_prefix(run: &str, step: &str) -> String {
     format!("{}/", Store::key(&["pipeline-invocations", run, step]))
 }
@@ -195,7 +197,7 @@ fn invocation_key(run: &str, step: &str, attempt: u32, phase: Phase, call: u32) 
         run,
         step,
         &format!("{attempt:04}"),
-        phase_name(phase),
+        phase.name(),
         &format!("{call:06}"),
     ])
 }
@@ -368,7 +370,7 @@ pub async fn replay(
     let replayed = OutcomeView::of(&executed.result.map_err(|e| e.to_string()));
     Ok(ReplayReport {
         attempt: record.inputs.attempt,
-        phase: phase_name(record.inputs.phase).to_owned(),
+        phase: record.inputs.phase.name().to_owned(),
         call,
         plugin,
         recorded_plugin: record.plugin.clone(),
@@ -386,17 +388,12 @@ pub fn audit_view(record: &InvocationRecord, metering: &crate::runtime::Metering
         "run": record.inputs.run_id,
         "step": record.inputs.step_id,
         "attempt": record.inputs.attempt,
-        "phase": phase_name(record.inputs.phase),
+        "phase": record.inputs.phase.name(),
         "plugin": metering.plugin,
         "fuel": metering.fuel,
         "peakMemoryBytes": metering.peak_memory_bytes,
         "durationUs": metering.duration_us,
         "hostCalls": record.recording.calls.len(),
-        "outcome": match &record.outcome {
-            OutcomeView::Done { .. } => "done",
-            OutcomeView::Pending { .. } => "pending",
-            OutcomeView::Failed { .. } => "failed",
-            OutcomeView::Error { .. } => "error",
-        },
+        "outcome": record.outcome.label(),
     })
 }

@@ -58,11 +58,7 @@ pub struct RunPlatform {
 }
 
 fn effect_key(i: &InvocationRef, mutation: u32) -> String {
-    let phase = match i.phase {
-        Phase::Run => "run",
-        Phase::Cancel => "cancel",
-        Phase::Compensate => "compensate",
-    };
+    let phase = i.phase.name();
     Store::key(&[
         "pipeline-effects",
         &i.run,

@@ -131,8 +131,8 @@ pub struct StepRun {
     pub attempt: u32,
     pub message: String,
     pub progress: Option<u8>,
-    /// The step's own state between `pending` invocations (opaque).
-    #[serde(default, skip_serializing)]
+    /// The step's own state between `pending` invocations (opaque to the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Invocations so far in the current attempt and phase.
     #[serde(default)]
@@ -533,5 +533,51 @@ impl Runs {
             }
         }
         run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::pipelines::model::PipelineInput;
+
+    /// Everything the engine needs to go on after a restart survives the store's encoding:
+    /// a field left out of it (as `starter` and `state` once were) leaves a resumed run
+    /// acting as nobody, or a waiting step starting over.
+    #[test]
+    fn a_stored_run_reads_back_with_its_starter_and_the_steps_state() {
+        let input: PipelineInput = serde_json::from_value(serde_json::json!({
+            "name": "ship",
+            "stages": [{"name": "deploy", "steps": [{"id": "deploy", "type": "echo"}]}],
+        }))
+        .expect("a pipeline input");
+        let pipeline = Pipeline {
+            id: "p".into(),
+            project: "shop".into(),
+            app: "cart".into(),
+            version: 1,
+            definition: input,
+            deleted: false,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            created_by: "ana".into(),
+            updated_by: "ana".into(),
+        };
+        let starter = Starter {
+            user_id: "u-1".into(),
+            username: "ana".into(),
+        };
+        let mut run = Run::new(
+            &pipeline,
+            "r".into(),
+            1,
+            "main".into(),
+            serde_json::Map::new(),
+            starter,
+        );
+        run.steps[0].state = Some("change-order-42".into());
+        let stored = serde_json::to_vec(&run).expect("encodes");
+        let read: Run = serde_json::from_slice(&stored).expect("decodes");
+        assert_eq!(read, run);
     }
 }
