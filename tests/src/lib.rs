@@ -446,9 +446,12 @@ impl Server {
         .await
     }
 
-    /// Runs the CLI against this server.
+    /// Runs the CLI against this server, killed after five minutes (coreutils' `timeout`)
+    /// so a CLI that never returns fails its test instead of hanging the suite.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(wharf_bin())
+        Command::new("timeout")
+            .args(["--kill-after=10", "300"])
+            .arg(wharf_bin())
             .args(args)
             .env("WHARF_SERVER", &self.base)
             .env("WHARF_TOKEN", &self.token)

@@ -489,6 +489,7 @@ impl From<crate::domain::pipelines::PipelineError> for ApiError {
         match e {
             E::Invalid { field, message } => ApiError::invalid(field, message),
             E::NotFound(_) => ApiError::not_found("pipeline-not-found", detail),
+            E::AppNotFound(_) => ApiError::not_found("app-not-found", detail),
             E::VersionNotFound { .. } => ApiError::not_found("pipeline-version-not-found", detail),
             E::RunNotFound(_) => ApiError::not_found("run-not-found", detail),
             E::StepNotFound(_) => ApiError::not_found("step-not-found", detail),

@@ -26,8 +26,9 @@ async fn detail(server: &Server, record: &str) -> Value {
     )
 }
 
-/// Polls the seed's record detail (bounded: 120 s) until its `statusCd` is `code`.
-async fn until_status_cd(server: &Server, record: &str, code: i64) -> Value {
+/// Polls the seed's record detail (bounded: 120 s) until its `statusCd` is `code` (the seed
+/// types status codes as strings).
+async fn until_status_cd(server: &Server, record: &str, code: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..1200 {
         last = detail(server, record).await;
@@ -76,7 +77,7 @@ async fn the_seed_routes_run_read_list_pause_retry_and_delete_pipelines() {
         .as_str()
         .unwrap_or_else(|| panic!("data is the pipelineRecordId: {record}"))
         .to_owned();
-    let done = until_status_cd(&server, &record, 13).await;
+    let done = until_status_cd(&server, &record, "13").await;
     for (field, value) in [
         ("pipelineRecordId", json!(record)),
         ("pipelineOrderId", json!(pipeline)),
@@ -102,10 +103,10 @@ async fn the_seed_routes_run_read_list_pause_retry_and_delete_pipelines() {
             (
                 stage["name"].as_str(),
                 stage["category"].as_str(),
-                stage["statusCd"].as_i64(),
+                stage["statusCd"].as_str(),
                 stage["pipelineRecordId"].as_str()
             ),
-            (Some(name), Some(category), Some(13), Some(record.as_str())),
+            (Some(name), Some(category), Some("13"), Some(record.as_str())),
             "{stage}"
         );
         assert!(
@@ -188,7 +189,7 @@ async fn pause_stops_a_seed_run_retry_continues_it_and_a_deleted_pipeline_no_lon
             .await,
     );
     assert_eq!(paused, true);
-    let stopped = until_status_cd(&server, &record, 14).await;
+    let stopped = until_status_cd(&server, &record, "14").await;
     assert_eq!(stopped["pipelineRecordId"], record.as_str());
     finished(&server, &pipeline, &record, "Aborted").await;
 

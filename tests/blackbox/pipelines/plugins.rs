@@ -144,12 +144,7 @@ async fn a_replayed_step_decides_the_same_unless_it_is_nondeterministic() {
         let path = format!("{steps}/{step}/replay");
         async move { server_ref.post(&path, json!({})).await }
     };
-    let calls = |replay: &Value| {
-        replay["invocations"]
-            .as_u64()
-            .or_else(|| replay["invocations"].as_array().map(|a| a.len() as u64))
-            .unwrap_or(0)
-    };
+    let calls = |replay: &Value| replay["hostCalls"].as_u64().unwrap_or(0);
 
     // Its kv counter came from a recorded host call: replayed, it reads the same value.
     let steady = replay("steady").await;

@@ -216,8 +216,13 @@ impl Definitions {
         }
     }
 
-    /// Live pipelines of a project (of one app when given), oldest first.
+    /// Live pipelines of a project (of one app when given, which must exist), oldest first.
     pub fn list(&self, project: &str, app: Option<&str>) -> Result<Vec<Pipeline>, PipelineError> {
+        if let Some(app) = app
+            && apps::get(&self.store, project, app)?.is_none()
+        {
+            return Err(PipelineError::AppNotFound(app.to_owned()));
+        }
         let prefix = index_prefix(project, app);
         let rows = self
             .store

@@ -68,6 +68,8 @@ pub enum PipelineError {
     Invalid { field: String, message: String },
     #[error("no pipeline `{0}` in this app")]
     NotFound(String),
+    #[error("no app `{0}` in this project")]
+    AppNotFound(String),
     #[error("pipeline `{id}` has no version {version}")]
     VersionNotFound { id: String, version: u32 },
     #[error("no run `{0}` of this pipeline")]
