@@ -70,11 +70,19 @@ fn status_name(code: u8) -> &'static str {
     }
 }
 
-fn pipeline_view(p: &Pipeline) -> Value {
+/// The seed's `appId` of an app: its id, or its code once the app is gone (a run outlives
+/// its app).
+fn app_id(state: &AppState, project: &str, app: &str) -> Result<String, ApiError> {
+    Ok(crate::domain::apps::get(&state.store, project, app)?
+        .map(|a| a.id)
+        .unwrap_or_else(|| app.to_owned()))
+}
+
+fn pipeline_view(p: &Pipeline, app_id: &str) -> Value {
     json!({
         "pipelineOrderId": p.id, "pipelineOrderName": p.definition.name,
         "description": p.definition.description,
-        "appId": p.app, "appCode": p.app, "appName": p.app,
+        "appId": app_id, "appCode": p.app, "appName": p.app,
         "projectId": p.project, "tenantId": p.project, "deleted": p.deleted,
         "enablePause": true, "enableResume": true, "enableRun": true,
         "stageList": p.definition.stages.iter().enumerate().map(|(i, s)| json!({
@@ -86,11 +94,11 @@ fn pipeline_view(p: &Pipeline) -> Value {
     })
 }
 
-fn record_view(run: &Run) -> Value {
+fn record_view(run: &Run, app_id: &str) -> Value {
     json!({
         "pipelineRecordId": run.id, "pipelineOrderId": run.pipeline,
         "pipelineOrderName": run.pipeline_name,
-        "appId": run.app, "appCode": run.app, "branchName": run.branch,
+        "appId": app_id, "appCode": run.app, "branchName": run.branch,
         "startTime": seed_time(run.started_at.or(Some(run.created_at))),
         "endTime": seed_time(run.finished_at),
         "statusCd": run.status_cd.to_string(), "statusCdName": status_name(run.status_cd),
@@ -271,7 +279,7 @@ async fn record_detail(
             let id = query(&parts, "pipelineRecordId").unwrap_or_default();
             required(&id, "pipelineRecordId")?;
             let run = authorized_run(&state, &caller, &id, "pipeline.read").await?;
-            Ok(record_view(&run))
+            Ok(record_view(&run, &app_id(&state, &run.project, &run.app)?))
         }
         .await,
     )
@@ -317,12 +325,12 @@ async fn list_pipelines(
                 query(&parts, "name").as_deref(),
             )?;
             let total = found.len();
-            let list: Vec<Value> = found
+            let list = found
                 .iter()
                 .skip(((page_num - 1) * page_size) as usize)
                 .take(page_size as usize)
-                .map(pipeline_view)
-                .collect();
+                .map(|p| Ok(pipeline_view(p, &app_id(&state, &p.project, &p.app)?)))
+                .collect::<Result<Vec<Value>, ApiError>>()?;
             Ok(json!({
                 "list": list, "pageNum": page_num, "pageSize": page_size,
                 "size": list.len(), "total": total,

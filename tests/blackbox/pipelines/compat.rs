@@ -106,7 +106,12 @@ async fn the_seed_routes_run_read_list_pause_retry_and_delete_pipelines() {
                 stage["statusCd"].as_str(),
                 stage["pipelineRecordId"].as_str()
             ),
-            (Some(name), Some(category), Some("13"), Some(record.as_str())),
+            (
+                Some(name),
+                Some(category),
+                Some("13"),
+                Some(record.as_str())
+            ),
             "{stage}"
         );
         assert!(

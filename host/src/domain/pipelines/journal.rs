@@ -87,6 +87,56 @@ impl OutcomeView {
             OutcomeView::Error { .. } => "error",
         }
     }
+
+    /// Where `other` first parts from this outcome, in words; `None` when they are equal.
+    pub fn difference(&self, other: &OutcomeView) -> Option<String> {
+        if self == other {
+            return None;
+        }
+        if self.label() != other.label() {
+            return Some(format!(
+                "the outcome was {}, the replay's is {}",
+                self.label(),
+                other.label()
+            ));
+        }
+        let (was, now) = (
+            serde_json::to_value(self).unwrap_or_default(),
+            serde_json::to_value(other).unwrap_or_default(),
+        );
+        Some(match first_difference(&was, &now, String::new()) {
+            Some((path, was, now)) => format!("{path} was {was}, the replay's is {now}"),
+            None => "the outcome differs".to_owned(),
+        })
+    }
+}
+
+/// The JSON path of the first place `a` and `b` differ, with both values there.
+fn first_difference(a: &Value, b: &Value, path: String) -> Option<(String, Value, Value)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let at = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(l), Some(r)) => first_difference(l, r, at),
+                    (l, r) => Some((
+                        at,
+                        l.cloned().unwrap_or(Value::Null),
+                        r.cloned().unwrap_or(Value::Null),
+                    )),
+                }
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path, a.clone(), b.clone())),
+    }
 }
 
 /// The inputs of an invocation, as recorded.
@@ -299,7 +349,8 @@ pub struct ReplayReport {
     pub same: bool,
     pub recorded: OutcomeView,
     pub replayed: OutcomeView,
-    /// Where the replay left the recorded host calls, if it did.
+    /// Where the replay left the recorded host calls, or else where its outcome parts
+    /// from the recorded one; `None` when it decided the same.
     pub divergence: Option<String>,
 }
 
@@ -376,9 +427,11 @@ pub async fn replay(
         recorded_plugin: record.plugin.clone(),
         host_calls: record.recording.calls.len(),
         same: replayed == record.outcome && executed.divergence.is_none(),
+        divergence: executed
+            .divergence
+            .or_else(|| record.outcome.difference(&replayed)),
         recorded: record.outcome,
         replayed,
-        divergence: executed.divergence,
     })
 }
 
@@ -396,4 +449,29 @@ pub fn audit_view(record: &InvocationRecord, metering: &crate::runtime::Metering
         "hostCalls": record.recording.calls.len(),
         "outcome": record.outcome.label(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_names_the_first_output_that_parts() {
+        let done = |nonce: &str| OutcomeView::Done {
+            outputs: json!({"counter": 2, "nonce": nonce}),
+        };
+        assert_eq!(done("1").difference(&done("1")), None);
+        assert_eq!(
+            done("1").difference(&done("7")).as_deref(),
+            Some(r#"outputs.nonce was "1", the replay's is "7""#)
+        );
+        let failed = OutcomeView::Failed {
+            reason: "no".into(),
+            retryable: false,
+        };
+        assert_eq!(
+            done("1").difference(&failed).as_deref(),
+            Some("the outcome was done, the replay's is failed")
+        );
+    }
 }
