@@ -153,6 +153,7 @@ pub async fn run() -> anyhow::Result<()> {
             deployer,
         ),
         pipelines,
+        registry: wharf_host::domain::artifacts::Registry::open(store.clone(), &dir.0, 1 << 20)?,
         kube_endpoint: None,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),

@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub kube_nodes: usize,
     /// Bytes of outputs one pipeline run's steps may hold together.
     pub pipeline_max_run_output_bytes: usize,
+    /// The largest blob the registry accepts.
+    pub registry_max_blob_bytes: u64,
 }
 
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -162,7 +164,13 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         &clusters,
         options.pipeline_max_run_output_bytes,
     );
+    let registry = crate::domain::artifacts::Registry::open(
+        store.clone(),
+        &options.data_dir,
+        options.registry_max_blob_bytes,
+    )?;
     let state = AppState {
+        registry,
         store: store.clone(),
         runtime: runtime.clone(),
         identity,

@@ -928,16 +928,23 @@ async fn a_user_tries_a_rule_releases_it_in_two_steps_curls_the_canary_promotes_
         query: Vec::new(),
         headers: Vec::new(),
     };
-    // The old revision's endpoints leave the Service as its pods go, which the embedded
-    // cluster's controllers finish shortly after the change order does.
+    // The old revision's endpoints leave the Service as its pods go, one by one, which the
+    // embedded cluster's controllers finish shortly after the change order does: promoted
+    // once ten requests in a row reach the new version.
     let promoted = wharf_tests::eventually(|| {
         let (plain, http, gateway) = (&plain, &http, &gateway);
         async move {
-            plain
-                .through_gateway(http, gateway, "cart.shop-dev.svc")
-                .await
-                .0
-                == 2
+            for _ in 0..10 {
+                if plain
+                    .through_gateway(http, gateway, "cart.shop-dev.svc")
+                    .await
+                    .0
+                    != 2
+                {
+                    return false;
+                }
+            }
+            true
         }
     })
     .await;

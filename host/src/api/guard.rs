@@ -439,6 +439,8 @@ mod tests {
             projects: projects.clone(),
             clusters: clusters.clone(),
             pipelines,
+            registry: crate::domain::artifacts::Registry::open(store.clone(), &dir, 1 << 20)
+                .expect("registry"),
             market: crate::domain::market::MarketHost::new(
                 store,
                 runtime,

@@ -33,6 +33,7 @@ mod pipeline_runs;
 mod pipelines;
 mod plugins;
 mod projects;
+mod registry;
 pub mod routes;
 pub mod scope;
 mod trust;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub market: crate::domain::market::MarketHost,
     /// Pipelines and the engine that runs them.
     pub pipelines: crate::domain::pipelines::Engine,
+    /// The OCI registry's records and blob files.
+    pub registry: crate::domain::artifacts::Registry,
     /// Where kubectl reaches the embedded cluster (none when a real cluster is configured).
     pub kube_endpoint: Option<crate::cluster::LoopbackEndpoint>,
     pub metrics: PrometheusHandle,
@@ -190,7 +193,9 @@ fn build(state: AppState, guarded: bool) -> Router {
     } else {
         routes
     };
+    // The registry authorizes and audits on its own (see `registry`), in the spec's terms.
     routes
+        .merge(registry::routes())
         .fallback(|| async {
             ApiError::not_found("route-not-found", "no route matches this path")
         })

@@ -193,6 +193,53 @@ impl Identity {
             _ => Err(AuthError::InvalidCredentials),
         }
     }
+
+    /// Checks a username and password as [`Identity::login`] does (throttled, same timing
+    /// for unknown users) without issuing a token: for clients that send credentials with
+    /// every request, such as registry clients with basic auth.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, AuthError> {
+        let attempt = self.throttle.begin(username, source)?;
+        let user = self.user_by_name(username)?;
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
+        let ok = blocking_verify(password.to_owned(), hash).await?;
+        match user {
+            Some(user) if ok && user.status == UserStatus::Active => {
+                self.throttle.succeeded(attempt);
+                Ok(Caller {
+                    user_id: user.id,
+                    username: user.username,
+                    is_admin: user.is_admin,
+                    token_id: "password".to_owned(),
+                    scope: None,
+                })
+            }
+            _ => Err(AuthError::InvalidCredentials),
+        }
+    }
+
+    /// The caller an already verified credential (a registry token) names, while the user
+    /// stays active.
+    pub fn caller_of(&self, user_id: &str, token_id: &str) -> Result<Caller, AuthError> {
+        let user = self.user(user_id).map_err(|_| AuthError::InvalidToken)?;
+        if user.status != UserStatus::Active {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Caller {
+            user_id: user.id,
+            username: user.username,
+            is_admin: user.is_admin,
+            token_id: token_id.to_owned(),
+            scope: None,
+        })
+    }
 }
 
 async fn blocking_hash(password: String) -> Result<String, AuthError> {

@@ -339,6 +339,9 @@ struct ServeArgs {
     /// Mebibytes of outputs one pipeline run's steps may hold together.
     #[arg(long, env = "WHARF_PIPELINE_MAX_RUN_OUTPUT_MIB", default_value_t = 64)]
     pipeline_max_run_output_mib: usize,
+    /// Gibibytes one blob pushed to the registry (`/v2/`) may hold.
+    #[arg(long, env = "WHARF_REGISTRY_MAX_BLOB_GIB", default_value_t = 64)]
+    registry_max_blob_gib: u64,
 }
 
 /// A listen address, or `off` for none.
@@ -400,6 +403,7 @@ impl ServeArgs {
             pipeline_max_run_output_bytes: self.pipeline_max_run_output_mib.clamp(1, 4096)
                 * 1024
                 * 1024,
+            registry_max_blob_bytes: self.registry_max_blob_gib.clamp(1, 4096) << 30,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! specs, deployments and the change orders that alter them.
 
 pub mod apps;
+pub mod artifacts;
 pub mod changes;
 pub mod clusters;
 pub mod config_items;

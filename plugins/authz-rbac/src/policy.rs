@@ -17,7 +17,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     },
     BuiltinRole {
         name: "project-owner",
-        description: "Runs a project: its apps, environments, pipelines, deployments, configuration, market installs and members, and grants permissions within it.",
+        description: "Runs a project: its apps, environments, pipelines, deployments, configuration, images, market installs and members, and grants permissions within it.",
         actions: &[
             "project.*",
             "app.*",
@@ -28,6 +28,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "deploy-config.*",
             "config.*",
             "member.*",
+            "artifact.*",
             "market.install",
             "market.upgrade",
             "market.uninstall",
@@ -36,7 +37,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     },
     BuiltinRole {
         name: "maintainer",
-        description: "Manages apps, environments, pipelines, deployments, configuration and market installs; reads the project and its members.",
+        description: "Manages apps, environments, pipelines, deployments, configuration, images and market installs; reads the project and its members.",
         actions: &[
             "project.read",
             "app.*",
@@ -46,6 +47,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "deploy.*",
             "deploy-config.*",
             "config.*",
+            "artifact.*",
             "market.install",
             "market.upgrade",
             "market.uninstall",
@@ -54,7 +56,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
     },
     BuiltinRole {
         name: "developer",
-        description: "Works on apps: updates, deploys, restarts and observes them, and runs pipelines.",
+        description: "Works on apps: updates, deploys, restarts and observes them, runs pipelines, and pulls and pushes images.",
         actions: &[
             "project.read",
             "app.read",
@@ -84,6 +86,8 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             "deploy.next-batch",
             "deploy.abort",
             "deploy.service",
+            "artifact.read",
+            "artifact.push",
         ],
     },
     BuiltinRole {
