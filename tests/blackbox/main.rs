@@ -20,4 +20,5 @@ mod market;
 mod pipelines;
 mod plugin_cluster;
 mod projects;
+mod registry;
 mod rollouts;

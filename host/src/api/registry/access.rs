@@ -169,7 +169,10 @@ pub async fn authenticate(
     let Some(verified) = verified else {
         return Ok(None);
     };
-    match state.identity.caller_of(&verified.user_id, "registry-token") {
+    match state
+        .identity
+        .caller_of(&verified.user_id, "registry-token")
+    {
         Ok(caller) => Ok(Some(Principal {
             caller,
             token: Some(verified),

@@ -39,7 +39,10 @@ fn byte_range(text: &str, size: u64) -> Option<(u64, u64)> {
             (size.checked_sub(n.min(size))?, size.checked_sub(1)?)
         }
         (start, "") => (start.parse().ok()?, size.checked_sub(1)?),
-        (start, end) => (start.parse().ok()?, end.parse::<u64>().ok()?.min(size.saturating_sub(1))),
+        (start, end) => (
+            start.parse().ok()?,
+            end.parse::<u64>().ok()?.min(size.saturating_sub(1)),
+        ),
     };
     (start <= end && start < size).then_some((start, end - start + 1))
 }
@@ -63,7 +66,10 @@ pub async fn get(
             None => {
                 return Ok((
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    [(header::CONTENT_RANGE, header_value(&format!("bytes */{size}")))],
+                    [(
+                        header::CONTENT_RANGE,
+                        header_value(&format!("bytes */{size}")),
+                    )],
                 )
                     .into_response());
             }
@@ -78,7 +84,10 @@ pub async fn get(
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     headers.insert("docker-content-digest", header_value(digest.as_str()));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
@@ -100,10 +109,20 @@ pub async fn delete(
     let principal =
         access::authorize(state, &call.headers, call.source, repo, RepoAction::Delete).await?;
     let digest = digest_param(digest)?;
-    audited(state, &principal, "artifact.delete", &target(repo), &call.origin(), async {
-        state.registry.delete_blob(repo, &digest)?;
-        Ok(((), json!({"repository": repo.as_str(), "blob": digest.as_str()})))
-    })
+    audited(
+        state,
+        &principal,
+        "artifact.delete",
+        &target(repo),
+        &call.origin(),
+        async {
+            state.registry.delete_blob(repo, &digest)?;
+            Ok((
+                (),
+                json!({"repository": repo.as_str(), "blob": digest.as_str()}),
+            ))
+        },
+    )
     .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -173,10 +192,20 @@ pub async fn start(
         let origin = call.origin();
         let body = body.into_data_stream();
         let id = upload.id.to_string();
-        audited(state, &principal, "artifact.push", &target(repo), &origin, async {
-            let size = registry.finish_upload(repo, &id, &digest, body).await?;
-            Ok(((), json!({"repository": repo.as_str(), "blob": digest.as_str(), "size": size})))
-        })
+        audited(
+            state,
+            &principal,
+            "artifact.push",
+            &target(repo),
+            &origin,
+            async {
+                let size = registry.finish_upload(repo, &id, &digest, body).await?;
+                Ok((
+                    (),
+                    json!({"repository": repo.as_str(), "blob": digest.as_str(), "size": size}),
+                ))
+            },
+        )
         .await?;
         return Ok(created(repo, &digest));
     }
@@ -200,7 +229,10 @@ fn chunk_start(call: &Call) -> Result<Option<u64>, RegistryReply> {
     let Some(range) = call.header("content-range") else {
         return Ok(None);
     };
-    let range = range.trim().trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let range = range
+        .trim()
+        .trim_start_matches("bytes ")
+        .trim_start_matches("bytes=");
     let start = range
         .split_once('-')
         .and_then(|(start, _)| start.trim().parse::<u64>().ok())
@@ -253,17 +285,32 @@ pub async fn finish(
         let size = state.registry.upload_status(repo, id).await?.size;
         if start != size {
             return Err(RegistryReply::range(
-                format!("the upload is {size} bytes long; the last chunk must start at {size}, not {start}"),
+                format!(
+                    "the upload is {size} bytes long; the last chunk must start at {size}, not {start}"
+                ),
                 size,
             ));
         }
     }
     let origin = call.origin();
     let body = body.into_data_stream();
-    audited(state, &principal, "artifact.push", &target(repo), &origin, async {
-        let size = state.registry.finish_upload(repo, id, &digest, body).await?;
-        Ok(((), json!({"repository": repo.as_str(), "blob": digest.as_str(), "size": size})))
-    })
+    audited(
+        state,
+        &principal,
+        "artifact.push",
+        &target(repo),
+        &origin,
+        async {
+            let size = state
+                .registry
+                .finish_upload(repo, id, &digest, body)
+                .await?;
+            Ok((
+                (),
+                json!({"repository": repo.as_str(), "blob": digest.as_str(), "size": size}),
+            ))
+        },
+    )
     .await?;
     Ok(created(repo, &digest))
 }

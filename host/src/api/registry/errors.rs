@@ -102,7 +102,8 @@ impl From<RegistryError> for RegistryReply {
 
 impl IntoResponse for RegistryReply {
     fn into_response(self) -> Response {
-        let body = json!({"errors": [{"code": self.code, "message": self.message, "detail": null}]});
+        let body =
+            json!({"errors": [{"code": self.code, "message": self.message, "detail": null}]});
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {

@@ -69,7 +69,10 @@ pub async fn get(
     headers.insert(header::CONTENT_TYPE, header_value(&record.media_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
     headers.insert("docker-content-digest", header_value(&record.digest));
-    headers.insert(header::ETAG, header_value(&format!("\"{}\"", record.digest)));
+    headers.insert(
+        header::ETAG,
+        header_value(&format!("\"{}\"", record.digest)),
+    );
     Ok(response)
 }
 
@@ -88,7 +91,8 @@ pub async fn put(
     let mut body = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| RegistryError::ManifestInvalid(format!("reading it: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| RegistryError::ManifestInvalid(format!("reading it: {e}")))?;
         if bytes.len() + chunk.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::SizeInvalid(format!(
                 "a manifest is at most {MAX_MANIFEST_BYTES} bytes"
@@ -101,14 +105,28 @@ pub async fn put(
         Reference::Tag(tag) => Some(tag.clone()),
         Reference::Digest(_) => None,
     };
-    let (digest, subject) = audited(state, &principal, "artifact.push", &target(repo), &origin, async {
-        let (digest, subject) = state
-            .registry
-            .put_manifest(repo, &reference, bytes.into(), content_type.as_deref(), &principal.caller.username)
-            .await?;
-        let after = json!({"repository": repo.as_str(), "manifest": digest.as_str(), "tag": tag});
-        Ok(((digest, subject), after))
-    })
+    let (digest, subject) = audited(
+        state,
+        &principal,
+        "artifact.push",
+        &target(repo),
+        &origin,
+        async {
+            let (digest, subject) = state
+                .registry
+                .put_manifest(
+                    repo,
+                    &reference,
+                    bytes.into(),
+                    content_type.as_deref(),
+                    &principal.caller.username,
+                )
+                .await?;
+            let after =
+                json!({"repository": repo.as_str(), "manifest": digest.as_str(), "tag": tag});
+            Ok(((digest, subject), after))
+        },
+    )
     .await?;
     let mut response = StatusCode::CREATED.into_response();
     let headers = response.headers_mut();
@@ -137,10 +155,17 @@ pub async fn delete(
         Reference::Tag(tag) => json!({"tag": tag}),
         Reference::Digest(digest) => json!({"manifest": digest.as_str()}),
     };
-    audited(state, &principal, "artifact.delete", &target(repo), &call.origin(), async {
-        state.registry.delete_manifest(repo, &reference)?;
-        Ok(((), json!({"repository": repo.as_str(), "deleted": named})))
-    })
+    audited(
+        state,
+        &principal,
+        "artifact.delete",
+        &target(repo),
+        &call.origin(),
+        async {
+            state.registry.delete_manifest(repo, &reference)?;
+            Ok(((), json!({"repository": repo.as_str(), "deleted": named})))
+        },
+    )
     .await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -180,9 +205,10 @@ pub async fn referrers(
     )
         .into_response();
     if artifact_type.is_some() {
-        response
-            .headers_mut()
-            .insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        response.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     Ok(response)
 }

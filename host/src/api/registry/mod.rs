@@ -184,7 +184,9 @@ async fn dispatch(
 ) -> Response {
     let (call, body) = Call::from_request(request);
     let answer = match parse(&path) {
-        None => Err(RegistryReply::not_found(format!("no registry route `/v2/{path}`"))),
+        None => Err(RegistryReply::not_found(format!(
+            "no registry route `/v2/{path}`"
+        ))),
         Some(Route::Token) => issue_token(&state, &call).await,
         Some(Route::Catalog) => manifests::catalog(&state, &call).await,
         Some(route) => repository_route(&state, route, &call, body).await,
@@ -255,7 +257,10 @@ async fn issue_token(state: &AppState, call: &Call) -> Result<Response, Registry
         return Err(RegistryReply::new(
             StatusCode::BAD_REQUEST,
             "DENIED",
-            format!("scope: at most {} repositories per token", token::MAX_SCOPES),
+            format!(
+                "scope: at most {} repositories per token",
+                token::MAX_SCOPES
+            ),
         ));
     }
     let mut grants = Vec::new();
@@ -295,7 +300,11 @@ async fn issue_token(state: &AppState, call: &Call) -> Result<Response, Registry
         state,
         &principal,
         "artifact.token",
-        if target.is_empty() { "registry" } else { &target },
+        if target.is_empty() {
+            "registry"
+        } else {
+            &target
+        },
         &call.origin(),
         async {
             let token = token::issue(&state.store, &principal.caller.user_id, grants.clone())
@@ -332,11 +341,10 @@ pub async fn audited<T>(
     );
     entry.request_id = origin.request_id.clone();
     entry.source_address = origin.source.map(|s| s.to_string());
-    let intent = state
-        .audit
-        .begin(entry.clone())
-        .await
-        .map_err(|e| RegistryReply::unavailable(format!("the audit log is unavailable: {e}")))?;
+    let intent =
+        state.audit.begin(entry.clone()).await.map_err(|e| {
+            RegistryReply::unavailable(format!("the audit log is unavailable: {e}"))
+        })?;
     let result = work.await;
     match &result {
         Ok((_, after)) => entry.after = Some(after.clone()),
@@ -349,11 +357,9 @@ pub async fn audited<T>(
             entry.error_code = Some(reply.code().to_owned());
         }
     }
-    state
-        .audit
-        .complete(intent, entry)
-        .await
-        .map_err(|e| RegistryReply::unavailable(format!("the audit record could not be completed: {e}")))?;
+    state.audit.complete(intent, entry).await.map_err(|e| {
+        RegistryReply::unavailable(format!("the audit record could not be completed: {e}"))
+    })?;
     result.map(|(value, _)| value)
 }
 
@@ -364,12 +370,18 @@ mod tests {
     #[test]
     fn paths_name_their_repository_whatever_its_depth() {
         assert_eq!(parse("token"), Some(Route::Token));
-        assert_eq!(parse("shop/web/tags/list"), Some(Route::Tags("shop/web".into())));
+        assert_eq!(
+            parse("shop/web/tags/list"),
+            Some(Route::Tags("shop/web".into()))
+        );
         assert_eq!(
             parse("shop/team/web/manifests/v1"),
             Some(Route::Manifest("shop/team/web".into(), "v1".into()))
         );
-        assert_eq!(parse("shop/web/blobs/uploads/"), Some(Route::UploadStart("shop/web".into())));
+        assert_eq!(
+            parse("shop/web/blobs/uploads/"),
+            Some(Route::UploadStart("shop/web".into()))
+        );
         assert_eq!(
             parse("shop/blobs/blobs/uploads/abc"),
             Some(Route::Upload("shop/blobs".into(), "abc".into()))

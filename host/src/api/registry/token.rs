@@ -63,10 +63,13 @@ fn key_path() -> String {
 fn signing_key(store: &Store) -> Result<SigningKey, StoreError> {
     loop {
         if let Some(bytes) = store.get_raw(&key_path())? {
-            let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
-                key: key_path(),
-                reason: "the registry token key is not 32 bytes".into(),
-            })?;
+            let seed: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt {
+                    key: key_path(),
+                    reason: "the registry token key is not 32 bytes".into(),
+                })?;
             return Ok(SigningKey::from_bytes(&seed));
         }
         let mut seed = [0u8; 32];
@@ -99,8 +102,10 @@ pub fn verify(store: &Store, token: &str) -> Result<Option<Verified>, StoreError
     let Some((body, signature)) = token.split_once('.') else {
         return Ok(None);
     };
-    let (Ok(body), Ok(signature)) = (URL_SAFE_NO_PAD.decode(body), URL_SAFE_NO_PAD.decode(signature))
-    else {
+    let (Ok(body), Ok(signature)) = (
+        URL_SAFE_NO_PAD.decode(body),
+        URL_SAFE_NO_PAD.decode(signature),
+    ) else {
         return Ok(None);
     };
     let Ok(signature) = Signature::from_slice(&signature) else {

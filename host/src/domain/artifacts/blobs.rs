@@ -360,16 +360,34 @@ mod tests {
         let root = temp_root("chunks");
         let files = BlobFiles::open(&root, 1 << 20).expect("open");
         let upload = files.start().await.expect("start");
-        assert_eq!(files.append(upload, Some(0), chunks(&[b"hello ", b"wor"])).await.expect("first"), 9);
+        assert_eq!(
+            files
+                .append(upload, Some(0), chunks(&[b"hello ", b"wor"]))
+                .await
+                .expect("first"),
+            9
+        );
         let refused = files.append(upload, Some(4), chunks(&[b"x"])).await;
-        assert!(matches!(refused, Err(BlobError::OutOfOrder { size: 9, offset: 4 })), "{refused:?}");
-        assert_eq!(files.append(upload, Some(9), chunks(&[b"ld"])).await.expect("second"), 11);
+        assert!(
+            matches!(refused, Err(BlobError::OutOfOrder { size: 9, offset: 4 })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            files
+                .append(upload, Some(9), chunks(&[b"ld"]))
+                .await
+                .expect("second"),
+            11
+        );
         let digest = Digest::of(b"hello world");
         assert_eq!(files.commit(upload, &digest).await.expect("commit"), 11);
         assert_eq!(files.size(&digest).await.expect("size"), Some(11));
         assert_eq!(read_all(&files, &digest, 0, 11).await, b"hello world");
         assert_eq!(read_all(&files, &digest, 6, 3).await, b"wor");
-        assert!(matches!(files.uploaded(upload).await, Err(BlobError::UploadUnknown(_))));
+        assert!(matches!(
+            files.uploaded(upload).await,
+            Err(BlobError::UploadUnknown(_))
+        ));
         std::fs::remove_dir_all(root).ok();
     }
 
@@ -378,16 +396,25 @@ mod tests {
         let root = temp_root("wrong");
         let files = BlobFiles::open(&root, 4).expect("open");
         let upload = files.start().await.expect("start");
-        files.append(upload, None, chunks(&[b"abc"])).await.expect("append");
+        files
+            .append(upload, None, chunks(&[b"abc"]))
+            .await
+            .expect("append");
         let claimed = Digest::of(b"abd");
         let refused = files.commit(upload, &claimed).await;
-        assert!(matches!(refused, Err(BlobError::DigestMismatch { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(BlobError::DigestMismatch { .. })),
+            "{refused:?}"
+        );
         assert_eq!(files.size(&claimed).await.expect("size"), None);
         assert_eq!(files.size(&Digest::of(b"abc")).await.expect("size"), None);
 
         let upload = files.start().await.expect("start");
         let big = files.append(upload, None, chunks(&[b"abc", b"de"])).await;
-        assert!(matches!(big, Err(BlobError::TooLarge { limit: 4 })), "{big:?}");
+        assert!(
+            matches!(big, Err(BlobError::TooLarge { limit: 4 })),
+            "{big:?}"
+        );
         files.cancel(upload).await.expect("cancel");
         std::fs::remove_dir_all(root).ok();
     }

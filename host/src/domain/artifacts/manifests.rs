@@ -112,7 +112,9 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Registr
                 parsed.artifact_type = config.media_type.clone();
             }
             for (i, layer) in body.layers.iter().flatten().enumerate() {
-                parsed.blobs.push(digest_of(layer, &format!("layers[{i}]"))?);
+                parsed
+                    .blobs
+                    .push(digest_of(layer, &format!("layers[{i}]"))?);
             }
         }
         OCI_INDEX | DOCKER_LIST => {
@@ -170,7 +172,8 @@ mod tests {
     #[test]
     fn what_is_not_a_kept_manifest_is_refused_naming_why() {
         let no_config = json!({"mediaType": OCI_MANIFEST, "layers": []}).to_string();
-        let bad_digest = json!({"mediaType": OCI_MANIFEST, "config": {"digest": "md5:1"}}).to_string();
+        let bad_digest =
+            json!({"mediaType": OCI_MANIFEST, "config": {"digest": "md5:1"}}).to_string();
         let clash = json!({"mediaType": OCI_MANIFEST, "config": {"digest": d('a')}}).to_string();
         for (body, header, says) in [
             ("{", None, "not a manifest"),

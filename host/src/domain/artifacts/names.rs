@@ -1,8 +1,8 @@
 //! Repository names and manifest references as the OCI distribution spec writes them, and
 //! what Wharf adds: the first path component of a repository is the project it belongs to.
 
-use super::blobs::Digest;
 use super::RegistryError;
+use super::blobs::Digest;
 
 /// The longest repository name served (the spec's suggested bound).
 const MAX_NAME: usize = 255;
@@ -131,22 +131,44 @@ mod tests {
 
     #[test]
     fn repository_names_follow_the_spec_and_start_with_a_project() {
-        for good in ["shop/web", "shop/team/web-app", "a1/b.c", "shop/x__y", "shop/a---b"] {
+        for good in [
+            "shop/web",
+            "shop/team/web-app",
+            "a1/b.c",
+            "shop/x__y",
+            "shop/a---b",
+        ] {
             let repo = Repository::parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
             assert_eq!(repo.project(), good.split('/').next().unwrap_or_default());
         }
-        for bad in ["web", "Shop/web", "shop/-web", "shop/web-", "shop//web", "shop/a___b", "shop/a..b", "shop/../etc", "shop/a+b"] {
+        for bad in [
+            "web",
+            "Shop/web",
+            "shop/-web",
+            "shop/web-",
+            "shop//web",
+            "shop/a___b",
+            "shop/a..b",
+            "shop/../etc",
+            "shop/a+b",
+        ] {
             assert!(Repository::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            Repository::parse("shop/team/web").map(|r| r.key_segment()).ok().as_deref(),
+            Repository::parse("shop/team/web")
+                .map(|r| r.key_segment())
+                .ok()
+                .as_deref(),
             Some("shop+team+web")
         );
     }
 
     #[test]
     fn a_reference_is_a_tag_or_a_sha256_digest() {
-        assert_eq!(Reference::parse("v1.2_rc-1").ok(), Some(Reference::Tag("v1.2_rc-1".into())));
+        assert_eq!(
+            Reference::parse("v1.2_rc-1").ok(),
+            Some(Reference::Tag("v1.2_rc-1".into()))
+        );
         assert!(matches!(
             Reference::parse(&format!("sha256:{}", "0".repeat(64))),
             Ok(Reference::Digest(_))

@@ -17,10 +17,10 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::RegistryError;
 use super::blobs::{BlobFiles, Digest, UploadId};
 use super::manifests::{self, MAX_MANIFEST_BYTES};
 use super::names::{Reference, Repository};
-use super::RegistryError;
 use crate::store::{Batch, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,7 +100,13 @@ pub struct Manifest {
 }
 
 fn key(segments: &[&str]) -> String {
-    Store::key(&["registry"].iter().chain(segments).copied().collect::<Vec<_>>())
+    Store::key(
+        &["registry"]
+            .iter()
+            .chain(segments)
+            .copied()
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn now() -> OffsetDateTime {
@@ -248,7 +254,11 @@ impl Registry {
         self.apply(batch)
     }
 
-    pub async fn cancel_upload(&self, repo: &Repository, upload: &str) -> Result<(), RegistryError> {
+    pub async fn cancel_upload(
+        &self,
+        repo: &Repository,
+        upload: &str,
+    ) -> Result<(), RegistryError> {
         let (id, _) = self.upload_record(repo, upload)?;
         self.store.delete(&key(&["uploads", &id.to_string()]))?;
         match self.files.cancel(id).await {
@@ -263,9 +273,9 @@ impl Registry {
         repo: &Repository,
         digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
-        let link: Option<BlobLink> = self
-            .store
-            .get_json(&key(&["links", &repo.key_segment(), digest.as_str()]))?;
+        let link: Option<BlobLink> =
+            self.store
+                .get_json(&key(&["links", &repo.key_segment(), digest.as_str()]))?;
         if link.is_none() {
             return Ok(None);
         }
@@ -465,7 +475,8 @@ impl Registry {
                 let record = self
                     .manifest_record(repo, digest)?
                     .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
-                let mut batch = Batch::new().delete(&key(&["manifests", &repo_key, digest.as_str()]));
+                let mut batch =
+                    Batch::new().delete(&key(&["manifests", &repo_key, digest.as_str()]));
                 for (tag, pointed) in self.tag_records(repo)? {
                     if pointed.digest == record.digest {
                         batch = batch.delete(&key(&["tags", &repo_key, &tag]));
@@ -550,7 +561,11 @@ impl Registry {
     }
 
     /// Repository names in lexical order after `last`, at most `n`; and whether more follow.
-    pub fn catalog(&self, n: usize, last: Option<&str>) -> Result<(Vec<String>, bool), RegistryError> {
+    pub fn catalog(
+        &self,
+        n: usize,
+        last: Option<&str>,
+    ) -> Result<(Vec<String>, bool), RegistryError> {
         let prefix = format!("{}/", key(&["repos"]));
         let after = last.map(|l| format!("{prefix}{}", l.replace('/', "+")));
         let rows = self.store.backend().scan(
@@ -630,7 +645,10 @@ mod tests {
             .expect("pushed");
         let read = registry.manifest(&repo, &tag).await.expect("read");
         assert_eq!(Digest::of(&read.bytes), digest);
-        assert_eq!(registry.tags(&repo, 10, None).expect("tags"), (vec!["v1".to_owned()], false));
+        assert_eq!(
+            registry.tags(&repo, 10, None).expect("tags"),
+            (vec!["v1".to_owned()], false)
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -641,17 +659,32 @@ mod tests {
         let api = Repository::parse("shop/api").expect("repo");
         let blob = push_blob(&registry, &web, b"shared").await;
         assert_eq!(registry.blob_size(&api, &blob).await.expect("size"), None);
-        assert_eq!(registry.mount(&api, &web, &blob).await.expect("mount"), Some(6));
-        assert_eq!(registry.blob_size(&api, &blob).await.expect("size"), Some(6));
         assert_eq!(
-            registry.mount(&api, &web, &Digest::of(b"other")).await.expect("mount"),
+            registry.mount(&api, &web, &blob).await.expect("mount"),
+            Some(6)
+        );
+        assert_eq!(
+            registry.blob_size(&api, &blob).await.expect("size"),
+            Some(6)
+        );
+        assert_eq!(
+            registry
+                .mount(&api, &web, &Digest::of(b"other"))
+                .await
+                .expect("mount"),
             None
         );
 
         let config = push_blob(&registry, &web, b"{}").await;
         for tag in ["c", "a", "b"] {
             registry
-                .put_manifest(&web, &Reference::parse(tag).expect("tag"), image(&config, &blob), None, "admin")
+                .put_manifest(
+                    &web,
+                    &Reference::parse(tag).expect("tag"),
+                    image(&config, &blob),
+                    None,
+                    "admin",
+                )
                 .await
                 .expect("pushed");
         }
@@ -676,7 +709,10 @@ mod tests {
         registry
             .delete_manifest(&web, &Reference::Digest(digest))
             .expect("deleted");
-        assert_eq!(registry.tags(&web, 10, None).expect("tags").0, Vec::<String>::new());
+        assert_eq!(
+            registry.tags(&web, 10, None).expect("tags").0,
+            Vec::<String>::new()
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -691,10 +727,19 @@ mod tests {
             registry.upload_status(&other, &id).await,
             Err(RegistryError::UploadUnknown(_))
         ));
-        let grown = registry.append(&web, &id, Some(0), once(b"abc")).await.expect("append");
+        let grown = registry
+            .append(&web, &id, Some(0), once(b"abc"))
+            .await
+            .expect("append");
         assert_eq!(grown.size, 3);
         let out_of_order = registry.append(&web, &id, Some(1), once(b"x")).await;
-        assert!(matches!(out_of_order, Err(RegistryError::RangeInvalid { size: 3, .. })), "{out_of_order:?}");
+        assert!(
+            matches!(
+                out_of_order,
+                Err(RegistryError::RangeInvalid { size: 3, .. })
+            ),
+            "{out_of_order:?}"
+        );
         registry.cancel_upload(&web, &id).await.expect("cancel");
         assert!(matches!(
             registry.upload_status(&web, &id).await,
