@@ -668,6 +668,17 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     )
     .await;
     assert_eq!(push.status(), 401, "the token grants pull only");
+    // A registry token cannot be traded for a wider one.
+    let widened = call(
+        &server,
+        reqwest::Method::GET,
+        "/v2/token?service=wharf&scope=repository:shop/web:pull,push,delete",
+        Some(&bearer),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(widened.status(), 401);
     // The token is for shop/web alone.
     let other = call(
         &server,

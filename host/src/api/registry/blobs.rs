@@ -169,8 +169,16 @@ pub async fn start(
     if let Some(mount) = call.query("mount") {
         let digest = digest_param(mount)?;
         // Mounting reads `from`: the caller must be able to pull it.
-        let from = call.query("from").map(Repository::parse).transpose()?;
+        // An unreadable `from` is not mountable: the client uploads instead.
+        let from = call.query("from").and_then(|f| Repository::parse(f).ok());
+        let token_may_pull = |from: &Repository| {
+            principal
+                .token
+                .as_ref()
+                .is_none_or(|t| t.grants(from.as_str(), RepoAction::Pull.scope_word()))
+        };
         if let Some(from) = from
+            && token_may_pull(&from)
             && access::allowed(state, &principal.caller, &from, RepoAction::Pull).await?
         {
             let mounted = audited(state, &principal, "artifact.push", &target(repo), &call.origin(), async {

@@ -221,7 +221,12 @@ pub async fn catalog(state: &AppState, call: &Call) -> Result<Response, Registry
             "authentication required",
         ));
     };
-    if !principal.caller.is_admin || principal.token.is_some() {
+    if !principal.caller.is_admin
+        || principal.token.is_some()
+        || !principal
+            .caller
+            .token_allows(RepoAction::Pull.wharf_action())
+    {
         return Err(RegistryReply::denied(
             "the catalog lists every project's repositories; it is for administrators (with basic auth or a Wharf token)",
         ));

@@ -240,7 +240,11 @@ fn with_api_version(mut response: Response) -> Response {
 /// `GET /v2/token?service=…&scope=…`: a registry token for what the caller may do of
 /// what it asked. Without credentials, the answer is a challenge (no anonymous pulls yet).
 async fn issue_token(state: &AppState, call: &Call) -> Result<Response, RegistryReply> {
-    let Some(principal) = access::authenticate(state, &call.headers, call.source).await? else {
+    // A registry token is not a credential for another one: it could widen itself.
+    let principal = access::authenticate(state, &call.headers, call.source)
+        .await?
+        .filter(|p| p.token.is_none());
+    let Some(principal) = principal else {
         return Err(RegistryReply::unauthorized(
             access::challenge(&call.headers, None),
             "the token endpoint needs a username and password or personal token",

@@ -228,10 +228,17 @@ impl BlobFiles {
         let mut written = size;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // What arrived stays, whole, so a resumed upload continues after it.
+                    file.flush().await?;
+                    return Err(BlobError::Body(e.to_string()));
+                }
+            };
             written += chunk.len() as u64;
             if written > self.max_blob_bytes {
-                // What was written stays: the client may cancel, or the upload expires.
+                // What was written stays until the client cancels the upload.
                 file.flush().await?;
                 return Err(BlobError::TooLarge {
                     limit: self.max_blob_bytes,
@@ -245,42 +252,67 @@ impl BlobFiles {
 
     /// Checks the upload against `digest` and moves it into place; returns the blob's size.
     /// A mismatch discards the upload.
+    ///
+    /// The bytes are copied, while hashing, into a file only this commit knows, and that
+    /// copy becomes the blob: a request still appending to the upload file cannot change
+    /// a committed blob. A blob already stored under the digest is kept as it is.
     pub async fn commit(&self, upload: UploadId, digest: &Digest) -> Result<u64, BlobError> {
         let path = self.upload_path(upload);
-        let mut file = match tokio::fs::File::open(&path).await {
+        let mut source = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(BlobError::UploadUnknown(upload.to_string()));
             }
             Err(e) => return Err(e.into()),
         };
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; READ_CHUNK];
-        let mut size = 0u64;
-        loop {
-            let got = file.read(&mut buffer).await?;
-            if got == 0 {
-                break;
+        let staged = self.root.join("uploads").join(format!("{upload}.commit"));
+        let mut copy = tokio::fs::File::create_new(&staged).await?;
+        let copied = async {
+            let mut hasher = Sha256::new();
+            let mut buffer = vec![0u8; READ_CHUNK];
+            let mut size = 0u64;
+            loop {
+                let got = source.read(&mut buffer).await?;
+                if got == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..got]);
+                copy.write_all(&buffer[..got]).await?;
+                size += got as u64;
             }
-            hasher.update(&buffer[..got]);
-            size += got as u64;
+            copy.sync_all().await?;
+            Ok::<_, std::io::Error>((Digest::from_hasher(hasher), size))
         }
-        let actual = Digest::from_hasher(hasher);
+        .await;
+        drop((source, copy));
+        tokio::fs::remove_file(&path).await.ok();
+        let (actual, size) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                tokio::fs::remove_file(&staged).await.ok();
+                return Err(e.into());
+            }
+        };
         if &actual != digest {
-            drop(file);
-            tokio::fs::remove_file(&path).await?;
+            tokio::fs::remove_file(&staged).await?;
             return Err(BlobError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
             });
         }
-        file.sync_all().await?;
-        drop(file);
         let target = self.blob_path(digest);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+        if tokio::fs::try_exists(&target).await? {
+            tokio::fs::remove_file(&staged).await?;
+            return Ok(size);
         }
-        tokio::fs::rename(&path, &target).await?;
+        let parent = target
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| self.root.clone());
+        tokio::fs::create_dir_all(&parent).await?;
+        tokio::fs::rename(&staged, &target).await?;
+        // The rename is durable only once the directory holding it is.
+        tokio::fs::File::open(&parent).await?.sync_all().await?;
         Ok(size)
     }
 

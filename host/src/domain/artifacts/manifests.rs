@@ -24,6 +24,9 @@ struct Descriptor {
     digest: String,
     #[serde(default)]
     size: Option<i64>,
+    /// Where a foreign layer is fetched from; such a layer is never pushed.
+    #[serde(default)]
+    urls: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +44,8 @@ struct Body {
     subject: Option<Descriptor>,
     #[serde(default)]
     artifact_type: Option<String>,
+    #[serde(default)]
+    annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A manifest as the registry keeps it.
@@ -54,6 +59,8 @@ pub struct Parsed {
     pub subject: Option<Digest>,
     /// The artifact type the referrers API reports: `artifactType`, else the config's.
     pub artifact_type: Option<String>,
+    /// The manifest's annotations, which the referrers API repeats.
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn digest_of(descriptor: &Descriptor, field: &str) -> Result<Digest, RegistryError> {
@@ -101,6 +108,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Registr
             .map(|s| digest_of(s, "subject"))
             .transpose()?,
         artifact_type: body.artifact_type.clone(),
+        annotations: body.annotations.clone(),
     };
     match parsed.media_type.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => {
@@ -112,9 +120,11 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Registr
                 parsed.artifact_type = config.media_type.clone();
             }
             for (i, layer) in body.layers.iter().flatten().enumerate() {
-                parsed
-                    .blobs
-                    .push(digest_of(layer, &format!("layers[{i}]"))?);
+                let digest = digest_of(layer, &format!("layers[{i}]"))?;
+                // A foreign layer lives at its `urls`; it is never pushed here.
+                if layer.urls.is_empty() {
+                    parsed.blobs.push(digest);
+                }
             }
         }
         OCI_INDEX | DOCKER_LIST => {

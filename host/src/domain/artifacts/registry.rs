@@ -82,6 +82,8 @@ pub struct Referrer {
     pub size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// An upload's state, as the `Location` and `Range` headers tell it.
@@ -385,6 +387,7 @@ impl Registry {
                     digest: digest.to_string(),
                     size: record.size,
                     artifact_type: record.artifact_type.clone(),
+                    annotations: parsed.annotations.clone(),
                 },
             )?;
         }
