@@ -129,6 +129,11 @@ pub async fn run() -> anyhow::Result<()> {
         AuditLog::new(store.clone()),
         wharf_host::domain::gray::providers::Providers::new(runtime.clone()),
     );
+    let registry = wharf_host::domain::artifacts::Registry::open(store.clone(), &dir.0, 1 << 20)?;
+    let packages = wharf_host::domain::artifacts::packages::Packages::new(
+        store.clone(),
+        registry.blob_files().clone(),
+    );
     let pipelines = wharf_host::domain::pipelines::engine(
         &store,
         &runtime,
@@ -136,6 +141,7 @@ pub async fn run() -> anyhow::Result<()> {
         &AuditLog::new(store.clone()),
         &deployer,
         &clusters,
+        &packages,
         wharf_host::domain::pipelines::engine::DEFAULT_MAX_RUN_OUTPUT_BYTES,
     );
     let state = AppState {
@@ -153,7 +159,7 @@ pub async fn run() -> anyhow::Result<()> {
             deployer,
         ),
         pipelines,
-        registry: wharf_host::domain::artifacts::Registry::open(store.clone(), &dir.0, 1 << 20)?,
+        registry,
         kube_endpoint: None,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub pipeline_max_run_output_bytes: usize,
     /// The largest blob the registry accepts.
     pub registry_max_blob_bytes: u64,
+    /// How often image retention runs over every project (`None`: never on its own).
+    pub image_retention_interval: Option<Duration>,
 }
 
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -155,6 +157,15 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         clusters.clone(),
         deployer.clone(),
     );
+    let registry = crate::domain::artifacts::Registry::open(
+        store.clone(),
+        &options.data_dir,
+        options.registry_max_blob_bytes,
+    )?;
+    let packages = crate::domain::artifacts::packages::Packages::new(
+        store.clone(),
+        registry.blob_files().clone(),
+    );
     let pipelines = crate::domain::pipelines::engine(
         &store,
         &runtime,
@@ -162,13 +173,16 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         &audit,
         &deployer,
         &clusters,
+        &packages,
         options.pipeline_max_run_output_bytes,
     );
-    let registry = crate::domain::artifacts::Registry::open(
-        store.clone(),
-        &options.data_dir,
-        options.registry_max_blob_bytes,
-    )?;
+    let retention_task = options.image_retention_interval.map(|interval| {
+        (
+            registry.clone(),
+            crate::domain::projects::Projects::new(store.clone()),
+            interval,
+        )
+    });
     let state = AppState {
         registry,
         store: store.clone(),
@@ -224,6 +238,15 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let runs = pipelines.resume()?;
     if runs > 0 {
         tracing::info!(runs, "pipeline runs in flight resumed");
+    }
+    if let Some((registry, projects, interval)) = retention_task {
+        crate::domain::artifacts::retention::schedule(
+            runtime.clone(),
+            registry,
+            projects,
+            audit.clone(),
+            interval,
+        );
     }
     ready.store(true, Ordering::Release);
     tracing::info!(%address, "ready");

@@ -22,7 +22,7 @@ pub mod bindings {
 
 pub use crate::meta::{Meta, PluginInfo};
 pub use bindings::exports::wharf::plugin::policy::{
-    Artifact, Guest as ArtifactPolicy, PolicyError, Verdict,
+    Artifact, Guest as ArtifactPolicy, PolicyError, Usage, Verdict,
 };
 
 /// Exports `$ty` (which implements [`Meta`] and [`ArtifactPolicy`]) as the artifact-policy world.

@@ -109,6 +109,8 @@ struct PlatformState {
     opened: u64,
     decisions: Vec<Decision>,
     config_items: BTreeMap<(String, String, String), Value>,
+    /// Published build outputs by (project, name, version): the answer and the content.
+    published: BTreeMap<(String, String, String), (Value, Vec<u8>)>,
     calls: Vec<PlatformCall>,
     /// When set, every platform call fails with it.
     error: Option<PlatformError>,
@@ -955,12 +957,40 @@ pub(crate) mod platform {
             version: version.to_string(),
             bytes: content.len(),
         };
-        // Like the real host until Wharf has an artifact store.
-        mutation(call, "publish-artifact", |_| {
-            Err(PlatformError::Unavailable(
-                "publishing artifacts needs the artifact store, which this host does not have yet"
-                    .into(),
-            ))
+        // As the host: `name` ends with the package type; a version is published once.
+        let key = (project.to_string(), name.to_string(), version.to_string());
+        let content = content.to_vec();
+        mutation(call, "publish-artifact", move |p| {
+            let types = [".tar.gz", ".jar", ".war", ".zip", ".rpm"];
+            let Some(ext) = types
+                .iter()
+                .find(|t| key.1.ends_with(*t) && key.1.len() > t.len())
+            else {
+                return Err(PlatformError::Invalid(format!(
+                    "name: `{}` must end with .jar, .war, .zip, .tar.gz or .rpm",
+                    key.1
+                )));
+            };
+            if let Some((kept, bytes)) = p.published.get(&key) {
+                if *bytes == content {
+                    return Ok(kept.to_string());
+                }
+                return Err(PlatformError::Conflict(format!(
+                    "{} {} is already published as package {} with other content",
+                    key.1, key.2, kept["id"]
+                )));
+            }
+            let package = serde_json::json!({
+                "id": format!("{:032x}", p.published.len() + 1),
+                "project": key.0,
+                "name": &key.1[..key.1.len() - ext.len()],
+                "version": key.2,
+                "type": &ext[1..],
+                "source": "CODE_GENERATE",
+                "size": content.len(),
+            });
+            p.published.insert(key, (package.clone(), content));
+            Ok(package.to_string())
         })
     }
 
@@ -1233,8 +1263,17 @@ mod tests {
                 crate::platform::config_item("shop", "dev", "settings"),
                 Ok(None)
             );
-            let published = crate::platform::publish_artifact("shop", "cart", "1.0", b"x");
-            assert!(matches!(published, Err(PlatformError::Unavailable(_))));
+            let published = crate::platform::publish_artifact("shop", "cart.jar", "1.0", b"x")
+                .expect("published");
+            let published: Value = serde_json::from_str(&published).expect("JSON");
+            assert_eq!(
+                (published["name"].as_str(), published["type"].as_str()),
+                (Some("cart"), Some("jar"))
+            );
+            assert!(matches!(
+                crate::platform::publish_artifact("shop", "cart", "1.0", b"x"),
+                Err(PlatformError::Invalid(_))
+            ));
         });
         let denied = Host::new().fail_platform(PlatformError::Denied("deploy.create".into()));
         let refused = denied.run(crate::platform::decisions);

@@ -145,9 +145,11 @@ pub fn config_item(
     }
 }
 
-/// Publishes `content` as version `version` of artifact `name` in `project`; returns the
-/// host's answer (the published artifact's reference). Until Wharf has an artifact store
-/// this is [`PlatformError::Unavailable`].
+/// Publishes `content` as version `version` of a generic package of `project`; `name`
+/// ends with the package type (`orders.jar`, `site.tar.gz`: jar, war, zip, tar.gz, rpm).
+/// Returns the stored package as JSON (`id`, `name`, `version`, `type`, `size`, `sha256`,
+/// `source` = `CODE_GENERATE`). A version is published once: the same content again
+/// answers the stored package, other content is [`PlatformError::Conflict`].
 pub fn publish_artifact(
     project: &str,
     name: &str,

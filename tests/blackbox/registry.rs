@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
+use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use wharf_tests::{Server, TempDir};
@@ -131,6 +132,17 @@ async fn call(
     request.send().await.expect("registry request")
 }
 
+/// A registry request without a body.
+async fn bodiless(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    authorization: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    call(server, method, path, authorization, headers, Vec::new()).await
+}
+
 fn header(response: &reqwest::Response, name: &str) -> String {
     response
         .headers()
@@ -198,6 +210,29 @@ async fn skopeo_pushes_and_pulls_a_multi_layer_image_with_identical_digests() {
     let tags: Value = serde_json::from_slice(&tags.stdout).expect("list-tags prints JSON");
     assert_eq!(tags["Tags"], json!(["v1"]));
 
+    // Seed 001 §5.7 lists the image with the reference to pull it by.
+    let images = server
+        .get("/v1/product/listImagesPage?projectId=shop&imageName=web")
+        .await;
+    assert_eq!(images.status, 200, "{:?}", images.body);
+    assert_eq!(images.body["data"]["total"], 1, "{:?}", images.body);
+    let image = &images.body["data"]["list"][0];
+    assert_eq!(image["imageId"], "shop/web:v1");
+    assert_eq!(image["imageVer"], "v1");
+    assert_eq!(image["imageUrl"], format!("{registry}/shop/web:v1"));
+    assert_eq!(image["digest"], pushed.as_str());
+    assert_eq!(image["createStaff"], "admin");
+    let detail = server.get("/v1/product/getImage?imageId=shop/web:v1").await;
+    assert_eq!(detail.status, 200, "{:?}", detail.body);
+    assert_eq!(detail.body["data"]["imageName"], "shop/web");
+    assert!(
+        detail.body["data"]["size"].as_u64() > Some(10_000),
+        "the compressed layers count: {:?}",
+        detail.body
+    );
+    let unknown = server.get("/v1/product/getImage?imageId=shop/web:v9").await;
+    assert_eq!(unknown.status, 404, "{:?}", unknown.body);
+
     // The token flow was used, and the push is in the audit log as the user.
     let audit = server
         .get("/api/v1/audit?action=artifact.&pageSize=500")
@@ -225,26 +260,24 @@ async fn skopeo_pushes_and_pulls_a_multi_layer_image_with_identical_digests() {
     // Basic auth, without the token flow: the same manifest by tag and by digest.
     let auth = basic("admin", "admin-password-for-tests");
     let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];
-    let by_tag = call(
+    let by_tag = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/shop/web/manifests/v1",
         Some(&auth),
         &accept,
-        Vec::new(),
     )
     .await;
     assert_eq!(by_tag.status(), 200);
     assert_eq!(header(&by_tag, "docker-content-digest"), pushed);
     let bytes = by_tag.bytes().await.expect("manifest");
     assert_eq!(digest(&bytes), pushed);
-    let by_digest = call(
+    let by_digest = bodiless(
         &server,
-        reqwest::Method::HEAD,
+        Method::HEAD,
         &format!("/v2/shop/web/manifests/{pushed}"),
         Some(&auth),
         &accept,
-        Vec::new(),
     )
     .await;
     assert_eq!(by_digest.status(), 200);
@@ -262,13 +295,12 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     let content: Vec<u8> = (0..300_000u32).map(|n| (n % 253) as u8).collect();
     let (first, rest) = content.split_at(120_000);
 
-    let started = call(
+    let started = bodiless(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         "/v2/shop/chunks/blobs/uploads/",
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(started.status(), 202);
@@ -280,7 +312,7 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     let range = format!("0-{}", first.len() - 1);
     let chunk = call(
         &server,
-        reqwest::Method::PATCH,
+        Method::PATCH,
         &location,
         Some(&auth),
         &[
@@ -294,15 +326,7 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     assert_eq!(header(&chunk, "range"), range);
 
     // The client went away; asking where the upload stands tells where to go on.
-    let status = call(
-        &server,
-        reqwest::Method::GET,
-        &location,
-        Some(&auth),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let status = bodiless(&server, Method::GET, &location, Some(&auth), &[]).await;
     assert_eq!(status.status(), 204);
     assert_eq!(header(&status, "range"), range);
 
@@ -310,7 +334,7 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     let skipped = format!("{}-{}", first.len() + 10, content.len() - 1);
     let refused = call(
         &server,
-        reqwest::Method::PATCH,
+        Method::PATCH,
         &location,
         Some(&auth),
         &[("content-range", &skipped)],
@@ -324,7 +348,7 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     let resumed = format!("{}-{}", first.len(), content.len() - 1);
     let chunk = call(
         &server,
-        reqwest::Method::PATCH,
+        Method::PATCH,
         &location,
         Some(&auth),
         &[("content-range", &resumed)],
@@ -332,32 +356,30 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     )
     .await;
     assert_eq!(chunk.status(), 202);
-    let wrong = call(
+    let wrong = bodiless(
         &server,
-        reqwest::Method::PUT,
+        Method::PUT,
         &format!("{location}?digest={}", digest(b"other")),
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(wrong.status(), 400);
     assert_eq!(error_code(wrong).await, "DIGEST_INVALID");
 
     // A refused digest ends the upload; the same bytes again, closed with the right one.
-    let again = call(
+    let again = bodiless(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         "/v2/shop/chunks/blobs/uploads/",
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     let location = header(&again, "location");
     call(
         &server,
-        reqwest::Method::PATCH,
+        Method::PATCH,
         &location,
         Some(&auth),
         &[],
@@ -365,36 +387,33 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
     )
     .await;
     let blob = digest(&content);
-    let closed = call(
+    let closed = bodiless(
         &server,
-        reqwest::Method::PUT,
+        Method::PUT,
         &format!("{location}?digest={blob}"),
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(closed.status(), 201);
     assert_eq!(header(&closed, "docker-content-digest"), blob);
 
-    let whole = call(
+    let whole = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         &format!("/v2/shop/chunks/blobs/{blob}"),
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(whole.status(), 200);
     assert!(whole.bytes().await.expect("blob") == content);
-    let part = call(
+    let part = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         &format!("/v2/shop/chunks/blobs/{blob}"),
         Some(&auth),
         &[("range", "bytes=1000-1999")],
-        Vec::new(),
     )
     .await;
     assert_eq!(part.status(), 206);
@@ -406,35 +425,18 @@ async fn a_chunked_upload_resumes_after_an_interruption_and_refuses_a_chunk_out_
 
     // Another repository sees the blob only once it is mounted there.
     let elsewhere = format!("/v2/shop/other/blobs/{blob}");
-    let missing = call(
-        &server,
-        reqwest::Method::HEAD,
-        &elsewhere,
-        Some(&auth),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let missing = bodiless(&server, Method::HEAD, &elsewhere, Some(&auth), &[]).await;
     assert_eq!(missing.status(), 404);
-    let mounted = call(
+    let mounted = bodiless(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         &format!("/v2/shop/other/blobs/uploads/?mount={blob}&from=shop/chunks"),
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(mounted.status(), 201);
-    let present = call(
-        &server,
-        reqwest::Method::HEAD,
-        &elsewhere,
-        Some(&auth),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let present = bodiless(&server, Method::HEAD, &elsewhere, Some(&auth), &[]).await;
     assert_eq!(present.status(), 200);
     assert_eq!(
         header(&present, "content-length"),
@@ -451,7 +453,7 @@ async fn a_manifest_whose_blobs_are_missing_is_refused_and_stores_nothing() {
     let config_digest = digest(&config);
     let pushed = call(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         &format!("/v2/shop/web/blobs/uploads/?digest={config_digest}"),
         Some(&auth),
         &[],
@@ -466,7 +468,7 @@ async fn a_manifest_whose_blobs_are_missing_is_refused_and_stores_nothing() {
     let content_type = [("content-type", "application/vnd.oci.image.manifest.v1+json")];
     let refused = call(
         &server,
-        reqwest::Method::PUT,
+        Method::PUT,
         "/v2/shop/web/manifests/v1",
         Some(&auth),
         &content_type,
@@ -483,35 +485,25 @@ async fn a_manifest_whose_blobs_are_missing_is_refused_and_stores_nothing() {
             .contains(&digest(b"never pushed"))
     );
 
-    let read = call(
+    let read = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/shop/web/manifests/v1",
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(read.status(), 404);
     assert_eq!(error_code(read).await, "MANIFEST_UNKNOWN");
     let by_digest = format!("/v2/shop/web/manifests/{}", digest(manifest.as_bytes()));
-    let read = call(
-        &server,
-        reqwest::Method::HEAD,
-        &by_digest,
-        Some(&auth),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let read = bodiless(&server, Method::HEAD, &by_digest, Some(&auth), &[]).await;
     assert_eq!(read.status(), 404);
-    let tags = call(
+    let tags = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/shop/web/tags/list",
         Some(&auth),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(tags.status(), 200);
@@ -520,7 +512,7 @@ async fn a_manifest_whose_blobs_are_missing_is_refused_and_stores_nothing() {
     // Nor is a malformed one, whose error names what is wrong.
     let malformed = call(
         &server,
-        reqwest::Method::PUT,
+        Method::PUT,
         "/v2/shop/web/manifests/v2",
         Some(&auth),
         &content_type,
@@ -541,7 +533,7 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     let push_path = format!("/v2/shop/web/blobs/uploads/?digest={blob_digest}");
     let pushed = call(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         &push_path,
         Some(&admin),
         &[],
@@ -551,13 +543,12 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     assert_eq!(pushed.status(), 201);
 
     // No credentials: the challenge names the token endpoint and the scope.
-    let anonymous = call(
+    let anonymous = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         &format!("/v2/shop/web/blobs/{blob_digest}"),
         None,
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(anonymous.status(), 401);
@@ -575,36 +566,33 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     // A user with no role in the project may neither pull nor push.
     server.create_user("olga", false).await;
     let olga = basic("olga", "olga-password");
-    let denied = call(
+    let denied = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         &format!("/v2/shop/web/blobs/{blob_digest}"),
         Some(&olga),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(denied.status(), 403);
     assert_eq!(error_code(denied).await, "DENIED");
-    let token = call(
+    let token = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/token?service=wharf&scope=repository:shop/web:pull,push",
         Some(&olga),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(token.status(), 200);
     let token: Value = token.json().await.expect("token");
     let bearer = format!("Bearer {}", token["token"].as_str().expect("token"));
-    let denied = call(
+    let denied = bodiless(
         &server,
-        reqwest::Method::HEAD,
+        Method::HEAD,
         &format!("/v2/shop/web/blobs/{blob_digest}"),
         Some(&bearer),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(
@@ -617,76 +605,69 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     let viewer = member(&server, "vera", "viewer", "project:shop").await;
     let _ = viewer;
     let vera = basic("vera", "vera-password");
-    let pulled = call(
+    let pulled = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         &format!("/v2/shop/web/blobs/{blob_digest}"),
         Some(&vera),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(pulled.status(), 200);
-    let refused = call(
+    let refused = bodiless(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         "/v2/shop/web/blobs/uploads/",
         Some(&vera),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(refused.status(), 403);
-    let token = call(
+    let token = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/token?service=wharf&scope=repository:shop/web:pull,push",
         Some(&vera),
         &[],
-        Vec::new(),
     )
     .await;
     let token: Value = token.json().await.expect("token");
     let bearer = format!("Bearer {}", token["token"].as_str().expect("token"));
-    let pulled = call(
+    let pulled = bodiless(
         &server,
-        reqwest::Method::HEAD,
+        Method::HEAD,
         &format!("/v2/shop/web/blobs/{blob_digest}"),
         Some(&bearer),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(pulled.status(), 200);
-    let push = call(
+    let push = bodiless(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         "/v2/shop/web/blobs/uploads/",
         Some(&bearer),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(push.status(), 401, "the token grants pull only");
     // A registry token cannot be traded for a wider one.
-    let widened = call(
+    let widened = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/token?service=wharf&scope=repository:shop/web:pull,push,delete",
         Some(&bearer),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(widened.status(), 401);
     // The token is for shop/web alone.
-    let other = call(
+    let other = bodiless(
         &server,
-        reqwest::Method::GET,
+        Method::GET,
         "/v2/shop/other/tags/list",
         Some(&bearer),
         &[],
-        Vec::new(),
     )
     .await;
     assert_eq!(other.status(), 401);
@@ -695,7 +676,7 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     let dev = basic("dev", "dev-password");
     let pushed = call(
         &server,
-        reqwest::Method::POST,
+        Method::POST,
         &format!("/v2/shop/api/blobs/uploads/?digest={blob_digest}"),
         Some(&dev),
         &[],
@@ -705,25 +686,9 @@ async fn pull_and_push_are_decided_on_the_project_and_a_token_grants_only_what_w
     assert_eq!(pushed.status(), 201);
 
     // The catalog crosses projects: administrators only.
-    let catalog = call(
-        &server,
-        reqwest::Method::GET,
-        "/v2/_catalog",
-        Some(&dev),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let catalog = bodiless(&server, Method::GET, "/v2/_catalog", Some(&dev), &[]).await;
     assert_eq!(catalog.status(), 403);
-    let catalog = call(
-        &server,
-        reqwest::Method::GET,
-        "/v2/_catalog",
-        Some(&admin),
-        &[],
-        Vec::new(),
-    )
-    .await;
+    let catalog = bodiless(&server, Method::GET, "/v2/_catalog", Some(&admin), &[]).await;
     assert_eq!(catalog.status(), 200);
     let catalog: Value = catalog.json().await.expect("catalog");
     assert_eq!(catalog["repositories"], json!(["shop/api", "shop/web"]));

@@ -154,6 +154,11 @@ impl ApiError {
         &self.detail
     }
 
+    /// The offending field, if the problem names one.
+    pub fn field_name(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// The problem's machine-readable code (`invalid`, `not-found`, …).
     pub fn code(&self) -> &'static str {
         self.code

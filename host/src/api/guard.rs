@@ -422,6 +422,12 @@ mod tests {
             audit.clone(),
             providers,
         );
+        let registry = crate::domain::artifacts::Registry::open(store.clone(), &dir, 1 << 20)
+            .expect("registry");
+        let packages = crate::domain::artifacts::packages::Packages::new(
+            store.clone(),
+            registry.blob_files().clone(),
+        );
         let pipelines = crate::domain::pipelines::engine(
             &store,
             &runtime,
@@ -429,6 +435,7 @@ mod tests {
             &audit,
             &deployer,
             &clusters,
+            &packages,
             crate::domain::pipelines::engine::DEFAULT_MAX_RUN_OUTPUT_BYTES,
         );
         let state = AppState {
@@ -439,8 +446,7 @@ mod tests {
             projects: projects.clone(),
             clusters: clusters.clone(),
             pipelines,
-            registry: crate::domain::artifacts::Registry::open(store.clone(), &dir, 1 << 20)
-                .expect("registry"),
+            registry,
             market: crate::domain::market::MarketHost::new(
                 store,
                 runtime,

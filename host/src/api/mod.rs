@@ -28,14 +28,18 @@ mod kubeconfig;
 mod market_openapi;
 mod markets;
 mod namespaces;
+mod packages;
 mod pipeline_compat;
 mod pipeline_runs;
 mod pipelines;
 mod plugins;
+mod product_compat;
 mod projects;
 mod registry;
+mod retention;
 pub mod routes;
 pub mod scope;
+mod seed_envelope;
 mod trust;
 mod users;
 mod workloads;
@@ -108,6 +112,7 @@ pub struct AppState {
         (name = "environments", description = "Environments of a project, their bindings, resources and config items"),
         (name = "deployments", description = "Deployments of apps, their change orders, batches, approvals and rollbacks"),
         (name = "markets", description = "App stores (marketplace plugins), browsing their templates, and installs of multi-component apps (seed 000)"),
+        (name = "artifacts", description = "Generic packages of a project and seed 001 §5.7 (images are served under /v2/)"),
         (name = "pipelines", description = "Pipelines of an app, their runs (steps are plugins of the step world) and seed 001 §5.6"),
         (name = "gray", description = "Gray-rule dry runs: validation by a traffic provider and evaluation of sample requests"),
         (name = "deploy-configs", description = "Reusable deploy configs of an app per environment: env vars, health checks, resources, start command"),
@@ -156,6 +161,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(pipelines::routes())
         .merge(pipeline_runs::routes())
         .merge(pipeline_compat::routes())
+        .merge(packages::routes())
+        .merge(retention::routes())
+        .merge(product_compat::routes())
         .merge(workloads::routes())
         .merge(kubeconfig::routes())
         .merge(health::routes())

@@ -5,11 +5,9 @@
 //! is the project's code (as seed 000's `team` is).
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +18,7 @@ use super::error::ApiError;
 use super::extract::ApiJson;
 use super::guard::require;
 use super::pipelines::project_pipelines;
+use super::seed_envelope::{SeedPaging, answer, required, seed_time};
 use crate::auth::Caller;
 use crate::domain::pipelines::runs::{Run, StepStatus};
 use crate::domain::pipelines::{Pipeline, PipelineError};
@@ -32,32 +31,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(record_detail))
         .routes(routes!(list_pipelines))
         .routes(routes!(delete_pipeline))
-}
-
-fn ok(data: Value) -> Response {
-    axum::Json(json!({"code": "200", "data": data, "msg": ""})).into_response()
-}
-
-/// The seed's envelope for a refusal, with the HTTP status it means; the audit record
-/// gets Wharf's problem code, which the envelope has no field for.
-fn refused(error: ApiError) -> Response {
-    let status = error.status();
-    let body =
-        json!({"code": status.as_u16().to_string(), "data": Value::Null, "msg": error.detail()});
-    let mut response = (status, axum::Json(body)).into_response();
-    response
-        .extensions_mut()
-        .insert(super::error::ProblemCode(error.code()));
-    response
-}
-
-fn answer(result: Result<Value, ApiError>) -> Response {
-    result.map_or_else(refused, ok)
-}
-
-fn seed_time(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
 }
 
 fn status_name(code: u8) -> &'static str {
@@ -143,13 +116,6 @@ async fn authorized_run(
     )
     .await?;
     Ok(run)
-}
-
-fn required(value: &str, field: &str) -> Result<(), ApiError> {
-    if value.trim().is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -306,35 +272,16 @@ async fn list_pipelines(
                 &format!("project:{project}"),
             )
             .await?;
-            let number = |name: &str, default: u32| -> Result<u32, ApiError> {
-                match query(&parts, name) {
-                    None => Ok(default),
-                    Some(text) => text
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| ApiError::invalid(name, "must be a positive integer")),
-                }
-            };
-            let page_num = number("pageNum", 1)?;
-            let page_size = number("pageSize", 10)?.min(500);
+            let paging = SeedPaging::read(&parts)?;
             let found = project_pipelines(
                 &state,
                 &project,
                 query(&parts, "appGroupId").as_deref(),
                 query(&parts, "name").as_deref(),
             )?;
-            let total = found.len();
-            let list = found
-                .iter()
-                .skip(((page_num - 1) * page_size) as usize)
-                .take(page_size as usize)
-                .map(|p| Ok(pipeline_view(p, &app_id(&state, &p.project, &p.app)?)))
-                .collect::<Result<Vec<Value>, ApiError>>()?;
-            Ok(json!({
-                "list": list, "pageNum": page_num, "pageSize": page_size,
-                "size": list.len(), "total": total,
-            }))
+            paging.page(&found, |p| {
+                Ok(pipeline_view(p, &app_id(&state, &p.project, &p.app)?))
+            })
         }
         .await,
     )

@@ -231,6 +231,18 @@ pub const ROUTES: &[RouteSpec] = &[
     // Seed 001 §5.6 names pipelines and runs by id alone: `pipeline.find` is self-service,
     // and each handler finds the pipeline, then asks the authorizer for the real action
     // (`pipeline.run`, `pipeline.read`, `pipeline.delete`) on it.
+    route("GET", "/api/v1/projects/{code}/packages", "artifact.read", "project:{code}", Granted),
+    route("POST", "/api/v1/projects/{code}/packages", "artifact.push", "project:{code}", Granted),
+    route("GET", "/api/v1/projects/{code}/packages/{id}", "artifact.read", "project:{code}/package:{id}", Granted),
+    route("DELETE", "/api/v1/projects/{code}/packages/{id}", "artifact.delete", "project:{code}/package:{id}", Granted),
+    route("GET", "/api/v1/projects/{code}/packages/{id}/content", "artifact.read", "project:{code}/package:{id}", Granted),
+    route("POST", "/api/v1/projects/{code}/retention/dry-run", "artifact.read", "project:{code}", Granted),
+    route("POST", "/api/v1/projects/{code}/retention/runs", "artifact.delete", "project:{code}", Granted),
+    route("GET", "/v1/product/getPackage", "artifact.find", "system", Authenticated),
+    route("GET", "/v1/product/listPackagesPage", "artifact.find", "system", Authenticated),
+    route("GET", "/v1/product/downloadPackage", "artifact.find", "system", Authenticated),
+    route("GET", "/v1/product/getImage", "artifact.find", "system", Authenticated),
+    route("GET", "/v1/product/listImagesPage", "artifact.find", "system", Authenticated),
     route("POST", "/v1/pipelines/runPipeline", "pipeline.find", "system", Authenticated),
     route("POST", "/v1/pipelines/pausePipeline", "pipeline.find", "system", Authenticated),
     route("POST", "/v1/pipelines/retryPipelineJobRun", "pipeline.find", "system", Authenticated),

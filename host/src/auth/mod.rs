@@ -174,6 +174,31 @@ impl Identity {
         password: &str,
         source: Option<IpAddr>,
     ) -> Result<IssuedToken, AuthError> {
+        let user = self.verified_user(username, password, source).await?;
+        self.issue(&user, TokenKind::Session, None, self.session_ttl, None)
+            .await
+    }
+
+    /// Checks a username and password as [`Identity::login`] does (throttled, same timing
+    /// for unknown users) without issuing a token: for clients that send credentials with
+    /// every request, such as registry clients with basic auth.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, AuthError> {
+        let user = self.verified_user(username, password, source).await?;
+        Ok(caller_from(user, "password", None))
+    }
+
+    /// The active user a username and password name; throttled per username and source.
+    async fn verified_user(
+        &self,
+        username: &str,
+        password: &str,
+        source: Option<IpAddr>,
+    ) -> Result<User, AuthError> {
         let attempt = self.throttle.begin(username, source)?;
         let user = self.user_by_name(username)?;
         // Verify against a dummy hash for unknown users so timing does not reveal which
@@ -186,41 +211,9 @@ impl Identity {
         match user {
             Some(user) if ok && user.status == UserStatus::Active => {
                 self.throttle.succeeded(attempt);
-                self.issue(&user, TokenKind::Session, None, self.session_ttl, None)
-                    .await
+                Ok(user)
             }
             // The attempt stays counted.
-            _ => Err(AuthError::InvalidCredentials),
-        }
-    }
-
-    /// Checks a username and password as [`Identity::login`] does (throttled, same timing
-    /// for unknown users) without issuing a token: for clients that send credentials with
-    /// every request, such as registry clients with basic auth.
-    pub async fn check_password(
-        &self,
-        username: &str,
-        password: &str,
-        source: Option<IpAddr>,
-    ) -> Result<Caller, AuthError> {
-        let attempt = self.throttle.begin(username, source)?;
-        let user = self.user_by_name(username)?;
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| password::DUMMY_HASH.to_owned());
-        let ok = blocking_verify(password.to_owned(), hash).await?;
-        match user {
-            Some(user) if ok && user.status == UserStatus::Active => {
-                self.throttle.succeeded(attempt);
-                Ok(Caller {
-                    user_id: user.id,
-                    username: user.username,
-                    is_admin: user.is_admin,
-                    token_id: "password".to_owned(),
-                    scope: None,
-                })
-            }
             _ => Err(AuthError::InvalidCredentials),
         }
     }
@@ -228,17 +221,32 @@ impl Identity {
     /// The caller an already verified credential (a registry token) names, while the user
     /// stays active.
     pub fn caller_of(&self, user_id: &str, token_id: &str) -> Result<Caller, AuthError> {
+        self.active_caller(user_id, token_id, None)
+    }
+
+    /// The caller behind a verified credential of `user_id`, refused once the user is
+    /// gone or no longer active.
+    fn active_caller(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        scope: Option<Vec<String>>,
+    ) -> Result<Caller, AuthError> {
         let user = self.user(user_id).map_err(|_| AuthError::InvalidToken)?;
         if user.status != UserStatus::Active {
             return Err(AuthError::InvalidToken);
         }
-        Ok(Caller {
-            user_id: user.id,
-            username: user.username,
-            is_admin: user.is_admin,
-            token_id: token_id.to_owned(),
-            scope: None,
-        })
+        Ok(caller_from(user, token_id, scope))
+    }
+}
+
+fn caller_from(user: User, token_id: &str, scope: Option<Vec<String>>) -> Caller {
+    Caller {
+        user_id: user.id,
+        username: user.username,
+        is_admin: user.is_admin,
+        token_id: token_id.to_owned(),
+        scope,
     }
 }
 

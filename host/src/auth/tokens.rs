@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::users::{User, UserStatus};
+use super::users::User;
 use super::{AuthError, Caller, Identity, invalid, now, random_secret, scope_covers};
 use crate::store::Store;
 
@@ -161,19 +161,7 @@ impl Identity {
             self.store.delete(&index_key(&record.user_id, &record.id))?;
             return Err(AuthError::InvalidToken);
         }
-        let user = self
-            .user(&record.user_id)
-            .map_err(|_| AuthError::InvalidToken)?;
-        if user.status != UserStatus::Active {
-            return Err(AuthError::InvalidToken);
-        }
-        Ok(Caller {
-            user_id: user.id,
-            username: user.username,
-            is_admin: user.is_admin,
-            token_id: record.id,
-            scope: record.scope,
-        })
+        self.active_caller(&record.user_id, &record.id, record.scope)
     }
 
     /// Revokes one of a user's tokens.

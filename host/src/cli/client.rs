@@ -124,13 +124,32 @@ impl Client {
     /// Opens a long-lived GET (server-sent events): the response with its body unread.
     /// No overall timeout: the stream lasts as long as the server keeps it open.
     pub async fn open_stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        self.open(reqwest::Method::GET, path, Some("text/event-stream"), None)
+            .await
+    }
+
+    /// Sends a request whose body or answer may take long (a file upload or download)
+    /// and returns a 2xx response with its body unread. Only connecting is bounded in time.
+    pub async fn open(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        accept: Option<&str>,
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ClientError::Unexpected(e.to_string()))?;
-        let mut request = http
-            .get(format!("{}{path}", self.server))
-            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let mut request = http.request(method, format!("{}{path}", self.server));
+        if let Some(accept) = accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -10,8 +10,10 @@ mod deploy_config;
 mod deployment;
 mod env;
 mod gray;
+mod image;
 mod market;
 mod market_progress;
+mod package;
 mod pipeline;
 mod pipeline_watch;
 mod plugin;
@@ -244,6 +246,21 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Images of a project in the registry: list, retention.
+    Image {
+        #[command(subcommand)]
+        command: image::ImageCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Generic packages of a project (jar, war, zip, tar.gz, rpm): upload, list,
+    /// download, delete.
+    Package {
+        #[command(subcommand)]
+        command: package::PackageCommand,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Kubernetes Services of a deployment.
     Service {
         #[command(subcommand)]
@@ -342,6 +359,10 @@ struct ServeArgs {
     /// Gibibytes one blob pushed to the registry (`/v2/`) may hold.
     #[arg(long, env = "WHARF_REGISTRY_MAX_BLOB_GIB", default_value_t = 64)]
     registry_max_blob_gib: u64,
+    /// Minutes between image retention runs over every project, as the artifact policy
+    /// decides (0: only when asked, `POST …/retention/runs`).
+    #[arg(long, env = "WHARF_IMAGE_RETENTION_MINUTES", default_value_t = 60)]
+    image_retention_minutes: u64,
 }
 
 /// A listen address, or `off` for none.
@@ -404,6 +425,8 @@ impl ServeArgs {
                 * 1024
                 * 1024,
             registry_max_blob_bytes: self.registry_max_blob_gib.clamp(1, 4096) << 30,
+            image_retention_interval: (self.image_retention_minutes > 0)
+                .then(|| Duration::from_secs(self.image_retention_minutes.min(525_600) * 60)),
         }
     }
 }
@@ -470,6 +493,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Gray { command, remote } => gray::run(command, &remote).await,
         Command::Market { command, remote } => market::run(command, &remote).await,
         Command::Pipeline { command, remote } => pipeline::run(command, &remote).await,
+        Command::Package { command, remote } => package::run(command, &remote).await,
+        Command::Image { command, remote } => image::run(command, &remote).await,
         Command::Deployment { command, remote } => deployment::run(command, &remote).await,
         Command::Project { command, remote } => project::run_project(command, &remote).await,
         Command::Group { command, remote } => project::run_group(command, &remote).await,

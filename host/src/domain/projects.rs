@@ -55,14 +55,18 @@ fn key(code: &str) -> String {
 }
 
 /// What a project owns, by key prefix; a project that owns anything cannot be deleted.
-fn owned_prefixes(code: &str) -> [(&'static str, String); 2] {
+fn owned_prefixes(code: &str) -> [(&'static str, String); 3] {
     [
         ("apps", format!("{}/", Store::key(&["apps", code]))),
         ("environments", format!("{}/", Store::key(&["envs", code]))),
+        (
+            "packages",
+            crate::domain::artifacts::packages::project_prefix(code),
+        ),
     ]
 }
 
-/// The counts of what a project owns (`apps`, `environments`), for batches that add or
+/// The counts of what a project owns (`apps`, `environments`, `packages`), for batches that add or
 /// remove such a child: see [`super::dependents`].
 pub(crate) fn dependents(store: &Store, code: &str) -> Result<Dependents, StoreError> {
     Dependents::read(store, &format!("project:{code}"), &owned_prefixes(code))
@@ -199,7 +203,7 @@ impl Projects {
         project.ok_or_else(|| ProjectError::NotFound(code.to_owned()))
     }
 
-    /// Deletes a project that owns no apps and no environments.
+    /// Deletes a project that owns no apps, environments or packages.
     pub async fn delete(&self, code: &str) -> Result<Project, ProjectError> {
         loop {
             let read = self.store.get_raw(&key(code))?;
@@ -208,10 +212,10 @@ impl Projects {
             if let Some((what, count)) = owned.any() {
                 return Err(ProjectError::NotEmpty {
                     code: code.to_owned(),
-                    what: if what == "apps" {
-                        "apps"
-                    } else {
-                        "environments"
+                    what: match what {
+                        "apps" => "apps",
+                        "packages" => "packages",
+                        _ => "environments",
                     },
                     count: count as usize,
                 });

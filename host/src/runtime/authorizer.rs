@@ -132,12 +132,17 @@ impl Runtime {
 
     /// The enabled authorizer, if any.
     pub fn authorizer(&self) -> Option<Arc<ActivePlugin>> {
+        self.serving(World::Authorizer)
+    }
+
+    /// The enabled plugin of a world one plugin serves at a time, if any.
+    pub fn serving(&self, world: World) -> Option<Arc<ActivePlugin>> {
         self.inner
             .active
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .find(|p| p.world() == World::Authorizer)
+            .find(|p| p.world() == world)
             .cloned()
     }
 

@@ -565,8 +565,9 @@ impl Runtime {
                 return Err(error);
             }
         };
-        if plugin.world() == super::World::Authorizer {
-            self.retire_other_authorizers(id, actor).await?;
+        if plugin.world().serves_alone() {
+            self.retire_others_serving(plugin.world(), id, actor)
+                .await?;
         }
         record.status = PluginStatus::Enabled;
         record.approved_grants = Some(grants);
@@ -578,15 +579,21 @@ impl Runtime {
         Ok(self.view(&record))
     }
 
-    /// One authorizer serves at a time: enabling one disables the others, recorded on each.
-    async fn retire_other_authorizers(&self, id: &str, actor: &str) -> Result<(), LifecycleError> {
+    /// One plugin of a [`super::World::serves_alone`] world serves at a time: enabling one
+    /// disables the others, recorded on each.
+    async fn retire_others_serving(
+        &self,
+        world: super::World,
+        id: &str,
+        actor: &str,
+    ) -> Result<(), LifecycleError> {
         let others: Vec<String> = self
             .inner
             .active
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(other, p)| other.as_str() != id && p.world() == super::World::Authorizer)
+            .filter(|(other, p)| other.as_str() != id && p.world() == world)
             .map(|(other, _)| other.clone())
             .collect();
         for other in others {
@@ -594,7 +601,7 @@ impl Runtime {
             let Some(mut record) = self.inner.registry.get(&other)? else {
                 continue;
             };
-            let reason = format!("replaced by authorizer `{id}`");
+            let reason = format!("replaced by {} `{id}`", world.role());
             record.status = PluginStatus::Disabled;
             record.disabled_reason = Some(reason.clone());
             record.push_event("disabled", actor, reason.clone());
@@ -894,8 +901,8 @@ impl Runtime {
         let Some(mut record) = self.inner.registry.get(&manifest.id)? else {
             self.install_locked(upload(), Source::Bundled, "wharf")
                 .await?;
-            // A second bundled authorizer stays installed, ready to swap in.
-            let enable = manifest.world != super::World::Authorizer || self.authorizer().is_none();
+            // A second bundled authorizer (or policy) stays installed, ready to swap in.
+            let enable = !manifest.world.serves_alone() || self.serving(manifest.world).is_none();
             let mut actions = vec!["plugin.install"];
             if enable {
                 self.enable_locked(&manifest.id, None, "wharf").await?;

@@ -40,6 +40,21 @@ impl World {
     pub fn parse(s: &str) -> Option<World> {
         World::ALL.into_iter().find(|w| w.as_str() == s)
     }
+
+    /// Worlds one plugin serves at a time (the authorizer, the artifact policy): enabling
+    /// one disables the others. What "the authorizer" or "the policy" is must never be
+    /// ambiguous.
+    pub fn serves_alone(self) -> bool {
+        matches!(self, World::Authorizer | World::ArtifactPolicy)
+    }
+
+    /// The role's name in messages (`replaced by authorizer `x``).
+    pub fn role(self) -> &'static str {
+        match self {
+            World::ArtifactPolicy => "artifact policy",
+            other => other.as_str(),
+        }
+    }
 }
 
 impl std::fmt::Display for World {

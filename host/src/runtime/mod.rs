@@ -25,6 +25,7 @@ pub mod limits;
 mod log;
 pub mod manifest;
 pub mod platform;
+pub mod policy;
 pub mod registry;
 pub mod router;
 mod state;

@@ -119,6 +119,7 @@ pub fn functions(world: World) -> &'static [&'static str] {
         World::ArtifactPolicy => &[
             "meta.info",
             "policy.check-push",
+            "policy.check-delete",
             "policy.select-for-deletion",
         ],
     }
@@ -180,10 +181,13 @@ pub enum Invocation {
     PolicyCheckPush(
         artifact_policy::exports::wharf::plugin::policy::Artifact,
         Option<artifact_policy::exports::wharf::plugin::policy::Artifact>,
+        artifact_policy::exports::wharf::plugin::policy::Usage,
     ),
+    PolicyCheckDelete(artifact_policy::exports::wharf::plugin::policy::Artifact),
     PolicySelect(
         String,
         Vec<artifact_policy::exports::wharf::plugin::policy::Artifact>,
+        String,
     ),
 }
 
@@ -317,11 +321,30 @@ impl From<ArtifactInput> for artifact_policy::exports::wharf::plugin::policy::Ar
     }
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UsageInput {
+    #[serde(default)]
+    project: String,
+    #[serde(default)]
+    bytes: u64,
+    #[serde(default)]
+    tags: u32,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CheckPushInput {
     candidate: ArtifactInput,
     existing: Option<ArtifactInput>,
+    #[serde(default)]
+    usage: UsageInput,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CheckDeleteInput {
+    target: ArtifactInput,
 }
 
 #[derive(Deserialize)]
@@ -329,6 +352,8 @@ struct CheckPushInput {
 struct SelectInput {
     repository: String,
     artifacts: Vec<ArtifactInput>,
+    /// RFC 3339; the host's clock when not given.
+    now: Option<String>,
 }
 
 fn json_text(value: &Value) -> String {
@@ -347,7 +372,7 @@ impl Invocation {
         input: &Value,
         caller: authorizer::exports::wharf::plugin::authorize::Subject,
     ) -> Result<Invocation, InvokeError> {
-        use artifact_policy::exports::wharf::plugin::policy::Artifact;
+        use artifact_policy::exports::wharf::plugin::policy::{Artifact, Usage};
         use authorizer::exports::wharf::plugin::authorize::Request;
         Ok(match function {
             "meta.info" => Invocation::MetaInfo,
@@ -445,13 +470,28 @@ impl Invocation {
                 Invocation::PolicyCheckPush(
                     input.candidate.into(),
                     input.existing.map(Artifact::from),
+                    Usage {
+                        project: input.usage.project,
+                        bytes: input.usage.bytes,
+                        tags: input.usage.tags,
+                    },
                 )
+            }
+            "policy.check-delete" => {
+                let input: CheckDeleteInput = parse(input)?;
+                Invocation::PolicyCheckDelete(input.target.into())
             }
             "policy.select-for-deletion" => {
                 let input: SelectInput = parse(input)?;
+                let now = input.now.unwrap_or_else(|| {
+                    time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                });
                 Invocation::PolicySelect(
                     input.repository,
                     input.artifacts.into_iter().map(Artifact::from).collect(),
+                    now,
                 )
             }
             other => {
@@ -616,27 +656,33 @@ impl Invocation {
                     Err(e) => json!({"error": router::error_json(&e)}),
                 })
             }
-            (Invocation::PolicyCheckPush(candidate, existing), WorldPre::ArtifactPolicy(p)) => {
-                use artifact_policy::exports::wharf::plugin::policy::Verdict;
+            (
+                Invocation::PolicyCheckPush(candidate, existing, usage),
+                WorldPre::ArtifactPolicy(p),
+            ) => {
                 let i = p.instantiate_async(&mut *store).await?;
                 let result = i
                     .wharf_plugin_policy()
-                    .call_check_push(&mut *store, &candidate, existing.as_ref())
+                    .call_check_push(&mut *store, &candidate, existing.as_ref(), &usage)
                     .await?;
-                Ok(match result {
-                    Ok(Verdict::Accept) => json!({"accept": true}),
-                    Ok(Verdict::Reject(reason)) => json!({"accept": false, "reason": reason}),
-                    Err(e) => policy_error(e),
-                })
+                Ok(verdict_json(result))
             }
-            (Invocation::PolicySelect(repository, artifacts), WorldPre::ArtifactPolicy(p)) => {
+            (Invocation::PolicyCheckDelete(target), WorldPre::ArtifactPolicy(p)) => {
                 let i = p.instantiate_async(&mut *store).await?;
                 let result = i
                     .wharf_plugin_policy()
-                    .call_select_for_deletion(&mut *store, &repository, &artifacts)
+                    .call_check_delete(&mut *store, &target)
+                    .await?;
+                Ok(verdict_json(result))
+            }
+            (Invocation::PolicySelect(repository, artifacts, now), WorldPre::ArtifactPolicy(p)) => {
+                let i = p.instantiate_async(&mut *store).await?;
+                let result = i
+                    .wharf_plugin_policy()
+                    .call_select_for_deletion(&mut *store, &repository, &artifacts, &now)
                     .await?;
                 Ok(match result {
-                    Ok(digests) => json!({"delete": digests}),
+                    Ok(tags) => json!({"delete": tags}),
                     Err(e) => policy_error(e),
                 })
             }
@@ -667,6 +713,20 @@ pub fn authorize_error(e: &authorizer::exports::wharf::plugin::authorize::Author
         E::Unavailable(m) => ("unavailable", m),
     };
     json!({"kind": kind, "message": message})
+}
+
+fn verdict_json(
+    result: Result<
+        artifact_policy::exports::wharf::plugin::policy::Verdict,
+        artifact_policy::exports::wharf::plugin::policy::PolicyError,
+    >,
+) -> Value {
+    use artifact_policy::exports::wharf::plugin::policy::Verdict;
+    match result {
+        Ok(Verdict::Accept) => json!({"accept": true}),
+        Ok(Verdict::Reject(reason)) => json!({"accept": false, "reason": reason}),
+        Err(e) => policy_error(e),
+    }
 }
 
 fn policy_error(e: artifact_policy::exports::wharf::plugin::policy::PolicyError) -> Value {

@@ -149,6 +149,9 @@ pub const SELF_SERVICE: &[&str] = &[
     // Seed 001's pipeline routes name a pipeline or run by id only; the host finds it and
     // then asks for the real action (`pipeline.run`, `pipeline.read`, …) on the pipeline.
     "pipeline.find",
+    // Likewise seed 001's artifact routes (`getPackage`, `listImagesPage`, …): the host
+    // finds the package or project and asks for `artifact.read` on it.
+    "artifact.find",
 ];
 
 /// Resource names a custom role's action pattern may name (`*` is always allowed).

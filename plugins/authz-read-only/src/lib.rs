@@ -21,6 +21,7 @@ const SELF_SERVICE: &[&str] = &[
     "permission.grant",
     "authz.check",
     "pipeline.find",
+    "artifact.find",
 ];
 
 /// Verbs that only observe.

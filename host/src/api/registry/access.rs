@@ -67,13 +67,19 @@ pub struct Principal {
 /// The `service` registry clients echo back to the token endpoint.
 pub const SERVICE: &str = "wharf";
 
-/// The challenge of a 401: where to get a token, and for what.
-pub fn challenge(headers: &HeaderMap, scope: Option<String>) -> String {
-    let host = headers
+/// The host (and port) the client reached this registry at: what image references
+/// pulled from it start with.
+pub fn registry_host(headers: &HeaderMap) -> &str {
+    headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
-        .unwrap_or("localhost");
+        .unwrap_or("localhost")
+}
+
+/// The challenge of a 401: where to get a token, and for what.
+pub fn challenge(headers: &HeaderMap, scope: Option<String>) -> String {
+    let host = registry_host(headers);
     let scheme = match headers
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())

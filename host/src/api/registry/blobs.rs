@@ -9,21 +9,13 @@ use serde_json::json;
 
 use super::access::{self, RepoAction};
 use super::errors::RegistryReply;
-use super::{Call, audited};
+use super::{Call, audited, header_value, target};
 use crate::api::AppState;
 use crate::domain::artifacts::registry::UploadState;
 use crate::domain::artifacts::{Digest, Repository};
 
 fn digest_param(text: &str) -> Result<Digest, RegistryReply> {
     Digest::parse(text).map_err(|e| crate::domain::artifacts::RegistryError::from(e).into())
-}
-
-fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn target(repo: &Repository) -> String {
-    format!("project:{}/repository:{}", repo.project(), repo)
 }
 
 /// A `Range: bytes=<start>-[<end>]` of a blob of `size` bytes, as (start, len).

@@ -87,6 +87,8 @@ impl From<RegistryError> for RegistryReply {
             | RegistryError::ManifestUnknown(_) => StatusCode::NOT_FOUND,
             RegistryError::SizeInvalid(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RegistryError::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+            RegistryError::Denied(_) => StatusCode::FORBIDDEN,
+            RegistryError::PolicyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             RegistryError::Store(StoreError::Corrupt { .. })
             | RegistryError::Store(_)
             | RegistryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,

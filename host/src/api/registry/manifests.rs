@@ -9,21 +9,13 @@ use serde_json::json;
 
 use super::access::{self, RepoAction};
 use super::errors::RegistryReply;
-use super::{Call, audited};
+use super::{Call, audited, gate, header_value, target};
 use crate::api::AppState;
 use crate::domain::artifacts::manifests::{MAX_MANIFEST_BYTES, OCI_INDEX};
 use crate::domain::artifacts::{Digest, Reference, RegistryError, Repository};
 
 /// The most entries one page of tags or repositories holds.
 const MAX_PAGE: usize = 1000;
-
-fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn target(repo: &Repository) -> String {
-    format!("project:{}/repository:{}", repo.project(), repo)
-}
 
 /// `n` and `last` of a paged list.
 fn paging(call: &Call) -> Result<(usize, Option<String>), RegistryReply> {
@@ -120,6 +112,7 @@ pub async fn put(
                     bytes.into(),
                     content_type.as_deref(),
                     &principal.caller.username,
+                    &gate(state),
                 )
                 .await?;
             let after =
@@ -162,7 +155,10 @@ pub async fn delete(
         &target(repo),
         &call.origin(),
         async {
-            state.registry.delete_manifest(repo, &reference)?;
+            state
+                .registry
+                .delete_manifest(repo, &reference, &gate(state))
+                .await?;
             Ok(((), json!({"repository": repo.as_str(), "deleted": named})))
         },
     )

@@ -12,7 +12,7 @@
 //! spec's errors and challenge rather than problem+json; they authenticate, authorize
 //! through the authorizer plugin and audit (write-ahead) here instead.
 
-mod access;
+pub(super) mod access;
 mod blobs;
 mod errors;
 mod manifests;
@@ -39,6 +39,24 @@ pub fn routes() -> Router<AppState> {
         .route("/v2", any(version_check))
         .route("/v2/", any(version_check))
         .route("/v2/{*path}", any(dispatch))
+}
+
+/// A header value from text the registry made itself (digests, locations, ranges).
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The serving artifact policy, as pushes and deletes consult it.
+fn gate(state: &AppState) -> crate::domain::artifacts::policy::PolicyGate {
+    crate::domain::artifacts::policy::PolicyGate {
+        runtime: state.runtime.clone(),
+        registry: state.registry.clone(),
+    }
+}
+
+/// The authorizer's target for a repository.
+fn target(repo: &Repository) -> String {
+    format!("project:{}/repository:{}", repo.project(), repo)
 }
 
 /// What a request needs besides its path and body: method, headers, query, source.

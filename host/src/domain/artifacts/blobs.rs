@@ -58,7 +58,7 @@ impl Digest {
         &self.0
     }
 
-    fn hex(&self) -> &str {
+    pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]
     }
 }
@@ -149,8 +149,10 @@ impl BlobFiles {
         digest: &Digest,
         start: u64,
         len: u64,
-    ) -> Result<Option<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static>, BlobError>
-    {
+    ) -> Result<
+        Option<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static + use<>>,
+        BlobError,
+    > {
         let mut file = match tokio::fs::File::open(self.blob_path(digest)).await {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -300,20 +302,88 @@ impl BlobFiles {
                 actual,
             });
         }
+        self.place(&staged, digest).await?;
+        Ok(size)
+    }
+
+    /// Moves a whole, synced file into place as the blob `digest`, or drops it when the
+    /// blob is already stored.
+    async fn place(&self, staged: &Path, digest: &Digest) -> Result<(), BlobError> {
         let target = self.blob_path(digest);
         if tokio::fs::try_exists(&target).await? {
-            tokio::fs::remove_file(&staged).await?;
-            return Ok(size);
+            tokio::fs::remove_file(staged).await?;
+            return Ok(());
         }
         let parent = target
             .parent()
             .map(Path::to_owned)
             .unwrap_or_else(|| self.root.clone());
         tokio::fs::create_dir_all(&parent).await?;
-        tokio::fs::rename(&staged, &target).await?;
+        tokio::fs::rename(staged, &target).await?;
         // The rename is durable only once the directory holding it is.
         tokio::fs::File::open(&parent).await?.sync_all().await?;
-        Ok(size)
+        Ok(())
+    }
+
+    /// Stores a whole body sent in one request, hashing it as it arrives (its file is
+    /// known to this call alone, so nothing else can write to it), and returns its digest
+    /// and size. With `expected`, a body of another digest is refused and nothing kept.
+    pub async fn store_stream<S, E>(
+        &self,
+        body: S,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let staged = self
+            .root
+            .join("uploads")
+            .join(format!("{}.whole", uuid::Uuid::new_v4()));
+        let written = self.write_hashed(&staged, body).await;
+        let (actual, size) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                tokio::fs::remove_file(&staged).await.ok();
+                return Err(e);
+            }
+        };
+        if let Some(expected) = expected
+            && expected != &actual
+        {
+            tokio::fs::remove_file(&staged).await?;
+            return Err(BlobError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        self.place(&staged, &actual).await?;
+        Ok((actual, size))
+    }
+
+    async fn write_hashed<S, E>(&self, path: &Path, body: S) -> Result<(Digest, u64), BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let mut file = tokio::fs::File::create_new(path).await?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > self.max_blob_bytes {
+                return Err(BlobError::TooLarge {
+                    limit: self.max_blob_bytes,
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await?;
+        Ok((Digest::from_hasher(hasher), size))
     }
 
     /// Drops an upload and what it holds.

@@ -1,4 +1,4 @@
-//! The artifact store: OCI images served under `/v2/`.
+//! The artifact store: OCI images served under `/v2/` and generic packages.
 //!
 //! - `blobs`: content-addressed blob files and resumable upload files on disk; bytes stream
 //!   through them and never pass through WebAssembly.
@@ -7,11 +7,17 @@
 //! - `registry`: what the store keeps about repositories — uploads in progress, blobs
 //!   linked into a repository, manifests, tags, referrers — and the operations of the
 //!   distribution spec on them.
+//! - `packages`: generic packages (jar, war, zip, tar.gz, rpm) and their records.
+//! - `policy`: the artifact-policy plugin as pushes and deletes consult it.
+//! - `retention`: retention runs (dry or real) that the policy plugin decides.
 
 pub mod blobs;
 pub mod manifests;
 pub mod names;
+pub mod packages;
+pub mod policy;
 pub mod registry;
+pub mod retention;
 
 pub use blobs::{BlobError, BlobFiles, Digest, UploadId};
 pub use names::{Reference, Repository};
@@ -50,6 +56,12 @@ pub enum RegistryError {
     ManifestBlobUnknown(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The artifact policy refused (403 `DENIED`).
+    #[error("{0}")]
+    Denied(String),
+    /// The artifact policy could not answer, so nothing was changed (503).
+    #[error("{0}")]
+    PolicyUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("blob storage: {0}")]
@@ -74,6 +86,8 @@ impl RegistryError {
             RegistryError::ManifestInvalid(_) => "MANIFEST_INVALID",
             RegistryError::ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
             RegistryError::Unsupported(_) => "UNSUPPORTED",
+            RegistryError::Denied(_) => "DENIED",
+            RegistryError::PolicyUnavailable(_) => "UNAVAILABLE",
             RegistryError::Store(_) | RegistryError::Io(_) => "UNKNOWN",
         }
     }

@@ -21,6 +21,7 @@ use super::RegistryError;
 use super::blobs::{BlobFiles, Digest, UploadId};
 use super::manifests::{self, MAX_MANIFEST_BYTES};
 use super::names::{Reference, Repository};
+use super::policy::{Gate, PushCandidate};
 use crate::store::{Batch, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +72,18 @@ struct TagRecord {
     digest: String,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+/// A tag and the manifest it points to, as the registry views list images.
+#[derive(Debug, Clone)]
+pub struct TaggedImage {
+    pub repository: String,
+    pub tag: String,
+    pub manifest: ManifestRecord,
+    /// The manifest and the blobs it lists, in bytes.
+    pub size: u64,
+    /// When the tag last moved.
+    pub tagged_at: OffsetDateTime,
 }
 
 /// A referrer as the referrers API lists it.
@@ -135,6 +148,11 @@ impl Registry {
     ) -> Result<Registry, RegistryError> {
         let files = BlobFiles::open(&data_dir.join("blobs"), max_blob_bytes)?;
         Ok(Registry::new(store, files))
+    }
+
+    /// The blob files, which generic packages share.
+    pub fn blob_files(&self) -> &BlobFiles {
+        &self.files
     }
 
     fn repository_batch(&self, repo: &Repository, batch: Batch) -> Result<Batch, RegistryError> {
@@ -328,13 +346,16 @@ impl Registry {
     }
 
     /// Stores a manifest under `reference` (a tag, or the digest it must have); its digest.
-    pub async fn put_manifest(
+    /// A tag moves only if `gate` allows it, and only if nobody moved it since `gate` was
+    /// asked (else it is asked again about the new state).
+    pub async fn put_manifest<G: Gate>(
         &self,
         repo: &Repository,
         reference: &Reference,
         bytes: Bytes,
         content_type: Option<&str>,
         user: &str,
+        gate: &G,
     ) -> Result<(Digest, Option<String>), RegistryError> {
         let parsed = manifests::parse(&bytes, content_type)?;
         let digest = Digest::of(&bytes);
@@ -345,9 +366,11 @@ impl Registry {
                 "the manifest's digest is {digest}, not {named}"
             )));
         }
+        let mut size = bytes.len() as u64;
         for blob in &parsed.blobs {
-            if self.blob_size(repo, blob).await?.is_none() {
-                return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
+            match self.blob_size(repo, blob).await? {
+                Some(blob_size) => size += blob_size,
+                None => return Err(RegistryError::ManifestBlobUnknown(blob.to_string())),
             }
         }
         for manifest in &parsed.manifests {
@@ -355,7 +378,6 @@ impl Registry {
                 return Err(RegistryError::ManifestBlobUnknown(manifest.to_string()));
             }
         }
-        self.files.put(&bytes).await?;
         let repo_key = repo.key_segment();
         let record = ManifestRecord {
             digest: digest.to_string(),
@@ -368,31 +390,98 @@ impl Registry {
             pushed_by: user.to_owned(),
             pushed_at: now(),
         };
-        let mut batch =
-            Batch::new().put_json(&key(&["manifests", &repo_key, digest.as_str()]), &record)?;
-        if let Reference::Tag(tag) = reference {
-            batch = batch.put_json(
-                &key(&["tags", &repo_key, tag]),
-                &TagRecord {
+        let mut written = false;
+        loop {
+            let mut batch =
+                Batch::new().put_json(&key(&["manifests", &repo_key, digest.as_str()]), &record)?;
+            if let Reference::Tag(tag) = reference {
+                let tag_key = key(&["tags", &repo_key, tag]);
+                let read = self.store.get_raw(&tag_key)?;
+                let existing = self.tagged(repo, tag, read.as_deref())?;
+                let candidate = PushCandidate {
+                    repository: repo.to_string(),
+                    tag: tag.clone(),
                     digest: digest.to_string(),
-                    updated_at: now(),
-                },
-            )?;
-        }
-        if let Some(subject) = &parsed.subject {
-            batch = batch.put_json(
-                &key(&["referrers", &repo_key, subject.as_str(), digest.as_str()]),
-                &Referrer {
                     media_type: record.media_type.clone(),
-                    digest: digest.to_string(),
-                    size: record.size,
-                    artifact_type: record.artifact_type.clone(),
-                    annotations: parsed.annotations.clone(),
-                },
-            )?;
+                    size,
+                    existing,
+                };
+                gate.allow_push(&candidate).await?;
+                batch = batch.unchanged(&tag_key, read).put_json(
+                    &tag_key,
+                    &TagRecord {
+                        digest: digest.to_string(),
+                        updated_at: now(),
+                    },
+                )?;
+            }
+            if !written {
+                self.files.put(&bytes).await?;
+                written = true;
+            }
+            if let Some(subject) = &parsed.subject {
+                batch = batch.put_json(
+                    &key(&["referrers", &repo_key, subject.as_str(), digest.as_str()]),
+                    &Referrer {
+                        media_type: record.media_type.clone(),
+                        digest: digest.to_string(),
+                        size: record.size,
+                        artifact_type: record.artifact_type.clone(),
+                        annotations: parsed.annotations.clone(),
+                    },
+                )?;
+            }
+            let batch = self.repository_batch(repo, batch)?;
+            if self.store.apply(&batch)?.is_ok() {
+                break;
+            }
         }
-        self.apply(self.repository_batch(repo, batch)?)?;
         Ok((digest, record.subject))
+    }
+
+    /// The image a tag record (as read) points to, if the tag exists.
+    fn tagged(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        read: Option<&[u8]>,
+    ) -> Result<Option<TaggedImage>, RegistryError> {
+        let Some(bytes) = read else {
+            return Ok(None);
+        };
+        let pointed: TagRecord =
+            serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+                key: key(&["tags", &repo.key_segment(), tag]),
+                reason: e.to_string(),
+            })?;
+        self.image(repo, tag, pointed)
+    }
+
+    /// A tag with its manifest and size; `None` when the manifest is gone.
+    fn image(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        pointed: TagRecord,
+    ) -> Result<Option<TaggedImage>, RegistryError> {
+        let digest = Digest::parse(&pointed.digest)?;
+        let Some(manifest) = self.manifest_record(repo, &digest)? else {
+            return Ok(None);
+        };
+        let mut size = manifest.size;
+        for blob in &manifest.blobs {
+            let link: Option<BlobLink> =
+                self.store
+                    .get_json(&key(&["links", &repo.key_segment(), blob]))?;
+            size += link.map_or(0, |l| l.size);
+        }
+        Ok(Some(TaggedImage {
+            repository: repo.to_string(),
+            tag: tag.to_owned(),
+            manifest,
+            size,
+            tagged_at: pointed.updated_at,
+        }))
     }
 
     fn manifest_record(
@@ -460,37 +549,81 @@ impl Registry {
         })
     }
 
-    /// Deletes a manifest by digest (with every tag pointing to it) or one tag.
-    pub fn delete_manifest(
+    /// Deletes a manifest by digest (with every tag pointing to it) or one tag, each tag
+    /// only if `gate` allows it and nobody moved it since.
+    pub async fn delete_manifest<G: Gate>(
         &self,
         repo: &Repository,
         reference: &Reference,
+        gate: &G,
     ) -> Result<(), RegistryError> {
         let repo_key = repo.key_segment();
-        match reference {
-            Reference::Tag(tag) => {
-                if !self.store.delete(&key(&["tags", &repo_key, tag]))? {
-                    return Err(RegistryError::ManifestUnknown(tag.clone()));
+        loop {
+            let mut batch = Batch::new();
+            match reference {
+                Reference::Tag(tag) => {
+                    let tag_key = key(&["tags", &repo_key, tag]);
+                    let read = self.store.get_raw(&tag_key)?;
+                    if read.is_none() {
+                        return Err(RegistryError::ManifestUnknown(tag.clone()));
+                    }
+                    if let Some(image) = self.tagged(repo, tag, read.as_deref())? {
+                        gate.allow_delete(&image).await?;
+                    }
+                    batch = batch.unchanged(&tag_key, read).delete(&tag_key);
                 }
-                Ok(())
-            }
-            Reference::Digest(digest) => {
-                let record = self
-                    .manifest_record(repo, digest)?
-                    .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
-                let mut batch =
-                    Batch::new().delete(&key(&["manifests", &repo_key, digest.as_str()]));
-                for (tag, pointed) in self.tag_records(repo)? {
-                    if pointed.digest == record.digest {
-                        batch = batch.delete(&key(&["tags", &repo_key, &tag]));
+                Reference::Digest(digest) => {
+                    let record = self
+                        .manifest_record(repo, digest)?
+                        .ok_or_else(|| RegistryError::ManifestUnknown(digest.to_string()))?;
+                    batch = batch.delete(&key(&["manifests", &repo_key, digest.as_str()]));
+                    for (tag, pointed) in self.tag_records(repo)? {
+                        if pointed.digest != record.digest {
+                            continue;
+                        }
+                        let tag_key = key(&["tags", &repo_key, &tag]);
+                        let read = self.store.get_raw(&tag_key)?;
+                        // A tag moved since the listing is not this manifest's any more.
+                        let Some(image) = self
+                            .tagged(repo, &tag, read.as_deref())?
+                            .filter(|image| image.manifest.digest == record.digest)
+                        else {
+                            continue;
+                        };
+                        gate.allow_delete(&image).await?;
+                        batch = batch.unchanged(&tag_key, read).delete(&tag_key);
+                    }
+                    if let Some(subject) = &record.subject {
+                        batch =
+                            batch.delete(&key(&["referrers", &repo_key, subject, digest.as_str()]));
                     }
                 }
-                if let Some(subject) = &record.subject {
-                    batch = batch.delete(&key(&["referrers", &repo_key, subject, digest.as_str()]));
-                }
-                self.apply(batch)
+            }
+            if self.store.apply(&batch)?.is_ok() {
+                return Ok(());
             }
         }
+    }
+
+    /// Deletes `tag` if it still points to `digest`; whether it did.
+    pub fn untag_if(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        digest: &str,
+    ) -> Result<bool, RegistryError> {
+        let tag_key = key(&["tags", &repo.key_segment(), tag]);
+        let Some(read) = self.store.get_raw(&tag_key)? else {
+            return Ok(false);
+        };
+        let Some(image) = self.tagged(repo, tag, Some(&read))? else {
+            return Ok(false);
+        };
+        if image.manifest.digest != digest {
+            return Ok(false);
+        }
+        let batch = Batch::new().equals(&tag_key, read).delete(&tag_key);
+        Ok(self.store.apply(&batch)?.is_ok())
     }
 
     fn tag_records(&self, repo: &Repository) -> Result<Vec<(String, TagRecord)>, RegistryError> {
@@ -530,19 +663,34 @@ impl Registry {
             return Err(RegistryError::NameUnknown(repo.to_string()));
         }
         let prefix = format!("{}/", key(&["tags", &repo.key_segment()]));
-        let after = last.map(|l| format!("{prefix}{l}"));
-        let rows = self.store.backend().scan(
-            prefix.as_bytes(),
-            after.as_deref().map(str::as_bytes),
-            n.saturating_add(1),
-        )?;
-        let mut tags: Vec<String> = rows
-            .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-            .collect();
-        let more = tags.len() > n;
-        tags.truncate(n);
-        Ok((tags, more))
+        self.page(&prefix, last, n)
+    }
+
+    /// Every tag of the repositories of `project`, by repository and tag.
+    pub fn tagged_images(&self, project: &str) -> Result<Vec<TaggedImage>, RegistryError> {
+        let mut images = Vec::new();
+        for repo in self.project_repositories(project)? {
+            images.extend(self.repository_images(&repo)?);
+        }
+        Ok(images)
+    }
+
+    /// The repositories of `project`.
+    pub fn project_repositories(&self, project: &str) -> Result<Vec<Repository>, RegistryError> {
+        let prefix = format!("{}/{project}+", key(&["repos"]));
+        let records: Vec<RepositoryRecord> = self.store.list_json(&prefix)?;
+        records.iter().map(|r| Repository::parse(&r.name)).collect()
+    }
+
+    /// The tags of `repo` with their manifests, by tag.
+    pub fn repository_images(&self, repo: &Repository) -> Result<Vec<TaggedImage>, RegistryError> {
+        let mut images = Vec::new();
+        for (tag, pointed) in self.tag_records(repo)? {
+            if let Some(image) = self.image(repo, &tag, pointed)? {
+                images.push(image);
+            }
+        }
+        Ok(images)
     }
 
     /// Manifests of `repo` whose subject is `digest`, of `artifact_type` when given.
@@ -570,19 +718,31 @@ impl Registry {
         last: Option<&str>,
     ) -> Result<(Vec<String>, bool), RegistryError> {
         let prefix = format!("{}/", key(&["repos"]));
-        let after = last.map(|l| format!("{prefix}{}", l.replace('/', "+")));
+        let after = last.map(|l| l.replace('/', "+"));
+        let (names, more) = self.page(&prefix, after.as_deref(), n)?;
+        Ok((names.iter().map(|n| n.replace('+', "/")).collect(), more))
+    }
+
+    /// Up to `n` key suffixes under `prefix` after `after`, and whether more follow.
+    fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<String>, bool), RegistryError> {
+        let after = after.map(|a| format!("{prefix}{a}"));
         let rows = self.store.backend().scan(
             prefix.as_bytes(),
             after.as_deref().map(str::as_bytes),
             n.saturating_add(1),
         )?;
-        let mut names: Vec<String> = rows
+        let mut suffixes: Vec<String> = rows
             .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).replace('+', "/"))
+            .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
             .collect();
-        let more = names.len() > n;
-        names.truncate(n);
-        Ok((names, more))
+        let more = suffixes.len() > n;
+        suffixes.truncate(n);
+        Ok((suffixes, more))
     }
 }
 
@@ -591,6 +751,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::domain::artifacts::policy::OpenGate;
 
     fn registry() -> (Registry, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("wharf-registry-{}", uuid::Uuid::new_v4()));
@@ -630,7 +791,14 @@ mod tests {
         let missing = Digest::of(b"layer");
         let tag = Reference::parse("v1").expect("tag");
         let refused = registry
-            .put_manifest(&repo, &tag, image(&config, &missing), None, "admin")
+            .put_manifest(
+                &repo,
+                &tag,
+                image(&config, &missing),
+                None,
+                "admin",
+                &OpenGate,
+            )
             .await;
         assert!(
             matches!(&refused, Err(RegistryError::ManifestBlobUnknown(d)) if *d == missing.to_string()),
@@ -643,7 +811,14 @@ mod tests {
 
         let layer = push_blob(&registry, &repo, b"layer").await;
         let (digest, _) = registry
-            .put_manifest(&repo, &tag, image(&config, &layer), None, "admin")
+            .put_manifest(
+                &repo,
+                &tag,
+                image(&config, &layer),
+                None,
+                "admin",
+                &OpenGate,
+            )
             .await
             .expect("pushed");
         let read = registry.manifest(&repo, &tag).await.expect("read");
@@ -687,6 +862,7 @@ mod tests {
                     image(&config, &blob),
                     None,
                     "admin",
+                    &OpenGate,
                 )
                 .await
                 .expect("pushed");
@@ -710,7 +886,8 @@ mod tests {
         // Deleting by digest removes every tag pointing to it.
         let digest = Digest::of(&image(&config, &blob));
         registry
-            .delete_manifest(&web, &Reference::Digest(digest))
+            .delete_manifest(&web, &Reference::Digest(digest), &OpenGate)
+            .await
             .expect("deleted");
         assert_eq!(
             registry.tags(&web, 10, None).expect("tags").0,

@@ -40,6 +40,7 @@ pub fn engine(
     audit: &crate::audit::AuditLog,
     deployer: &crate::domain::rollout::Deployer,
     clusters: &crate::domain::clusters::Clusters,
+    packages: &crate::domain::artifacts::packages::Packages,
     max_run_output_bytes: usize,
 ) -> Engine {
     let environments = crate::domain::environments::Environments::new(
@@ -56,6 +57,7 @@ pub fn engine(
             deployer: deployer.clone(),
             config_items: crate::domain::config_items::ConfigItems::new(environments),
             runs: Runs::new(store.clone()),
+            packages: packages.clone(),
         },
         Definitions::new(store.clone()),
         max_run_output_bytes,

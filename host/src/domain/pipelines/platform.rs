@@ -1,5 +1,6 @@
 //! The platform actions of one step invocation: deploy through a change order, read,
-//! roll back or abort a change order, read a config item, read the step's decisions.
+//! roll back or abort a change order, read a config item, publish a build output as a
+//! generic package, read the step's decisions.
 //!
 //! Each is authorized by the authorizer plugin as the user who started the run (never as
 //! the plugin), and audited with the plugin's id and version. A mutation is made once per
@@ -15,6 +16,9 @@ use serde_json::{Value, json};
 use super::runs::Runs;
 use crate::audit::{Actor, AuditLog, Entry, Outcome};
 use crate::auth::Identity;
+use crate::domain::artifacts::packages::{
+    NewPackage, Package, PackageError, PackageType, Packages,
+};
 use crate::domain::config_items::ConfigItems;
 use crate::domain::rollout::{DeployError, DeployRequest, Deployer, Requester};
 use crate::runtime::Runtime;
@@ -34,6 +38,8 @@ pub struct Services {
     pub deployer: Deployer,
     pub config_items: ConfigItems,
     pub runs: Runs,
+    /// Where `publish-artifact` stores build outputs.
+    pub packages: Packages,
 }
 
 /// The invocation the actions belong to.
@@ -81,6 +87,21 @@ fn deploy_error(e: DeployError) -> PlatformError {
         | DeployError::ChangeNotFound(_)
         | DeployError::NotDeployed { .. }
         | DeployError::Deleted { .. } => PlatformError::NotFound(text),
+        _ => PlatformError::Unavailable(text),
+    }
+}
+
+fn package_error(e: PackageError) -> PlatformError {
+    let text = e.to_string();
+    match e {
+        PackageError::Invalid { .. } | PackageError::DigestMismatch { .. } => {
+            PlatformError::Invalid(text)
+        }
+        PackageError::TooLarge { .. } => PlatformError::Invalid(text),
+        PackageError::ProjectNotFound(_) | PackageError::NotFound(_) => {
+            PlatformError::NotFound(text)
+        }
+        PackageError::VersionExists { .. } => PlatformError::Conflict(text),
         _ => PlatformError::Unavailable(text),
     }
 }
@@ -236,6 +257,64 @@ impl RunPlatform {
         Ok(answer)
     }
 
+    /// Stores a build output as a generic package of `project` (source CODE_GENERATE),
+    /// filed under the run's app when the run belongs to that project. `name` ends with
+    /// the package type (`orders.jar`). The same content published again by the same
+    /// user answers the package already stored (so an invocation repeated after a
+    /// restart, whose answer was not kept, gets it back); other content is a conflict.
+    async fn publish(
+        &self,
+        project: String,
+        name: String,
+        version: String,
+        content: Vec<u8>,
+    ) -> Result<Package, PlatformError> {
+        self.authorize("artifact.push", &format!("project:{project}"))
+            .await?;
+        let (base, package_type) = PackageType::split_file_name(&name).ok_or_else(|| {
+            PlatformError::Invalid(format!(
+                "name: `{name}` must end with .jar, .war, .zip, .tar.gz or .rpm"
+            ))
+        })?;
+        let run = self
+            .services
+            .runs
+            .get(&self.invocation.run)
+            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
+        let new = NewPackage {
+            name: base.to_owned(),
+            version,
+            package_type: Some(package_type.extension().to_owned()),
+            source: Some("CODE_GENERATE".to_owned()),
+            app: (run.project == project).then(|| run.app.clone()),
+            ..NewPackage::default()
+        };
+        let packages = &self.services.packages;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content));
+        let checked = match packages.check(&project, new) {
+            Ok(checked) => checked,
+            Err(PackageError::VersionExists { id, .. }) => {
+                let kept = packages.find(&id).map_err(package_error)?;
+                if kept.sha256 == digest && kept.created_by == self.invocation.username {
+                    return Ok(kept);
+                }
+                return Err(PlatformError::Conflict(format!(
+                    "{base} {} ({}) is already published as package {id} with other content",
+                    kept.version,
+                    package_type.extension()
+                )));
+            }
+            Err(e) => return Err(package_error(e)),
+        };
+        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes::Bytes::from(
+            content,
+        ))]);
+        packages
+            .upload(checked, body, &self.invocation.username)
+            .await
+            .map_err(package_error)
+    }
+
     async fn act(&self, call: PlatformCall) -> Result<PlatformAnswer, PlatformError> {
         let i = &self.invocation;
         match call {
@@ -337,10 +416,31 @@ impl RunPlatform {
                     Err(e) => Err(PlatformError::Unavailable(e.to_string())),
                 }
             }
-            PlatformCall::PublishArtifact { .. } => Err(PlatformError::Unavailable(
-                "this Wharf has no artifact store yet: publishing build outputs is not offered"
-                    .into(),
-            )),
+            PlatformCall::PublishArtifact {
+                project,
+                name,
+                version,
+                content,
+            } => {
+                let target = format!("project:{project}");
+                let result = self.publish(project, name, version, content).await;
+                match &result {
+                    Ok(package) => {
+                        self.audit(
+                            "pipeline.publish-artifact",
+                            &format!("{target}/package:{}", package.id),
+                            json!({"package": package.id, "sha256": package.sha256}),
+                            None,
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        self.audit("pipeline.publish-artifact", &target, Value::Null, Some(e))
+                            .await
+                    }
+                }
+                Ok(PlatformAnswer::Text(json_text(&result?)?))
+            }
             PlatformCall::Decisions => {
                 let run = self
                     .services
