@@ -205,8 +205,7 @@ pub async fn content(packages: &Packages, package: &Package) -> Result<Response,
     Ok(response)
 }
 
-/// Deletes a package; its bytes go with the next garbage collection once nothing else
-/// holds the same content.
+/// Deletes a package's record (its bytes stay in the shared blob storage).
 #[utoipa::path(delete, path = "/api/v1/projects/{code}/packages/{id}", tag = "artifacts",
     security(("bearer" = [])),
     params(("code" = String, Path), ("id" = String, Path)),

@@ -63,6 +63,9 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Store(s) => s.into(),
+            RegistryError::NameInvalid(m)
+            | RegistryError::TagInvalid(m)
+            | RegistryError::DigestInvalid(m) => ApiError::invalid("imageId", m),
             other => ApiError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "registry-failed",

@@ -52,7 +52,7 @@ async fn retain(state: &AppState, code: &str, dry_run: bool) -> Result<Retention
 #[utoipa::path(post, path = "/api/v1/projects/{code}/retention/dry-run", tag = "artifacts",
     security(("bearer" = [])), params(("code" = String, Path)),
     responses((status = 200, body = RetentionReport), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 503, body = Problem)))]
+        (status = 409, body = Problem)))]
 async fn dry_run(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -65,7 +65,7 @@ async fn dry_run(
 #[utoipa::path(post, path = "/api/v1/projects/{code}/retention/runs", tag = "artifacts",
     security(("bearer" = [])), params(("code" = String, Path)),
     responses((status = 200, body = RetentionReport), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 503, body = Problem)))]
+        (status = 409, body = Problem)))]
 async fn run(
     State(state): State<AppState>,
     Path(code): Path<String>,

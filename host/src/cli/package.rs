@@ -285,7 +285,9 @@ async fn download(
         .or_else(|| package["size"].as_u64())
         .unwrap_or(0);
     // Written next to the target and renamed once whole and checked.
-    let partial = output.with_extension("part");
+    let mut partial = output.clone().into_os_string();
+    partial.push(".part");
+    let partial = PathBuf::from(partial);
     let mut file = tokio::fs::File::create(&partial)
         .await
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", partial.display()))?;

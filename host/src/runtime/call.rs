@@ -12,7 +12,8 @@
 //!    the log ring; commit kv writes. A plugin that traps too often is disabled, except an
 //!    authorizer: switching off the one that serves would deny every request, so its
 //!    failures fail their own calls closed and are reported (log, metric, audit record,
-//!    at most once per trap window) for an admin to act on.
+//!    at most once per trap window) for an admin to act on. The artifact policy is not
+//!    switched off either: with none serving, every push would be allowed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -246,6 +247,11 @@ impl Runtime {
                     if recent >= self.inner.limits.trap_limit {
                         self.report_failing_authorizer(&ctx, recent, error).await;
                     }
+                } else if plugin.world() == World::ArtifactPolicy {
+                    // Disabling a failing policy would let everything through (an immutable
+                    // tag moved because its policy trapped): its calls fail closed instead.
+                    metrics::counter!("wharf_artifact_policy_failures_total", "plugin" => ctx.id.clone())
+                        .increment(1);
                 } else if recent >= self.inner.limits.trap_limit {
                     self.auto_disable(&ctx.id, &ctx.version, recent, error)
                         .await;

@@ -106,6 +106,17 @@ pub enum BlobError {
     Io(#[from] std::io::Error),
 }
 
+/// A file only one request writes; removed when the request ends without placing it (an
+/// error, a refused digest, or the client going away mid-body).
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Placed files were renamed away; this finds nothing then.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The blob and upload files of one data directory.
 #[derive(Debug, Clone)]
 pub struct BlobFiles {
@@ -337,28 +348,21 @@ impl BlobFiles {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let staged = self
-            .root
-            .join("uploads")
-            .join(format!("{}.whole", uuid::Uuid::new_v4()));
-        let written = self.write_hashed(&staged, body).await;
-        let (actual, size) = match written {
-            Ok(done) => done,
-            Err(e) => {
-                tokio::fs::remove_file(&staged).await.ok();
-                return Err(e);
-            }
-        };
+        let staged = Staged(
+            self.root
+                .join("uploads")
+                .join(format!("{}.whole", uuid::Uuid::new_v4())),
+        );
+        let (actual, size) = self.write_hashed(&staged.0, body).await?;
         if let Some(expected) = expected
             && expected != &actual
         {
-            tokio::fs::remove_file(&staged).await?;
             return Err(BlobError::DigestMismatch {
                 expected: expected.clone(),
                 actual,
             });
         }
-        self.place(&staged, &actual).await?;
+        self.place(&staged.0, &actual).await?;
         Ok((actual, size))
     }
 

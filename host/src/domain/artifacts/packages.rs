@@ -542,16 +542,23 @@ impl Packages {
             })
     }
 
-    /// Deletes a package's records; its blob file stays until garbage collection finds
-    /// nothing referencing it.
+    /// Deletes a package's records. Its blob file stays: identical content may be shared
+    /// with other packages and images, and there is no garbage collection yet.
     pub async fn delete(&self, project: &str, id: &str) -> Result<Package, PackageError> {
+        let record = key(project, id);
         loop {
-            let package = self.get(project, id)?;
-            let record = key(project, id);
-            let read = self.store.get_raw(&record)?;
+            let read = self
+                .store
+                .get_raw(&record)?
+                .ok_or_else(|| PackageError::NotFound(id.to_owned()))?;
+            let package: Package =
+                serde_json::from_slice(&read).map_err(|e| StoreError::Corrupt {
+                    key: record.clone(),
+                    reason: e.to_string(),
+                })?;
             let owned = projects::dependents(&self.store, project)?;
             let batch = Batch::new()
-                .unchanged(&record, read)
+                .equals(&record, read)
                 .delete(&record)
                 .delete(&id_key(id))
                 .delete(&version_key(

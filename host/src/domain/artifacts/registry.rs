@@ -374,8 +374,9 @@ impl Registry {
             }
         }
         for manifest in &parsed.manifests {
-            if self.manifest_record(repo, manifest)?.is_none() {
-                return Err(RegistryError::ManifestBlobUnknown(manifest.to_string()));
+            match self.manifest_record(repo, manifest)? {
+                Some(child) => size += self.footprint(repo, &child, false)?,
+                None => return Err(RegistryError::ManifestBlobUnknown(manifest.to_string())),
             }
         }
         let repo_key = repo.key_segment();
@@ -457,6 +458,32 @@ impl Registry {
         self.image(repo, tag, pointed)
     }
 
+    /// The bytes a manifest stands for: itself, its blobs and, for an index, its child
+    /// manifests' (one level: an index of indexes is not followed further). A blob shared
+    /// by two images counts in each.
+    fn footprint(
+        &self,
+        repo: &Repository,
+        manifest: &ManifestRecord,
+        with_children: bool,
+    ) -> Result<u64, RegistryError> {
+        let mut size = manifest.size;
+        for blob in &manifest.blobs {
+            let link: Option<BlobLink> =
+                self.store
+                    .get_json(&key(&["links", &repo.key_segment(), blob]))?;
+            size += link.map_or(0, |l| l.size);
+        }
+        if with_children {
+            for child in &manifest.manifests {
+                if let Some(record) = self.manifest_record(repo, &Digest::parse(child)?)? {
+                    size += self.footprint(repo, &record, false)?;
+                }
+            }
+        }
+        Ok(size)
+    }
+
     /// A tag with its manifest and size; `None` when the manifest is gone.
     fn image(
         &self,
@@ -468,13 +495,7 @@ impl Registry {
         let Some(manifest) = self.manifest_record(repo, &digest)? else {
             return Ok(None);
         };
-        let mut size = manifest.size;
-        for blob in &manifest.blobs {
-            let link: Option<BlobLink> =
-                self.store
-                    .get_json(&key(&["links", &repo.key_segment(), blob]))?;
-            size += link.map_or(0, |l| l.size);
-        }
+        let size = self.footprint(repo, &manifest, true)?;
         Ok(Some(TaggedImage {
             repository: repo.to_string(),
             tag: tag.to_owned(),
@@ -605,21 +626,19 @@ impl Registry {
         }
     }
 
-    /// Deletes `tag` if it still points to `digest`; whether it did.
-    pub fn untag_if(
-        &self,
-        repo: &Repository,
-        tag: &str,
-        digest: &str,
-    ) -> Result<bool, RegistryError> {
-        let tag_key = key(&["tags", &repo.key_segment(), tag]);
+    /// Deletes the tag of `image` if it is still as `image` saw it (same digest, not pushed
+    /// again since); whether it did.
+    pub fn untag_if(&self, repo: &Repository, image: &TaggedImage) -> Result<bool, RegistryError> {
+        let tag_key = key(&["tags", &repo.key_segment(), &image.tag]);
         let Some(read) = self.store.get_raw(&tag_key)? else {
             return Ok(false);
         };
-        let Some(image) = self.tagged(repo, tag, Some(&read))? else {
-            return Ok(false);
-        };
-        if image.manifest.digest != digest {
+        let pointed: TagRecord =
+            serde_json::from_slice(&read).map_err(|e| StoreError::Corrupt {
+                key: tag_key.clone(),
+                reason: e.to_string(),
+            })?;
+        if pointed.digest != image.manifest.digest || pointed.updated_at != image.tagged_at {
             return Ok(false);
         }
         let batch = Batch::new().equals(&tag_key, read).delete(&tag_key);

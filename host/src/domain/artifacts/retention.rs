@@ -1,8 +1,10 @@
 //! Retention runs. For each repository of a project the serving artifact policy picks,
 //! from the repository's tags (newest first), the tags to delete; a dry run reports them,
-//! a run deletes each one that still points where it pointed when it was picked (a tag
-//! pushed meanwhile is reported as skipped). The manifests and blobs of deleted tags stay
-//! until garbage collection. The plugin decides; the host executes and records.
+//! a run deletes each one that is still as it was when it was picked (a tag pushed
+//! meanwhile is reported as skipped). A repository the policy cannot judge is reported
+//! with its error and the run goes on with the next. The manifests and blobs of deleted
+//! tags stay in storage (there is no garbage collection yet). The plugin decides; the
+//! host executes and records.
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -38,6 +40,8 @@ pub struct RepositoryRetention {
     pub deleted: Vec<ExpiredTag>,
     /// Picked tags left alone, with why.
     pub skipped: Vec<SkippedTag>,
+    /// Why the repository was not judged, if it was not (nothing in it was deleted).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -91,45 +95,65 @@ pub async fn run(
         deleted: 0,
     };
     for repo in registry.project_repositories(project)? {
-        let mut images = registry.repository_images(&repo)?;
-        if images.len() > MAX_RETENTION_TAGS {
-            return Err(RetentionError::TooManyTags {
-                repository: repo.to_string(),
-                count: images.len(),
-                max: MAX_RETENTION_TAGS,
-            });
-        }
-        images.sort_by(|a, b| b.tagged_at.cmp(&a.tagged_at).then(a.tag.cmp(&b.tag)));
-        let asked = images.iter().map(artifact).collect();
-        let picked = runtime
-            .select_for_deletion(&plugin, repo.to_string(), asked, now.clone())
-            .await
-            .map_err(|e| RetentionError::Policy(e.to_string()))?;
-        let mut outcome = RepositoryRetention {
-            repository: repo.to_string(),
-            tags: images.len(),
-            deleted: Vec::new(),
-            skipped: Vec::new(),
-        };
-        for image in images.iter().filter(|i| picked.contains(&i.tag)) {
-            let expired = ExpiredTag {
-                tag: image.tag.clone(),
-                digest: image.manifest.digest.clone(),
-                pushed_at: rfc3339(image.tagged_at),
-            };
-            if dry_run || registry.untag_if(&repo, &image.tag, &image.manifest.digest)? {
-                outcome.deleted.push(expired);
-            } else {
-                outcome.skipped.push(SkippedTag {
-                    tag: image.tag.clone(),
-                    reason: "the tag moved or was deleted after the policy picked it".into(),
-                });
-            }
-        }
+        let outcome = judge(runtime, registry, &plugin, &repo, &now, dry_run).await?;
         report.deleted += outcome.deleted.len();
         report.repositories.push(outcome);
     }
     Ok(report)
+}
+
+/// Retention over one repository; a policy that cannot judge it is its outcome's error.
+async fn judge(
+    runtime: &Runtime,
+    registry: &Registry,
+    plugin: &std::sync::Arc<crate::runtime::ActivePlugin>,
+    repo: &super::Repository,
+    now: &str,
+    dry_run: bool,
+) -> Result<RepositoryRetention, RetentionError> {
+    let mut images = registry.repository_images(repo)?;
+    images.sort_by(|a, b| b.tagged_at.cmp(&a.tagged_at).then(a.tag.cmp(&b.tag)));
+    let mut outcome = RepositoryRetention {
+        repository: repo.to_string(),
+        tags: images.len(),
+        deleted: Vec::new(),
+        skipped: Vec::new(),
+        error: None,
+    };
+    if images.len() > MAX_RETENTION_TAGS {
+        outcome.error = Some(format!(
+            "{} tags, more than the {MAX_RETENTION_TAGS} one retention run judges",
+            images.len()
+        ));
+        return Ok(outcome);
+    }
+    let asked = images.iter().map(artifact).collect();
+    let picked = match runtime
+        .select_for_deletion(plugin, repo.to_string(), asked, now.to_owned())
+        .await
+    {
+        Ok(picked) => picked,
+        Err(error) => {
+            outcome.error = Some(format!("the artifact policy could not decide: {error}"));
+            return Ok(outcome);
+        }
+    };
+    for image in images.iter().filter(|i| picked.contains(&i.tag)) {
+        let expired = ExpiredTag {
+            tag: image.tag.clone(),
+            digest: image.manifest.digest.clone(),
+            pushed_at: rfc3339(image.tagged_at),
+        };
+        if dry_run || registry.untag_if(repo, image)? {
+            outcome.deleted.push(expired);
+        } else {
+            outcome.skipped.push(SkippedTag {
+                tag: image.tag.clone(),
+                reason: "the tag was pushed again or deleted after the policy picked it".into(),
+            });
+        }
+    }
+    Ok(outcome)
 }
 
 /// Runs retention over every project every `interval`, recording each run that deleted
@@ -161,7 +185,12 @@ pub fn schedule(
             for code in codes {
                 let result = run(&runtime, &registry, &code, false).await;
                 let (outcome, after) = match &result {
-                    Ok(report) if report.deleted == 0 => continue,
+                    Ok(report)
+                        if report.deleted == 0
+                            && report.repositories.iter().all(|r| r.error.is_none()) =>
+                    {
+                        continue;
+                    }
                     Ok(report) => (Outcome::Ok, serde_json::to_value(report).ok()),
                     Err(error) => (
                         Outcome::Error,
