@@ -86,6 +86,24 @@ fn app_in(state: &AppState, project: &str, id: &str) -> Result<String, ApiError>
     }
 }
 
+/// The `projectId` of a seed list, once the caller may read its artifacts, and the
+/// list's paging.
+async fn readable_project(
+    state: &AppState,
+    caller: &Caller,
+    parts: &Parts,
+) -> Result<(String, SeedPaging), ApiError> {
+    let project = required_query(parts, "projectId")?;
+    require(
+        state,
+        caller,
+        "artifact.read",
+        &format!("project:{project}"),
+    )
+    .await?;
+    Ok((project, SeedPaging::read(parts)?))
+}
+
 /// The package `packageId` names, once the caller may read it.
 async fn readable(state: &AppState, caller: &Caller, parts: &Parts) -> Result<Package, ApiError> {
     let id = required_query(parts, "packageId")?;
@@ -132,15 +150,7 @@ async fn download_package(State(state): State<AppState>, caller: Caller, parts: 
 async fn list_packages(State(state): State<AppState>, caller: Caller, parts: Parts) -> Response {
     answer(
         async {
-            let project = required_query(&parts, "projectId")?;
-            require(
-                &state,
-                &caller,
-                "artifact.read",
-                &format!("project:{project}"),
-            )
-            .await?;
-            let paging = SeedPaging::read(&parts)?;
+            let (project, paging) = readable_project(&state, &caller, &parts).await?;
             let app = match query(&parts, "appId") {
                 None => None,
                 Some(id) => Some(app_in(&state, &project, &id)?),
@@ -219,15 +229,7 @@ async fn get_image(State(state): State<AppState>, caller: Caller, parts: Parts) 
 async fn list_images(State(state): State<AppState>, caller: Caller, parts: Parts) -> Response {
     answer(
         async {
-            let project = required_query(&parts, "projectId")?;
-            require(
-                &state,
-                &caller,
-                "artifact.read",
-                &format!("project:{project}"),
-            )
-            .await?;
-            let paging = SeedPaging::read(&parts)?;
+            let (project, paging) = readable_project(&state, &caller, &parts).await?;
             state.projects.get(&project)?;
             let app = match query(&parts, "appId") {
                 None => None,

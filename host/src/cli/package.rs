@@ -91,6 +91,15 @@ fn packages_path(project: &str) -> String {
     format!("/api/v1/projects/{}/packages", encode(project))
 }
 
+/// Appends `&key=value` for each value given.
+fn push_given<const N: usize>(query: &mut String, pairs: [(&str, Option<String>); N]) {
+    for (key, value) in pairs {
+        if let Some(value) = value {
+            query.push_str(&format!("&{key}={}", encode(&value)));
+        }
+    }
+}
+
 /// The type a file's name implies.
 fn type_of(file: &Path) -> Option<&'static str> {
     let name = file.file_name()?.to_str()?.to_ascii_lowercase();
@@ -225,11 +234,7 @@ async fn upload(remote: &Remote, args: UploadArgs) -> anyhow::Result<()> {
         ("branch", branch),
         ("source", source),
     ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            query.push_str(&format!("&{key}={}", encode(&value)));
-        }
-    }
+    push_given(&mut query, optional);
     if official {
         query.push_str("&official=true");
     }
@@ -335,11 +340,10 @@ pub async fn run(command: PackageCommand, remote: &Remote) -> anyhow::Result<()>
             name,
         } => {
             let mut query = String::from("pageSize=500");
-            for (key, value) in [("app", app), ("appGroup", app_group), ("name", name)] {
-                if let Some(value) = value {
-                    query.push_str(&format!("&{key}={}", encode(&value)));
-                }
-            }
+            push_given(
+                &mut query,
+                [("app", app), ("appGroup", app_group), ("name", name)],
+            );
             let client = remote.client()?;
             let page: Value = client
                 .get(&format!("{}?{query}", packages_path(&project)))

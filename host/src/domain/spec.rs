@@ -84,6 +84,13 @@ pub enum PackageSource {
     ExistedPackage,
 }
 
+impl PackageSource {
+    /// The seed's name in any case (`user_upload` reads as `USER_UPLOAD`).
+    pub fn parse(text: &str) -> Option<PackageSource> {
+        serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_uppercase())).ok()
+    }
+}
+
 /// A deploy request's spec (seed 001 5.3.18 names). Only `image` and `replicas` (alias
 /// `podNum`) are required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -89,21 +89,8 @@ impl PackageType {
     }
 }
 
-/// Where a package came from (seed 001's `packageSource`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PackageSource {
-    UserUpload,
-    OfficialDemo,
-    CodeGenerate,
-    ExistedPackage,
-}
-
-impl PackageSource {
-    pub fn parse(text: &str) -> Option<PackageSource> {
-        serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_uppercase())).ok()
-    }
-}
+/// Where a package came from: seed 001's `packageSource`, as deploys name it too.
+pub use crate::domain::spec::PackageSource;
 
 /// A stored package.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
